@@ -1,0 +1,464 @@
+"""Image folder (or .zip) -> sharded TFRecords, or NVIDIA StyleGAN's `-rNN.tfrecords` layout.
+
+Atomicity and resume: every output file is written under a `.tmp` name and renamed when complete,
+and a small record per finished shard lands in `.progress/` after the rename. A reader only trusts
+`dataset.json`, which is written last. Re-running the same command on an unfinished destination
+keeps the finished shards and converts the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import imaging
+
+MANIFEST_NAME = "dataset.json"
+STATE_NAME = ".convert-state.json"
+PROGRESS_DIR = ".progress"
+FORMATS = ("raw", "png", "stylegan")
+MANIFEST_VERSION = 1
+
+
+class ConversionError(ValueError):
+    """A user error (bad path, bad option, nothing to convert): reported, non-zero exit."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    resolution: int = 64
+    format: str = "raw"
+    transform: str = "center-crop"
+    resize_filter: str = "lanczos"
+    min_size: int | None = None
+    shard_size: int = 1000
+    seed: int = 0
+    dedupe: bool = False
+    max_pixels: int | None = None
+
+    def validate(self) -> None:
+        if not isinstance(self.resolution, int) or self.resolution < 8:
+            raise ConversionError(f"--resolution must be an integer >= 8, got {self.resolution!r}")
+        if self.format not in FORMATS:
+            raise ConversionError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.format == "stylegan" and self.resolution & (self.resolution - 1):
+            raise ConversionError(
+                f"--format stylegan needs a power-of-two --resolution (4x4 ... NxN levels), got {self.resolution}"
+            )
+        if self.transform not in imaging.TRANSFORMS:
+            raise ConversionError(
+                f"--transform must be one of {', '.join(imaging.TRANSFORMS)}, got {self.transform!r}"
+            )
+        if self.resize_filter not in imaging.RESIZE_FILTERS:
+            raise ConversionError(
+                f"--resize-filter must be one of {', '.join(imaging.RESIZE_FILTERS)}, got {self.resize_filter!r}"
+            )
+        if self.min_size is not None and self.min_size < 1:
+            raise ConversionError(f"--min-size must be >= 1, got {self.min_size}")
+        if self.shard_size < 1:
+            raise ConversionError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ConversionError(f"--max-pixels must be >= 1, got {self.max_pixels}")
+
+    @property
+    def effective_min_size(self) -> int:
+        # Default: never upscale silently. Smaller images are skipped unless the user lowers this.
+        return self.resolution if self.min_size is None else self.min_size
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def list_sources(src: str) -> tuple[list[str], list[dict]]:
+    """Candidate image names under `src` (sorted), plus skipped entries for other files."""
+    if not os.path.exists(src):
+        raise ConversionError(f"source {src!r} does not exist")
+    names: list[str] = []
+    if os.path.isdir(src):
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            for file in files:
+                names.append(os.path.relpath(os.path.join(root, file), src))
+    elif zipfile.is_zipfile(src):
+        with zipfile.ZipFile(src) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+    else:
+        raise ConversionError(f"source {src!r} is neither a folder nor a .zip archive")
+    names.sort()
+    images = [name for name in names if imaging.has_supported_extension(name)]
+    skipped = [
+        {"path": name, "reason": f"unsupported extension (accepted: {' '.join(imaging.SUPPORTED_EXTENSIONS)})"}
+        for name in names
+        if not imaging.has_supported_extension(name)
+    ]
+    return images, skipped
+
+
+_worker_state: dict = {}
+
+
+def _worker_init(src: str, options: ConvertOptions) -> None:
+    _worker_state["src"] = src
+    _worker_state["options"] = options
+    _worker_state["zip"] = zipfile.ZipFile(src) if os.path.isfile(src) else None
+
+
+def _process(name: str):
+    """Worker: decode one source file. Returns (name, payload bytes | None, hash | reason)."""
+    options: ConvertOptions = _worker_state["options"]
+    try:
+        archive = _worker_state["zip"]
+        if archive is not None:
+            data = archive.read(name)
+        else:
+            path = os.path.join(_worker_state["src"], name)
+            if os.path.getsize(path) == 0:
+                raise imaging.ImageSkipped("empty file (0 bytes)")
+            with open(path, "rb") as file:
+                data = file.read()
+        image, digest = imaging.load_pil_image(
+            data,
+            options.resolution,
+            transform=options.transform,
+            resize_filter=options.resize_filter,
+            min_size=options.effective_min_size,
+            max_pixels=options.max_pixels,
+            with_hash=options.dedupe,
+        )
+    except imaging.ImageSkipped as reason:
+        return name, None, str(reason)
+    except Exception as error:  # never let one odd file stop the run
+        return name, None, f"unexpected {type(error).__name__}: {error}"
+    payload = imaging.encode_png(image) if options.format == "png" else image.tobytes()
+    return name, payload, digest
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _bytes_feature(value: bytes):
+    import tensorflow as tf
+
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64_feature(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def serialize_example(payload: bytes, shape) -> bytes:
+    """Our raw/png record: `image` (raw HWC uint8 bytes or PNG bytes) and `shape` [H, W, C]."""
+    import tensorflow as tf
+
+    features = {"image": _bytes_feature(payload), "shape": _int64_feature(shape)}
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def serialize_stylegan_example(chw: np.ndarray) -> bytes:
+    """NVIDIA dataset_tool record: `shape` int64 [C, H, W] and `data` raw uint8 CHW bytes."""
+    import tensorflow as tf
+
+    features = {"shape": _int64_feature(chw.shape), "data": _bytes_feature(chw.tobytes())}
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def stylegan_levels(hwc: np.ndarray) -> list[np.ndarray]:
+    """All levels of one image, full resolution first, CHW uint8, as NVIDIA's dataset_tool makes them:
+    each level is the 2x2 mean of the (unrounded) level above, rounded only when stored."""
+    image = hwc.transpose(2, 0, 1)
+    levels = [image]
+    current = image.astype(np.float32)
+    while current.shape[1] > 4:
+        current = (current[:, 0::2, 0::2] + current[:, 0::2, 1::2] + current[:, 1::2, 0::2] + current[:, 1::2, 1::2]) * 0.25
+        levels.append(np.rint(current).clip(0, 255).astype(np.uint8))
+    return levels
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_json_atomic(path: str, payload) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as file:
+        json.dump(payload, file, indent=2)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+
+
+def _shard_name(index: int, count: int) -> str:
+    return f"shard-{index:05d}-of-{count:05d}.tfrecords"
+
+
+def _is_our_output(name: str) -> bool:
+    return (
+        name in (MANIFEST_NAME, STATE_NAME, PROGRESS_DIR)
+        or name.endswith((".tfrecords", ".tfrecords.tmp", ".json.tmp"))
+    )
+
+
+def _prepare_destination(dest: str, state: dict, overwrite: bool) -> bool:
+    """Returns True when an unfinished conversion with the same inputs and options is resumed."""
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise ConversionError(f"destination {dest!r} exists and is not a folder")
+    os.makedirs(dest, exist_ok=True)
+    entries = [name for name in os.listdir(dest) if not name.startswith(".git")]
+    state_path = os.path.join(dest, STATE_NAME)
+    if overwrite:
+        for name in entries:
+            if _is_our_output(name):
+                path = os.path.join(dest, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        return False
+    if not entries:
+        return False
+    if os.path.exists(state_path) and not os.path.exists(os.path.join(dest, MANIFEST_NAME)):
+        with open(state_path, encoding="utf-8") as file:
+            previous = json.load(file)
+        if previous == state:
+            return True
+        raise ConversionError(
+            f"destination {dest!r} holds an unfinished conversion of other inputs or options; "
+            "rerun that exact command to finish it, or pass --overwrite to start over"
+        )
+    raise ConversionError(f"destination {dest!r} is not empty; pass --overwrite to replace its dataset files")
+
+
+def convert_folder(
+    src: str,
+    dest: str = "tfrecords",
+    resolution: int = 64,
+    *,
+    format: str = "raw",
+    transform: str = "center-crop",
+    resize_filter: str = "lanczos",
+    min_size: int | None = None,
+    shard_size: int = 1000,
+    seed: int = 0,
+    dedupe: bool = False,
+    max_pixels: int | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Convert every image under `src` (folder, recursive, or .zip) and return the manifest.
+
+    Bad files are skipped and listed in the manifest's `skipped` with a reason; user errors raise
+    ConversionError. See the module docstring for atomicity and resume.
+    """
+    options = ConvertOptions(
+        resolution=resolution,
+        format=format,
+        transform=transform,
+        resize_filter=resize_filter,
+        min_size=min_size,
+        shard_size=shard_size,
+        seed=seed,
+        dedupe=dedupe,
+        max_pixels=max_pixels,
+    )
+    options.validate()
+    src = os.path.abspath(src)
+    names, skipped = list_sources(src)
+    if not names:
+        raise ConversionError(
+            f"no images in {src!r} (looked for {' '.join(imaging.SUPPORTED_EXTENSIONS)}; {len(skipped)} other files)"
+        )
+    order = np.random.default_rng(seed).permutation(len(names))
+    names = [names[i] for i in order]
+    listing_hash = hashlib.sha256("\n".join(names).encode()).hexdigest()
+    state = {"source": src, "listing_sha256": listing_hash, "options": asdict(options)}
+    resumed = _prepare_destination(dest, state, overwrite)
+    _write_json_atomic(os.path.join(dest, STATE_NAME), state)
+
+    if options.format == "stylegan":
+        written, shards, more_skipped = _convert_stylegan(src, dest, names, options, workers, progress)
+    else:
+        written, shards, more_skipped = _convert_sharded(src, dest, names, options, workers, progress, resumed)
+    skipped.extend(more_skipped)
+    skipped.sort(key=lambda entry: entry["path"])
+    if written == 0:
+        reasons = sorted({entry["reason"].split(" (")[0] for entry in skipped})
+        raise ConversionError(f"no image could be converted from {src!r}; skip reasons: {'; '.join(reasons)}")
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "num_images": written,
+        "resolution": options.resolution,
+        "channels": 3,
+        "format": options.format,
+        "features": (
+            {"shape": "int64 [C, H, W]", "data": "bytes, uint8 CHW"}
+            if options.format == "stylegan"
+            else {"image": "bytes, " + ("uint8 HWC" if options.format == "raw" else "PNG"), "shape": "int64 [H, W, C]"}
+        ),
+        "shards": shards,
+        "skipped": skipped,
+        "source": src,
+        "options": asdict(options),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_json_atomic(os.path.join(dest, MANIFEST_NAME), manifest)
+    os.remove(os.path.join(dest, STATE_NAME))
+    shutil.rmtree(os.path.join(dest, PROGRESS_DIR), ignore_errors=True)
+    return manifest
+
+
+def _pool_context():
+    """The multiprocessing context for decode workers, or None to decode in this process.
+
+    fork is cheapest but unsafe once TensorFlow's threads exist; spawn re-imports the main module,
+    which is impossible for code read from stdin (workers would die and be restarted forever)."""
+    if "fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules:
+        return multiprocessing.get_context("fork")
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.isfile(main_file):
+        return None
+    return multiprocessing.get_context("spawn")
+
+
+def _results(src, names, options, workers, progress, total, initial=0):
+    """Decoded images in `names` order, from a pool of processes (all cores by default).
+
+    The pool is started before returning, so callers may import TensorFlow afterwards."""
+    workers = workers or os.cpu_count() or 1
+    context = _pool_context() if workers > 1 and len(names) >= 64 else None
+    pool = None
+    if context is not None:
+        pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options))
+    else:
+        _worker_init(src, options)
+    bar = tqdm(total=total, initial=initial, unit="img", desc="convert", disable=not progress, smoothing=0.1)
+
+    def generate():
+        try:
+            results = pool.imap(_process, names, chunksize=32) if pool else map(_process, names)
+            for result in results:
+                yield result
+                bar.update()
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            bar.close()
+
+    return generate()
+
+
+def _convert_sharded(src, dest, names, options, workers, progress, resumed):
+    count = math.ceil(len(names) / options.shard_size)
+    progress_dir = os.path.join(dest, PROGRESS_DIR)
+    os.makedirs(progress_dir, exist_ok=True)
+    done: dict[int, dict] = {}
+    if resumed:
+        for index in range(count):
+            record = os.path.join(progress_dir, f"{index:05d}.json")
+            if os.path.exists(record) and os.path.exists(os.path.join(dest, _shard_name(index, count))):
+                with open(record, encoding="utf-8") as file:
+                    done[index] = json.load(file)
+        if done and progress:
+            print(f"resuming: {len(done)} of {count} shards already complete")
+    for name in os.listdir(dest):
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(dest, name))  # leftovers of the interrupted run
+    seen_hashes = {digest for record in done.values() for digest in record["hashes"]}
+    skipped = [entry for record in done.values() for entry in record["skipped"]]
+    todo = [i for i in range(count) if i not in done]
+    todo_names = [name for i in todo for name in names[i * options.shard_size : (i + 1) * options.shard_size]]
+    results = _results(src, todo_names, options, workers, progress, len(names), len(names) - len(todo_names))
+    import tensorflow as tf  # after the workers exist (see _pool_context)
+
+    shape = (options.resolution, options.resolution, 3)
+    for index in todo:
+        final = os.path.join(dest, _shard_name(index, count))
+        tmp = final + ".tmp"
+        hashes, shard_skipped, written = [], [], 0
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for _ in names[index * options.shard_size : (index + 1) * options.shard_size]:
+                name, payload, info = next(results)
+                if payload is None:
+                    shard_skipped.append({"path": name, "reason": info})
+                    continue
+                if options.dedupe and info in seen_hashes:
+                    shard_skipped.append({"path": name, "reason": "exact duplicate of an earlier image (--dedupe)"})
+                    continue
+                seen_hashes.add(info)
+                hashes.append(info)
+                writer.write(serialize_example(payload, shape))
+                written += 1
+        os.replace(tmp, final)
+        record = {
+            "file": os.path.basename(final),
+            "num_images": written,
+            "sha256": file_sha256(final),
+            "hashes": hashes,
+            "skipped": shard_skipped,
+        }
+        _write_json_atomic(os.path.join(progress_dir, f"{index:05d}.json"), record)
+        done[index] = record
+        skipped.extend(shard_skipped)
+    results.close()
+    shards = [
+        {"file": done[i]["file"], "num_images": done[i]["num_images"], "sha256": done[i]["sha256"]}
+        for i in range(count)
+    ]
+    empty = [shard for shard in shards if shard["num_images"] == 0]
+    for shard in empty:  # every file of a shard was skipped: keep no empty file around
+        os.remove(os.path.join(dest, shard["file"]))
+    shards = [shard for shard in shards if shard["num_images"] > 0]
+    return sum(shard["num_images"] for shard in shards), shards, skipped
+
+
+def _convert_stylegan(src, dest, names, options, workers, progress):
+    prefix = os.path.join(dest, os.path.basename(os.path.normpath(os.path.abspath(dest))))
+    log2 = int(round(math.log2(options.resolution)))
+    paths = [f"{prefix}-r{level:02d}.tfrecords" for level in range(log2, 1, -1)]
+    for name in os.listdir(dest):
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(dest, name))
+    results = _results(src, names, options, workers, progress, len(names))
+    import tensorflow as tf  # after the workers exist (see _pool_context)
+
+    writers = [tf.io.TFRecordWriter(path + ".tmp") for path in paths]
+    skipped, seen, written = [], set(), 0
+    try:
+        for name, payload, info in results:
+            if payload is None:
+                skipped.append({"path": name, "reason": info})
+                continue
+            if options.dedupe and info in seen:
+                skipped.append({"path": name, "reason": "exact duplicate of an earlier image (--dedupe)"})
+                continue
+            seen.add(info)
+            hwc = np.frombuffer(payload, np.uint8).reshape(options.resolution, options.resolution, 3)
+            for writer, level in zip(writers, stylegan_levels(hwc)):
+                writer.write(serialize_stylegan_example(level))
+            written += 1
+    finally:
+        for writer in writers:
+            writer.close()
+    shards = []
+    for path in paths:
+        if written:
+            os.replace(path + ".tmp", path)
+            shards.append({"file": os.path.basename(path), "num_images": written, "sha256": file_sha256(path)})
+        else:
+            os.remove(path + ".tmp")
+    return written, shards, skipped

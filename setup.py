@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="keras-anime-gan",
+    version="0.1.0",
+    description="Train, compare, evaluate, explore and serve GANs that draw anime faces (Keras 3 / TensorFlow 2).",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_anime_gan", "keras_anime_gan.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "numpy",
+        "pillow",
+        "matplotlib",
+        "scipy",
+        "tqdm",
+    ],
+    extras_require={
+        "test": ["pytest"],
+        "video": ["imageio", "imageio-ffmpeg"],
+        "bench": ["torch"],
+    },
+    entry_points={"console_scripts": ["keras-anime-gan=keras_anime_gan.cli:main"]},
+)
