@@ -130,7 +130,7 @@ def load_dataset(
     if repeat:
         dataset = dataset.repeat()
     if per_image is not None:
-        dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE, deterministic=seed is not None or None)
+        dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE)
         if kind == "folder":
             # Corrupt or undecodable files are dropped with a logged warning, never stopping training.
             dataset = dataset.ignore_errors(log_warning=True)
@@ -139,18 +139,18 @@ def load_dataset(
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE, deterministic=seed is not None or None)
+        dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds))
     dataset = dataset.map(
         lambda images, pair: _finish_batch(images, pair, target, flip),
         num_parallel_calls=AUTOTUNE,
-        deterministic=seed is not None or None,
     )
     options = tf.data.Options()
     # Each worker reads every file and keeps its 1/N of the elements: right for few, big shards.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    options.deterministic = seed is not None
+    # Order may vary only where the user asked for neither a seed nor a fixed order.
+    options.deterministic = seed is not None or not shuffle
     dataset = dataset.with_options(options)
     return dataset.prefetch(AUTOTUNE)
 
@@ -163,7 +163,6 @@ def _records(files, shuffle, seed):
         tf.data.TFRecordDataset,
         cycle_length=min(len(files), 4),
         num_parallel_calls=AUTOTUNE,
-        deterministic=True if seed is not None else None,
     )
 
 

@@ -1,0 +1,484 @@
+"""The GAN family as `keras.Model` subclasses with a custom `train_step`.
+
+`GAN` owns the training loop: each step performs `schedule()` discriminator updates, then generator
+updates. Variants change only their losses (`discriminator_loss`, `generator_loss`,
+`discriminator_penalty`) or their schedule, never the loop.
+
+Distribution: per-example losses are averaged over the global batch with
+`tf.nn.compute_average_loss` (Keras's optimizers sum gradients across replicas), and every random
+draw comes from a `tf.random.Generator`, which gives each replica its own stream and is saved in
+checkpoints so a resumed run continues the same sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import models
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- losses
+# Each takes logits of shape (batch, 1) and returns per-example losses of shape (batch,).
+
+
+def bce_discriminator_loss(real_logits, fake_logits, real_target=1.0, fake_target=0.0):
+    """Binary cross-entropy on logits, averaged over the real and the fake half:
+    L_D = 1/2 [CE(D(x), real_target) + CE(D(G(z)), fake_target)]."""
+    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(real_logits), real_target), real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(fake_logits), fake_target), fake_logits)
+    return 0.5 * (tf.reduce_mean(real, axis=-1) + tf.reduce_mean(fake, axis=-1))
+
+
+def bce_generator_loss(fake_logits):
+    """Non-saturating generator loss: CE(D(G(z)), 1)."""
+    return tf.reduce_mean(tf.nn.softplus(-fake_logits), axis=-1)
+
+
+def least_squares_discriminator_loss(real_logits, fake_logits):
+    """Mao et al.: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
+    return tf.reduce_mean(0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits), axis=-1)
+
+
+def least_squares_generator_loss(fake_logits):
+    """Mao et al.: 1/2 E[(D(G(z)) - 1)^2]."""
+    return tf.reduce_mean(0.5 * tf.square(fake_logits - 1.0), axis=-1)
+
+
+def wasserstein_critic_loss(real_logits, fake_logits):
+    """E[f(G(z))] - E[f(x)]: the critic maximises the gap between real and fake scores."""
+    return tf.reduce_mean(fake_logits - real_logits, axis=-1)
+
+
+def wasserstein_generator_loss(fake_logits):
+    return tf.reduce_mean(-fake_logits, axis=-1)
+
+
+def gradient_penalty(critic, real, fake, alpha):
+    """Per-example (||grad_x f(x_hat)||_2 - 1)^2 at x_hat = alpha * real + (1 - alpha) * fake.
+
+    The norm is sqrt(sum g^2 + 1e-12): finite gradients even where the critic's gradient is zero.
+    """
+    interpolates = alpha * real + (1.0 - alpha) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(interpolates)
+        scores = critic(interpolates, training=True)
+    gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
+    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))) + 1e-12)
+    return tf.square(norms - 1.0)
+
+
+# ----------------------------------------------------------------------------- base
+
+
+class GAN(keras.Model):
+    """A generator and a discriminator trained adversarially by `fit`.
+
+    Args:
+        generator: latent (batch, latent_dim) -> images in [-1, 1].
+        discriminator: images -> logits (batch, 1).
+        latent_dim: width of z; read from the generator when omitted.
+        ema: decay of an exponential moving average of the generator's weights (e.g. 0.999);
+            `generate` and `ema_generator` then use the averaged weights.
+        seed: seed of the random stream (latents, interpolation weights).
+    """
+
+    metric_names: tuple[str, ...] = ("d_loss", "g_loss")
+    default_d_learning_rate = 2e-4
+    default_g_learning_rate = 2e-4
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, name=None, **kwargs):
+        super().__init__(name=name or type(self).__name__.lower(), **kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim or generator.input_shape[-1])
+        if ema is not None and not 0.0 < ema < 1.0:
+            raise ValueError(f"ema must be in (0, 1), e.g. 0.999; got {ema}")
+        self.ema_decay = ema
+        self.seed = seed
+        self.rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
+        self._ema_weights = []
+        if ema is not None:
+            self._ema_weights = [
+                self.add_weight(
+                    shape=variable.shape,
+                    initializer=keras.initializers.Constant(keras.ops.convert_to_numpy(variable)),
+                    trainable=False,
+                    # Every replica computes the same average; take the first instead of syncing.
+                    aggregation="only_first_replica",
+                    name=f"ema_{index}",
+                )
+                for index, variable in enumerate(generator.trainable_variables)
+            ]
+        self.__dict__["_ema_generator_cache"] = None  # a plain attribute: not tracked, not saved twice
+        # The sub-models are built already. Keras would otherwise build this model by calling it
+        # on a batch of real images, which `call` (latents -> images) does not accept.
+        self.built = True
+
+    # -- Keras plumbing -----------------------------------------------------------------
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, latents, training=False):
+        return self.generator(latents, training=training)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=None, **kwargs):
+        """Optimizers default to this GAN's paper settings (`default_optimizers`).
+
+        jit_compile: None means XLA wherever it works: on, except under a strategy with more than
+        one replica, where Keras cannot combine XLA with the cross-replica gradient sum.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if jit_compile is None:
+            jit_compile = replicas == 1
+        elif jit_compile and replicas > 1:
+            log.warning("jit_compile=True is not supported with %d replicas in Keras; training without XLA", replicas)
+            jit_compile = False
+        super().compile(jit_compile=jit_compile, **kwargs)
+        default_d, default_g = self.default_optimizers()
+        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d)
+        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g)
+        # Built up front: variables created inside a distributed or XLA step are not allowed.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def default_optimizers(self):
+        """(discriminator optimizer, generator optimizer): Adam(2e-4, beta_1=0.5) as in DCGAN."""
+        return (
+            keras.optimizers.Adam(self.default_d_learning_rate, beta_1=0.5),
+            keras.optimizers.Adam(self.default_g_learning_rate, beta_1=0.5),
+        )
+
+    # -- what variants override ---------------------------------------------------------
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        raise NotImplementedError
+
+    def generator_loss(self, fake_logits):
+        raise NotImplementedError
+
+    def discriminator_penalty(self, real, fake):
+        """Extra per-example discriminator loss (e.g. a gradient penalty); None for none."""
+        return None
+
+    def schedule(self, real):
+        """(discriminator updates, generator updates) for this step: Python ints or int32 tensors."""
+        return 1, 1
+
+    # -- the training loop --------------------------------------------------------------
+
+    def sample_latent(self, batch_size):
+        return self.rng.normal((batch_size, self.latent_dim))
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        real = tf.cast(real, tf.float32)
+        d_updates, g_updates = self.schedule(real)
+        batch_size = tf.shape(real)[0]
+        d_loss = _repeat(d_updates, lambda: self.discriminator_step(real))
+        g_loss = _repeat(g_updates, lambda: self.generator_step(batch_size))
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["g_loss"].update_state(g_loss)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def discriminator_step(self, real):
+        latents = self.sample_latent(tf.shape(real)[0])
+        with tf.GradientTape() as tape:
+            fake = self.generator(latents, training=True)
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            per_example = self.discriminator_loss(real_logits, fake_logits)
+            penalty = self.discriminator_penalty(real, fake)
+            total = per_example if penalty is None else per_example + penalty
+            loss = tf.nn.compute_average_loss(total)
+            scaled = self.d_optimizer.scale_loss(loss)
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        return tf.reduce_mean(per_example)
+
+    def generator_step(self, batch_size):
+        latents = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latents, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            per_example = self.generator_loss(fake_logits)
+            loss = tf.nn.compute_average_loss(per_example)
+            scaled = self.g_optimizer.scale_loss(loss)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        if self._ema_weights:
+            decay = self.ema_decay
+            for average, variable in zip(self._ema_weights, variables):
+                average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
+        return tf.reduce_mean(per_example)
+
+    # -- using the trained generator ----------------------------------------------------
+
+    @property
+    def ema_generator(self):
+        """The generator with the moving-average weights (the generator itself without `ema`)."""
+        if not self._ema_weights:
+            return self.generator
+        cache = self.__dict__["_ema_generator_cache"]
+        if cache is None:
+            cache = keras.models.clone_model(self.generator)
+            self.__dict__["_ema_generator_cache"] = cache
+        cache.set_weights(self.generator.get_weights())  # BatchNorm statistics and any non-trainable state
+        for target, average in zip(cache.trainable_variables, self._ema_weights):
+            target.assign(average)
+        return cache
+
+    def generate(self, num_images, seed=None, truncation=None, batch_size=256):
+        """`num_images` uint8 images (N, H, W, 3); the same seed gives the same images.
+
+        truncation: scale latents by this factor (psi); values below 1 trade variety for quality.
+        """
+        from .data.pipeline import to_uint8
+
+        latents = latents_for_seed(num_images, self.latent_dim, seed)
+        if truncation is not None:
+            latents = latents * float(truncation)
+        generator = self.ema_generator
+        images = [generator(latents[i : i + batch_size], training=False) for i in range(0, num_images, batch_size)]
+        return to_uint8(np.concatenate([keras.ops.convert_to_numpy(x) for x in images]))
+
+    def get_config(self):
+        return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
+
+
+def latents_for_seed(num_images, latent_dim, seed=None) -> np.ndarray:
+    """The project's one mapping from a seed to latents (NumPy, so the same on every device)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((num_images, latent_dim)).astype(np.float32)
+
+
+def _repeat(times, step):
+    """Run `step` `times` times; a Python int unrolls, a tensor becomes a tf.while_loop."""
+    if isinstance(times, int):
+        loss = step()
+        for _ in range(times - 1):
+            loss = step()
+        return loss
+
+    def body(index, _):
+        return index + 1, step()
+
+    _, loss = tf.while_loop(lambda index, _: index < times, body, (tf.constant(0), tf.constant(0.0)))
+    return loss
+
+
+def _with_loss_scaling(optimizer):
+    """Under a float16 policy, wrap the optimizer so small gradients do not underflow."""
+    if keras.mixed_precision.dtype_policy().compute_dtype == "float16" and not isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer
+    ):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+# ----------------------------------------------------------------------------- variants
+
+
+class DCGAN(GAN):
+    """Non-saturating BCE. `label_smoothing=0.1` gives the fuzzy targets 0.9 (real) / 0.1 (fake)
+    of the Artificial Anime Character Design report; `one_sided=True` smooths only the real side.
+    That report trained with separate rates (G 5e-4, D 1e-4): pass `d_learning_rate` and
+    `g_learning_rate`. Defaults: Adam 2e-4 for both, beta_1 0.5 (Radford et al.)."""
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, label_smoothing=0.0, one_sided=False,
+                 d_learning_rate=None, g_learning_rate=None, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, **kwargs)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), e.g. 0.1; got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.one_sided = bool(one_sided)
+        self.default_d_learning_rate = d_learning_rate or type(self).default_d_learning_rate
+        self.default_g_learning_rate = g_learning_rate or type(self).default_g_learning_rate
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        fake_target = 0.0 if self.one_sided else self.label_smoothing
+        return bce_discriminator_loss(real_logits, fake_logits, 1.0 - self.label_smoothing, fake_target)
+
+    def generator_loss(self, fake_logits):
+        return bce_generator_loss(fake_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing, "one_sided": self.one_sided}
+
+
+class LSGAN(DCGAN):
+    """Least-squares objectives (Mao et al.) as written in the Artificial Anime Character Design
+    report; the same networks and optimizers as DCGAN, no sigmoid on the discriminator."""
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        return least_squares_discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits):
+        return least_squares_generator_loss(fake_logits)
+
+
+class WGAN(GAN):
+    """Wasserstein GAN with weight clipping: every critic weight stays in [-clip_value, clip_value]
+    (enforced as a Keras constraint, applied by the optimizer after each update, so it also holds
+    under tf.distribute), RMSprop(5e-5), `n_critic` critic updates per generator update, each with
+    the step's real batch and fresh latents (as keras.io's WGAN-GP example does)."""
+
+    default_d_learning_rate = 5e-5
+    default_g_learning_rate = 5e-5
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, clip_value=0.01, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, **kwargs)
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        if clip_value is not None and clip_value <= 0:
+            raise ValueError(f"clip_value must be > 0, got {clip_value}")
+        self.n_critic = int(n_critic)
+        self.clip_value = None if clip_value is None else float(clip_value)
+        if self.clip_value is not None:
+            clip = ClipWeights(self.clip_value)
+            for variable in discriminator.trainable_variables:
+                variable.constraint = clip
+                variable.assign(clip(variable))
+
+    def default_optimizers(self):
+        return (keras.optimizers.RMSprop(self.default_d_learning_rate), keras.optimizers.RMSprop(self.default_g_learning_rate))
+
+    def schedule(self, real):
+        return self.n_critic, 1
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        return wasserstein_critic_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits):
+        return wasserstein_generator_loss(fake_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "n_critic": self.n_critic, "clip_value": self.clip_value}
+
+
+@keras.saving.register_keras_serializable(package="keras_anime_gan")
+class ClipWeights(keras.constraints.Constraint):
+    def __init__(self, clip_value):
+        self.clip_value = clip_value
+
+    def __call__(self, weights):
+        return keras.ops.clip(weights, -self.clip_value, self.clip_value)
+
+    def get_config(self):
+        return {"clip_value": self.clip_value}
+
+
+class WGANGP(WGAN):
+    """WGAN with a gradient penalty (Gulrajani et al.): lambda * (||grad f(x_hat)|| - 1)^2 on uniform
+    random interpolates instead of clipping; Adam(1e-4, beta_1=0.5, beta_2=0.9). Tracks `gp`, the
+    mean unweighted penalty. Use a critic without BatchNorm (`norm="layer"` or `"instance"`)."""
+
+    metric_names = GAN.metric_names + ("gp",)
+    default_d_learning_rate = 1e-4
+    default_g_learning_rate = 1e-4
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, gp_weight=10.0, beta_1=0.5, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, n_critic=n_critic, clip_value=None, **kwargs)
+        if gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got {gp_weight}")
+        self.gp_weight = float(gp_weight)
+        self.beta_1 = float(beta_1)
+
+    def default_optimizers(self):
+        return (
+            keras.optimizers.Adam(self.default_d_learning_rate, beta_1=self.beta_1, beta_2=0.9),
+            keras.optimizers.Adam(self.default_g_learning_rate, beta_1=self.beta_1, beta_2=0.9),
+        )
+
+    def discriminator_penalty(self, real, fake):
+        alpha = self.rng.uniform([tf.shape(real)[0]] + [1] * (len(real.shape) - 1))  # one weight per example
+        penalty = gradient_penalty(self.discriminator, real, tf.cast(fake, real.dtype), alpha)
+        self.trackers["gp"].update_state(tf.reduce_mean(penalty))
+        return self.gp_weight * penalty
+
+    def get_config(self):
+        return {**super().get_config(), "gp_weight": self.gp_weight, "beta_1": self.beta_1}
+
+
+class DynamicGAN(DCGAN):
+    """The CSC412 report's dynamic schedule. Each step first measures the discriminator's accuracy
+    `acc` on the step's real batch and a fresh fake batch (real: logit > 0, fake: logit < 0), then
+    performs int(max(scale * acc, d_min)) discriminator updates and int(max(scale * (1 - acc), g_min))
+    generator updates (scale 10, d_min 1, g_min 3 in the report; these are the report's formulas,
+    although its prose describes the opposite direction). The loop runs inside the compiled graph
+    (tf.while_loop), also under XLA. Under several replicas the accuracy is the global one, so all
+    replicas perform the same number of updates."""
+
+    metric_names = GAN.metric_names + ("d_acc", "d_steps", "g_steps")
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, scale=10.0, d_min=1, g_min=3, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, **kwargs)
+        if scale <= 0 or d_min < 1 or g_min < 1:
+            raise ValueError(f"need scale > 0, d_min >= 1 and g_min >= 1; got {scale}, {d_min}, {g_min}")
+        self.scale, self.d_min, self.g_min = float(scale), int(d_min), int(g_min)
+
+    def discriminator_accuracy(self, real):
+        """(correct, total) over the real batch and an equally large fake batch, summed over replicas."""
+        fake = self.generator(self.sample_latent(tf.shape(real)[0]), training=True)
+        real_logits = self.discriminator(real, training=True)
+        fake_logits = self.discriminator(fake, training=True)
+        correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float64)) + tf.reduce_sum(tf.cast(fake_logits < 0, tf.float64))
+        total = tf.cast(tf.size(real_logits) + tf.size(fake_logits), tf.float64)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            correct, total = context.all_reduce("sum", correct), context.all_reduce("sum", total)
+        return correct, total
+
+    def updates_for(self, correct, total):
+        """The report's rule in float64, multiplying before dividing so 10 * 7/10 is exactly 7."""
+        d_updates = tf.floor(tf.maximum(self.scale * correct / total, self.d_min))
+        g_updates = tf.floor(tf.maximum(self.scale * (total - correct) / total, self.g_min))
+        return tf.cast(d_updates, tf.int32), tf.cast(g_updates, tf.int32)
+
+    def schedule(self, real):
+        correct, total = self.discriminator_accuracy(real)
+        d_updates, g_updates = self.updates_for(correct, total)
+        self.trackers["d_acc"].update_state(tf.cast(correct / total, tf.float32))
+        self.trackers["d_steps"].update_state(tf.cast(d_updates, tf.float32))
+        self.trackers["g_steps"].update_state(tf.cast(g_updates, tf.float32))
+        return d_updates, g_updates
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "d_min": self.d_min, "g_min": self.g_min}
+
+
+# ----------------------------------------------------------------------------- factory
+
+GAN_CLASSES = {"dcgan": DCGAN, "lsgan": LSGAN, "wgan": WGAN, "wgan-gp": WGANGP, "dynamic": DynamicGAN}
+ARCHS = {"dcgan": ("dcgan", "dcgan"), "csc412": ("upsample", "dropout")}
+
+
+def create_gan(name="dcgan", resolution=64, latent_dim=100, *, arch="dcgan", width=64, norm=None, **options) -> GAN:
+    """Any GAN of the family with networks that fit it.
+
+    name: dcgan, lsgan, wgan, wgan-gp or dynamic. arch: "dcgan" (Radford et al.) or "csc412" (the
+    CSC412 report's upsampling generator and dropout discriminator). norm: the discriminator's
+    normalisation; defaults to batch, except layer normalisation for the WGAN-GP critic (the paper
+    advises against BatchNorm there). Other options go to the GAN class (label_smoothing, n_critic,
+    ema, ...).
+    """
+    if name not in GAN_CLASSES:
+        raise ValueError(f"unknown GAN {name!r}; choose from {', '.join(GAN_CLASSES)}")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    g_arch, d_arch = ARCHS[arch]
+    if norm is None:
+        norm = "layer" if name == "wgan-gp" else "batch"
+    norm = None if norm == "none" else norm
+    generator = models.build_generator(resolution, latent_dim, width, g_arch)
+    discriminator = models.build_discriminator(resolution, width, d_arch, norm)
+    return GAN_CLASSES[name](generator, discriminator, latent_dim, **options)
+

@@ -1,0 +1,41 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "data" / "anime-faces-96"))
+
+
+@pytest.fixture(scope="session")
+def shared_faces_dir() -> Path:
+    if not SHARED_FACES.is_dir():
+        pytest.skip(f"real faces not found at {SHARED_FACES} (set ANIME_FACES_DIR to the anime-faces-96 folder)")
+    return SHARED_FACES
+
+
+@pytest.fixture
+def faces_dir(shared_faces_dir, tmp_path) -> Path:
+    """40 real faces copied into a temporary folder (the shared folder is never written to)."""
+    target = tmp_path / "faces"
+    target.mkdir()
+    for index in range(40):
+        shutil.copy(shared_faces_dir / f"{index}.jpg", target / f"{index}.jpg")
+    return target
+
+
+def run_cli(*args, check=True, env=None, timeout=300):
+    """`python -m keras_anime_gan ARGS` in a fresh process; returns the CompletedProcess."""
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_anime_gan", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, env=environment, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result

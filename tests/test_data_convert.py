@@ -1,0 +1,304 @@
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_cli
+from keras_anime_gan.data import ConversionError, convert_folder, synthetic_faces
+
+
+def read_records(path):
+    import tensorflow as tf
+
+    return [record.numpy() for record in tf.data.TFRecordDataset(str(path))]
+
+
+def raw_images(dest):
+    """Every image of a raw conversion, parsed here with our documented feature spec."""
+    import tensorflow as tf
+
+    manifest = json.loads((dest / "dataset.json").read_text())
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "shape": tf.io.FixedLenFeature([3], tf.int64)}
+    images = []
+    for shard in manifest["shards"]:
+        for record in read_records(dest / shard["file"]):
+            parsed = tf.io.parse_single_example(record, spec)
+            shape = parsed["shape"].numpy()
+            images.append(np.frombuffer(parsed["image"].numpy(), np.uint8).reshape(shape))
+    return images
+
+
+def digest_set(images):
+    return sorted(hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest() for image in images)
+
+
+def pillow_reference(path, resolution=64):
+    return np.asarray(Image.open(path).convert("RGB").resize((resolution, resolution), Image.Resampling.LANCZOS))
+
+
+def test_raw_round_trip_is_pixel_exact_against_pillow(faces_dir, tmp_path):
+    manifest = convert_folder(str(faces_dir), str(tmp_path / "out"), 64, shard_size=16, progress=False)
+    assert manifest["num_images"] == 40 and manifest["skipped"] == []
+    assert [shard["num_images"] for shard in manifest["shards"]] == [16, 16, 8]
+    for shard in manifest["shards"]:
+        data = (tmp_path / "out" / shard["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+    expected = [pillow_reference(path) for path in sorted(faces_dir.iterdir())]
+    assert digest_set(raw_images(tmp_path / "out")) == digest_set(expected)
+
+
+def test_png_format_decodes_to_the_same_pixels(faces_dir, tmp_path):
+    import tensorflow as tf
+
+    manifest = convert_folder(str(faces_dir), str(tmp_path / "png"), 64, format="png", progress=False)
+    assert manifest["format"] == "png"
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "shape": tf.io.FixedLenFeature([3], tf.int64)}
+    decoded = []
+    for shard in manifest["shards"]:
+        for record in read_records(tmp_path / "png" / shard["file"]):
+            png = tf.io.parse_single_example(record, spec)["image"].numpy()
+            assert png.startswith(b"\x89PNG")
+            decoded.append(np.asarray(Image.open(io.BytesIO(png))))
+    expected = [pillow_reference(path) for path in sorted(faces_dir.iterdir())]
+    assert digest_set(decoded) == digest_set(expected)
+
+
+def test_stylegan_format_matches_nvidia_layout_and_levels(faces_dir, tmp_path):
+    import tensorflow as tf
+
+    dest = tmp_path / "anime"
+    convert_folder(str(faces_dir), str(dest), 64, format="stylegan", progress=False)
+    names = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
+    assert names == [f"anime-r{level:02d}.tfrecords" for level in range(2, 7)]
+    # NVIDIA's reader (training/dataset.py): exactly these two features, CHW uint8.
+    spec = {"shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string)}
+    levels = {}
+    for level in range(2, 7):
+        images = []
+        for record in read_records(dest / f"anime-r{level:02d}.tfrecords"):
+            parsed = tf.io.parse_single_example(record, spec)
+            shape = parsed["shape"].numpy()
+            assert list(shape) == [3, 2**level, 2**level]
+            images.append(tf.io.decode_raw(parsed["data"], tf.uint8).numpy().reshape(shape))
+        levels[level] = np.stack(images)
+    assert len(levels[6]) == 40
+    expected_full = [pillow_reference(path).transpose(2, 0, 1) for path in sorted(faces_dir.iterdir())]
+    assert digest_set(levels[6]) == digest_set(expected_full)
+    # Each level: the 2x2 mean of the unrounded level above, rounded once (dataset_tool's float chain).
+    chain = levels[6].astype(np.float64)
+    for level in range(5, 1, -1):
+        chain = (chain[:, :, 0::2, 0::2] + chain[:, :, 0::2, 1::2] + chain[:, :, 1::2, 0::2] + chain[:, :, 1::2, 1::2]) / 4
+        np.testing.assert_array_equal(levels[level], np.rint(chain).clip(0, 255).astype(np.uint8))
+        above = levels[level + 1].astype(np.float64)
+        two_by_two = (above[:, :, 0::2, 0::2] + above[:, :, 0::2, 1::2] + above[:, :, 1::2, 0::2] + above[:, :, 1::2, 1::2]) / 4
+        assert np.abs(levels[level] - two_by_two).max() <= 1.0
+
+
+def _save(image, path, **kwargs):
+    image.save(path, **kwargs)
+    return path.name
+
+
+def make_bad_and_odd_inputs(folder, good_face):
+    """Every awkward kind of input; returns (names that must convert, {name: reason keyword})."""
+    folder.mkdir()
+    face = Image.open(good_face).convert("RGB")
+    good = [
+        _save(face, folder / "plain.jpg"),
+        _save(face.convert("L"), folder / "grey.png"),
+        _save(face.convert("P", palette=Image.Palette.ADAPTIVE), folder / "palette.png"),
+        _save(face.convert("RGBA"), folder / "rgba.png"),
+        _save(face.convert("LA"), folder / "la.png"),
+        _save(face.convert("CMYK"), folder / "cmyk.jpg"),
+        _save(Image.fromarray((np.asarray(face.convert("L"), np.uint16) * 257)), folder / "sixteen.png"),
+        _save(face.resize((150, 96)), folder / "wide.bmp"),
+        _save(face, folder / "face.webp"),
+        _save(face, folder / "anim.gif", save_all=True, append_images=[face.rotate(90)]),
+    ]
+    (folder / "nested").mkdir()
+    good.append("nested/" + _save(face, folder / "nested" / "deep.jpg"))
+    jpeg = (folder / "plain.jpg").read_bytes()
+    bad = {}
+    (folder / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    bad["truncated.jpg"] = "decode"
+    (folder / "corrupt.jpg").write_bytes(os.urandom(2000))
+    bad["corrupt.jpg"] = "not an image"
+    (folder / "empty.png").write_bytes(b"")
+    bad["empty.png"] = "empty"
+    (folder / "text.png").write_text("this is not a picture")
+    bad["text.png"] = "not an image"
+    (folder / "notes.txt").write_text("readme")
+    bad["notes.txt"] = "unsupported extension"
+    _save(Image.new("RGB", (300, 300), "red"), folder / "bomb.png")
+    bad["bomb.png"] = "decompression-bomb"
+    _save(face.resize((20, 20)), folder / "tiny.png")
+    bad["tiny.png"] = "too small"
+    return good, bad
+
+
+def test_bad_inputs_are_skipped_with_reasons_and_good_ones_kept(shared_faces_dir, tmp_path):
+    good, bad = make_bad_and_odd_inputs(tmp_path / "mixed", shared_faces_dir / "0.jpg")
+    manifest = convert_folder(
+        str(tmp_path / "mixed"), str(tmp_path / "out"), 64, max_pixels=50_000, progress=False, workers=2
+    )
+    reasons = {entry["path"]: entry["reason"] for entry in manifest["skipped"]}
+    assert set(reasons) == set(bad), reasons
+    for name, keyword in bad.items():
+        assert keyword in reasons[name], (name, reasons[name])
+    assert manifest["num_images"] == len(good)
+    images = raw_images(tmp_path / "out")
+    assert len(images) == len(good)
+    assert all(image.shape == (64, 64, 3) and image.dtype == np.uint8 for image in images)
+
+
+def test_colour_conversions(tmp_path):
+    from keras_anime_gan.data import load_image
+
+    transparent = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    half = Image.new("RGBA", (64, 64), (0, 0, 0, 128))
+    sixteen = Image.fromarray(np.full((64, 64), 65535, np.uint16))
+    cmyk = Image.new("CMYK", (64, 64), (0, 255, 255, 0))  # pure red in CMYK
+    paths = {}
+    for name, image in {"transparent.png": transparent, "half.png": half, "sixteen.png": sixteen, "cmyk.jpg": cmyk}.items():
+        image.save(tmp_path / name, **({"quality": 100} if name.endswith(".jpg") else {}))
+        paths[name] = tmp_path / name
+    white = load_image(str(paths["transparent.png"]), 64)[0]
+    assert (white == 255).all()  # alpha composited on white, not on black
+    grey = load_image(str(paths["half.png"]), 64)[0]
+    assert 120 <= grey.mean() <= 135
+    assert (load_image(str(paths["sixteen.png"]), 64)[0] == 255).all()  # 16-bit full scale -> 255
+    red = load_image(str(paths["cmyk.jpg"]), 64)[0].reshape(-1, 3).mean(0)
+    assert red[0] > 200 and red[1] < 60 and red[2] < 60
+
+
+@pytest.mark.parametrize(
+    "transform, expected_left, expected_right",
+    [("center-crop", (0, 0, 255), (0, 0, 255)), ("pad", (255, 255, 255), (255, 255, 255)), ("stretch", (255, 0, 0), (0, 255, 0))],
+)
+def test_transforms_for_non_square_images(tmp_path, transform, expected_left, expected_right):
+    from keras_anime_gan.data import load_image
+
+    wide = np.zeros((100, 300, 3), np.uint8)
+    wide[:, :100] = (255, 0, 0)
+    wide[:, 100:200] = (0, 0, 255)
+    wide[:, 200:] = (0, 255, 0)
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    image = load_image(str(tmp_path / "wide.png"), 32, transform=transform, resize_filter="box")[0]
+    # crop keeps the blue middle; pad adds white bands top and bottom; stretch keeps all three colours
+    assert tuple(image[0 if transform == "pad" else 16, 1]) == expected_left
+    assert tuple(image[0 if transform == "pad" else 16, 30]) == expected_right
+
+
+def test_small_images_are_skipped_not_upscaled_unless_allowed(tmp_path):
+    source = tmp_path / "small"
+    source.mkdir()
+    Image.fromarray(synthetic_faces(1, 32)[0]).save(source / "a.png")
+    Image.fromarray(synthetic_faces(1, 96)[0]).save(source / "b.png")
+    manifest = convert_folder(str(source), str(tmp_path / "out"), 64, progress=False)
+    assert manifest["num_images"] == 1
+    assert manifest["skipped"][0]["path"] == "a.png" and "too small" in manifest["skipped"][0]["reason"]
+    allowed = convert_folder(str(source), str(tmp_path / "out2"), 64, min_size=16, progress=False)
+    assert allowed["num_images"] == 2
+
+
+def test_dedupe_zip_input_and_deterministic_shuffle(faces_dir, tmp_path):
+    archive = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted(faces_dir.iterdir()):
+            handle.write(path, f"faces/{path.name}")
+        handle.write(faces_dir / "3.jpg", "faces/copy-of-3.jpg")
+    first = convert_folder(str(archive), str(tmp_path / "a"), 32, dedupe=True, seed=7, progress=False)
+    assert first["num_images"] == 40
+    assert [entry["path"] for entry in first["skipped"] if "duplicate" in entry["reason"]] in (
+        ["faces/copy-of-3.jpg"], ["faces/3.jpg"]
+    )
+    again = convert_folder(str(archive), str(tmp_path / "b"), 32, dedupe=True, seed=7, progress=False)
+    assert [s["sha256"] for s in again["shards"]] == [s["sha256"] for s in first["shards"]]
+    other = convert_folder(str(archive), str(tmp_path / "c"), 32, dedupe=True, seed=8, progress=False)
+    assert [s["sha256"] for s in other["shards"]] != [s["sha256"] for s in first["shards"]]
+    assert digest_set(raw_images(tmp_path / "c")) == digest_set(raw_images(tmp_path / "a"))
+
+
+def test_user_errors(faces_dir, tmp_path):
+    with pytest.raises(ConversionError, match="does not exist"):
+        convert_folder(str(tmp_path / "missing"), str(tmp_path / "o"), progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConversionError, match="no images"):
+        convert_folder(str(tmp_path / "empty"), str(tmp_path / "o"), progress=False)
+    with pytest.raises(ConversionError, match="resolution"):
+        convert_folder(str(faces_dir), str(tmp_path / "o"), 4, progress=False)
+    with pytest.raises(ConversionError, match="power-of-two"):
+        convert_folder(str(faces_dir), str(tmp_path / "o"), 48, format="stylegan", progress=False)
+    with pytest.raises(ConversionError, match="shard-size"):
+        convert_folder(str(faces_dir), str(tmp_path / "o"), shard_size=0, progress=False)
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(ConversionError, match="no image could be converted"):
+        convert_folder(str(only_bad), str(tmp_path / "o2"), progress=False)
+
+    convert_folder(str(faces_dir), str(tmp_path / "done"), 32, progress=False)
+    with pytest.raises(ConversionError, match="not empty"):
+        convert_folder(str(faces_dir), str(tmp_path / "done"), 32, progress=False)
+    (tmp_path / "done" / "keep-me.txt").write_text("user data")
+    convert_folder(str(faces_dir), str(tmp_path / "done"), 32, overwrite=True, progress=False)
+    assert (tmp_path / "done" / "keep-me.txt").read_text() == "user data"  # never deletes what is not ours
+
+
+def test_cli_convert_exit_codes_and_messages(faces_dir, tmp_path):
+    result = run_cli("convert", faces_dir, tmp_path / "out", "--resolution", 32, "--quiet")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["num_images"] == 40 and summary["files"] == 1
+    again = run_cli("convert", faces_dir, tmp_path / "out", "--resolution", 32, check=False)
+    assert again.returncode == 2 and "not empty" in again.stderr and "--overwrite" in again.stderr
+    missing = run_cli("convert", tmp_path / "nope", tmp_path / "x", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    bad_option = run_cli("convert", faces_dir, tmp_path / "y", "--format", "jpeg2000", check=False)
+    assert bad_option.returncode == 2 and "invalid choice" in bad_option.stderr
+
+
+def _write_synthetic_folder(folder, count):
+    folder.mkdir()
+    for index, image in enumerate(synthetic_faces(count, 96, seed=3)):
+        Image.fromarray(image).save(folder / f"{index:04d}.png", compress_level=9)
+
+
+def test_interrupted_conversion_leaves_nothing_readable_and_resumes(tmp_path):
+    from keras_anime_gan.data import DatasetError, load_dataset
+
+    source = tmp_path / "src"
+    _write_synthetic_folder(source, 600)
+    dest = tmp_path / "out"
+    command = [sys.executable, "-m", "keras_anime_gan", "convert", str(source), str(dest),
+               "--shard-size", "50", "--workers", "1", "--format", "png", "--quiet"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (dest / ".progress" / "00000.json").exists():
+        assert process.poll() is None, "conversion ended before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (dest / "dataset.json").exists()
+    finished = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
+    assert 1 <= len(finished) < 12
+    for name in finished:  # every file under a final name is complete and uncorrupted
+        assert len(read_records(dest / name)) == 50
+    with pytest.raises(DatasetError, match="unfinished conversion"):
+        load_dataset(str(dest), 8)
+
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    manifest = json.loads((dest / "dataset.json").read_text())
+    assert manifest["num_images"] == 600 and len(manifest["shards"]) == 12
+    assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
+    reference = convert_folder(str(source), str(tmp_path / "ref"), 64, shard_size=50, format="png", progress=False)
+    assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in reference["shards"]]
