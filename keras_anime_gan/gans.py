@@ -64,6 +64,7 @@ def gradient_penalty(critic, real, fake, alpha):
 
     The norm is sqrt(sum g^2 + 1e-12): finite gradients even where the critic's gradient is zero.
     """
+    real, fake, alpha = (tf.convert_to_tensor(value, tf.float32) for value in (real, fake, alpha))
     interpolates = alpha * real + (1.0 - alpha) * fake
     with tf.GradientTape() as tape:
         tape.watch(interpolates)
@@ -414,8 +415,12 @@ class DynamicGAN(DCGAN):
     performs int(max(scale * acc, d_min)) discriminator updates and int(max(scale * (1 - acc), g_min))
     generator updates (scale 10, d_min 1, g_min 3 in the report; these are the report's formulas,
     although its prose describes the opposite direction). The loop runs inside the compiled graph
-    (tf.while_loop), also under XLA. Under several replicas the accuracy is the global one, so all
-    replicas perform the same number of updates."""
+    (tf.while_loop), also under XLA.
+
+    One replica only: TensorFlow cannot synchronise gradients across replicas inside a loop whose
+    trip count is data-dependent (`merge_call` inside control flow), so `compile` refuses a
+    strategy with several replicas instead of failing in the middle of `fit`. The accuracy is
+    still reduced across replicas, ready for when TensorFlow allows it."""
 
     metric_names = GAN.metric_names + ("d_acc", "d_steps", "g_steps")
 
@@ -424,6 +429,16 @@ class DynamicGAN(DCGAN):
         if scale <= 0 or d_min < 1 or g_min < 1:
             raise ValueError(f"need scale > 0, d_min >= 1 and g_min >= 1; got {scale}, {d_min}, {g_min}")
         self.scale, self.d_min, self.g_min = float(scale), int(d_min), int(g_min)
+
+    def compile(self, *args, **kwargs):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            raise ValueError(
+                f"DynamicGAN needs a single replica (this strategy has {replicas}): its data-dependent number of "
+                "updates per step cannot contain tf.distribute's gradient synchronisation. Train it without a "
+                "multi-device strategy, or use dcgan/lsgan/wgan/wgan-gp for multi-device runs."
+            )
+        super().compile(*args, **kwargs)
 
     def discriminator_accuracy(self, real):
         """(correct, total) over the real batch and an equally large fake batch, summed over replicas."""
