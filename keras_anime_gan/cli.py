@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from .data.convert import ConversionError
+from .errors import UserError
 
 
 def _add_convert(sub):
@@ -62,7 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTENSIONS: list = []
+def _add_train(sub):
+    from .training import add_train_arguments, run_train_command
+
+    parser = sub.add_parser("train", help="train a GAN (the same as python train.py)")
+    add_train_arguments(parser)
+    parser.set_defaults(run=run_train_command)
+
+
+_EXTENSIONS: list = [_add_train]
 
 
 def main(argv=None) -> int:
@@ -70,7 +78,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ConversionError, ValueError, FileNotFoundError, FileExistsError) as error:
+    except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

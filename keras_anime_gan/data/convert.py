@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import UserError
 from . import imaging
 
 MANIFEST_NAME = "dataset.json"
@@ -31,7 +32,7 @@ FORMATS = ("raw", "png", "stylegan")
 MANIFEST_VERSION = 1
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError):
     """A user error (bad path, bad option, nothing to convert): reported, non-zero exit."""
 
 

@@ -12,6 +12,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from ..errors import UserError
 from . import imaging
 from .convert import MANIFEST_NAME, STATE_NAME
 
@@ -20,7 +21,7 @@ SHUFFLE_BUFFER = 4096
 _STYLEGAN_FILE = re.compile(r"-r(\d\d)\.tfrecords$")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """The path given to load_dataset cannot be read as a dataset; the message says why."""
 
 

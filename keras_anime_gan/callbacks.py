@@ -1,0 +1,356 @@
+"""Keras callbacks for GAN training: pictures, curves, failure watching and checkpoints.
+
+Each works in any `gan.fit(...)`; `train.py` simply combines them.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+
+import keras
+import numpy as np
+from PIL import Image
+
+from .data.pipeline import to_uint8
+from .gans import latents_for_seed
+
+log = logging.getLogger(__name__)
+
+
+def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> one (rows*H, columns*W, 3) image, filled row by row."""
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(count)))
+    rows = int(math.ceil(count / columns))
+    grid = np.full((rows * height, columns * width, channels), 255, np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def _write_atomic(path: str, write) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """After every `every` epochs, save `samples/epoch_NNNN.png`: the generator (its EMA weights when
+    the GAN keeps them) on the same fixed latents, `rows` x `rows` images. Optionally also logs the
+    grid to TensorBoard under `tensorboard_dir`."""
+
+    def __init__(self, directory, rows=8, seed=0, every=1, tensorboard_dir=None):
+        super().__init__()
+        self.directory, self.rows, self.seed, self.every = directory, rows, seed, every
+        self.tensorboard_dir = tensorboard_dir
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        gan = self.model
+        latents = latents_for_seed(self.rows * self.rows, gan.latent_dim, self.seed)
+        images = to_uint8(keras.ops.convert_to_numpy(gan.ema_generator(latents, training=False)))
+        grid = image_grid(images, self.rows)
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
+        _write_atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+        if self.tensorboard_dir:
+            import tensorflow as tf
+
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(os.path.join(self.tensorboard_dir, "samples"))
+            with self._writer.as_default():
+                tf.summary.image("samples", grid[None], step=epoch + 1)
+            self._writer.flush()
+
+
+class Timelapse(keras.callbacks.Callback):
+    """At the end of training, turn `samples/epoch_*.png` into `timelapse.gif` (and `.mp4` when
+    imageio with its ffmpeg plugin is installed), like the reports' training timelapses."""
+
+    def __init__(self, samples_directory, output_path, frame_ms=250):
+        super().__init__()
+        self.samples_directory, self.output_path, self.frame_ms = samples_directory, output_path, frame_ms
+
+    def on_train_end(self, logs=None):
+        make_timelapse(self.samples_directory, self.output_path, self.frame_ms)
+
+
+def make_timelapse(samples_directory, output_path, frame_ms=250) -> list[str]:
+    frames = sorted(glob.glob(os.path.join(samples_directory, "epoch_*.png")))
+    if not frames:
+        return []
+    images = [Image.open(frame).convert("RGB") for frame in frames]
+    durations = [frame_ms] * (len(images) - 1) + [frame_ms * 4]  # linger on the last grid
+    _write_atomic(
+        output_path,
+        lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0),
+    )
+    written = [output_path]
+    try:
+        import imageio.v2 as imageio
+
+        video = os.path.splitext(output_path)[0] + ".mp4"
+        with imageio.get_writer(video, fps=max(1, round(1000 / frame_ms)), macro_block_size=1) as writer:
+            for image in images:
+                writer.append_data(np.asarray(image))
+        written.append(video)
+    except Exception as error:  # imageio or its ffmpeg backend missing: the GIF is enough
+        log.debug("no mp4 timelapse: %s", error)
+    return written
+
+
+class LossPlot(keras.callbacks.Callback):
+    """After each epoch, plot every column of `history.csv` (as written by keras.callbacks.CSVLogger,
+    resumed runs included): G and D losses together, as in the GAN Versus report, and each other
+    tracked metric in its own panel."""
+
+    def __init__(self, history_csv, output_path):
+        super().__init__()
+        self.history_csv, self.output_path = history_csv, output_path
+
+    def on_epoch_end(self, epoch, logs=None):
+        plot_history(self.history_csv, self.output_path)
+
+
+def read_history(history_csv) -> dict[str, list[float]]:
+    if not os.path.exists(history_csv):
+        return {}
+    with open(history_csv, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    columns = {key: [] for key in (rows[0] if rows else {})}
+    for row in rows:
+        for key in columns:
+            value = row.get(key, "")
+            columns[key].append(float(value) if value not in ("", None, "NA") else float("nan"))  # CSVLogger: NA
+    return columns
+
+
+def plot_history(history_csv, output_path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = read_history(history_csv)
+    if not history.get("epoch"):
+        return False
+    epochs = [value + 1 for value in history["epoch"]]
+    others = [key for key in history if key not in ("epoch", "d_loss", "g_loss")
+              and not all(math.isnan(value) for value in history[key])]  # CSVLogger's empty val_ columns
+    figure, axes = plt.subplots(1 + len(others), 1, figsize=(7, 3 + 2 * len(others)), squeeze=False)
+    axis = axes[0, 0]
+    for key, label in (("g_loss", "G loss"), ("d_loss", "D loss")):
+        if key in history:
+            axis.plot(epochs, history[key], label=label, marker="." if len(epochs) < 30 else None)
+    axis.set_title("Generator and discriminator loss during training")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss")
+    axis.legend()
+    for axis, key in zip(axes[1:, 0], others):
+        axis.plot(epochs, history[key], color="tab:green")
+        axis.set_ylabel(key)
+        axis.set_xlabel("epoch")
+    figure.tight_layout()
+    _write_atomic(output_path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
+    plt.close(figure)
+    return True
+
+
+def sample_diversity(images: np.ndarray) -> float:
+    """Mean pairwise RMS distance between images in [0, 1] units: near 0 when samples collapse."""
+    flat = images.reshape(len(images), -1).astype(np.float64) / 255.0
+    squared = (flat**2).sum(1)
+    distances = np.maximum(squared[:, None] + squared[None] - 2 * flat @ flat.T, 0.0) / flat.shape[1]
+    upper = np.triu_indices(len(images), 1)
+    return float(np.sqrt(distances[upper]).mean())
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+    """Watches for the failures the reports watched for by eye.
+
+    - any metric NaN or infinite: warns, and always stops (nothing useful follows);
+    - discriminator loss below `d_loss_floor` for `patience` consecutive batches: D has won;
+    - sample diversity of a fixed latent grid below `collapse_ratio` x the diversity of real
+      images (or of the first epoch's samples when no real batch is given): mode collapse.
+    Diversity is added to the epoch logs as `diversity`. Warnings are logged, kept in `events`,
+    and stop training when `stop_on_failure` is set.
+    """
+
+    def __init__(self, d_loss_floor=0.01, patience=50, collapse_ratio=0.25, real_images=None, num_samples=64,
+                 seed=1234, stop_on_failure=False, check_every=1):
+        super().__init__()
+        self.d_loss_floor, self.patience, self.collapse_ratio = d_loss_floor, patience, collapse_ratio
+        self.real_diversity = None if real_images is None else sample_diversity(to_uint8(real_images))
+        self.num_samples, self.seed, self.stop_on_failure, self.check_every = num_samples, seed, stop_on_failure, check_every
+        self.events: list[dict] = []
+        self._low_d_batches = 0
+        self._reported = set()
+
+    def _event(self, kind, message, stop):
+        self.events.append({"kind": kind, "message": message, "time": time.time()})
+        if kind not in self._reported:
+            log.warning("training monitor: %s", message)
+            print(f"WARNING training monitor: {message}", flush=True)
+            self._reported.add(kind)
+        if stop:
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
+        if bad:
+            self._event("non_finite", f"non-finite metrics {bad} at batch {batch}; stopping", stop=True)
+            return
+        d_loss = logs.get("d_loss")
+        if d_loss is not None and abs(float(d_loss)) < self.d_loss_floor:
+            self._low_d_batches += 1
+            if self._low_d_batches == self.patience:
+                self._event(
+                    "d_loss_zero",
+                    f"discriminator loss below {self.d_loss_floor} for {self.patience} batches: D has won, G gets no "
+                    "useful gradient (try label smoothing, a lower D learning rate, or WGAN-GP)",
+                    stop=self.stop_on_failure,
+                )
+        else:
+            self._low_d_batches = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.check_every:
+            return
+        gan = self.model
+        latents = latents_for_seed(self.num_samples, gan.latent_dim, self.seed)
+        images = to_uint8(keras.ops.convert_to_numpy(gan.ema_generator(latents, training=False)))
+        diversity = sample_diversity(images)
+        if logs is not None:
+            logs["diversity"] = diversity
+        if self.real_diversity is None:
+            self.real_diversity = diversity  # first epoch's spread is the reference
+            return
+        if diversity < self.collapse_ratio * self.real_diversity:
+            self._event(
+                "mode_collapse",
+                f"sample diversity {diversity:.4f} is below {self.collapse_ratio} x the reference {self.real_diversity:.4f}: "
+                "the generator is collapsing onto few outputs",
+                stop=self.stop_on_failure,
+            )
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Saves everything needed to resume: the GAN's weights (generator, discriminator, EMA), both
+    optimizers' state, the GAN's random-stream state and the epoch counter.
+
+    Each checkpoint is written to a temporary folder and renamed into place, then `latest.json` is
+    replaced atomically, so a kill at any moment leaves the previous checkpoint intact. SIGTERM and
+    the first Ctrl-C (SIGINT) ask for a checkpoint at the end of the current batch and a clean stop.
+    """
+
+    def __init__(self, directory, every=1, keep=2, handle_signals=True):
+        super().__init__()
+        self.directory, self.every, self.keep = directory, every, keep
+        self.handle_signals = handle_signals
+        self.interrupted_by = None
+        self._previous_handlers = {}
+        self._epoch = 0
+
+    # -- signals --
+    def on_train_begin(self, logs=None):
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+                except ValueError:  # not the main thread
+                    pass
+
+    def _on_signal(self, signum, frame):
+        if self.interrupted_by is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: stop now
+        self.interrupted_by = signal.Signals(signum).name
+        print(f"\n{self.interrupted_by} received: saving a checkpoint after this batch, then stopping", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.interrupted_by is not None and not self.model.stop_training:
+            # The interrupted epoch is not complete: resume repeats it from its start.
+            self.save(self._epoch)
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0 and self.interrupted_by is None:
+            self.save(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers.clear()
+
+    # -- saving / loading --
+    def save(self, completed_epochs):
+        return save_checkpoint(self.model, self.directory, completed_epochs, keep=self.keep)
+
+
+def _optimizer_arrays(optimizer):
+    return {f"v{index}": keras.ops.convert_to_numpy(variable) for index, variable in enumerate(optimizer.variables)}
+
+
+def save_checkpoint(gan, directory, completed_epochs, keep=2) -> str:
+    os.makedirs(directory, exist_ok=True)
+    name = f"epoch-{completed_epochs:04d}"
+    final = os.path.join(directory, name)
+    tmp = os.path.join(directory, f".tmp-{name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    gan.save_weights(os.path.join(tmp, "gan.weights.h5"))
+    np.savez(os.path.join(tmp, "d_optimizer.npz"), **_optimizer_arrays(gan.d_optimizer))
+    np.savez(os.path.join(tmp, "g_optimizer.npz"), **_optimizer_arrays(gan.g_optimizer))
+    np.save(os.path.join(tmp, "rng_state.npy"), keras.ops.convert_to_numpy(gan.rng.state))
+    with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as file:
+        json.dump({"epoch": completed_epochs, "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
+                   "d_updates": int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)), "time": time.time()}, file)
+    if os.path.exists(final):
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_atomic(os.path.join(directory, "latest.json"),
+                  lambda path: open(path, "w", encoding="utf-8").write(json.dumps({"checkpoint": name, "epoch": completed_epochs})))
+    existing = sorted(entry for entry in os.listdir(directory) if entry.startswith("epoch-"))
+    for old in existing[:-keep] if keep else []:
+        shutil.rmtree(os.path.join(directory, old), ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(directory) -> tuple[str, int] | None:
+    """(path, completed epochs) of the newest complete checkpoint, or None."""
+    pointer = os.path.join(directory, "latest.json")
+    if not os.path.exists(pointer):
+        return None
+    with open(pointer, encoding="utf-8") as file:
+        latest = json.load(file)
+    path = os.path.join(directory, latest["checkpoint"])
+    return (path, int(latest["epoch"])) if os.path.isdir(path) else None
+
+
+def restore_checkpoint(gan, path) -> dict:
+    """Load a `save_checkpoint` folder into a compiled GAN of the same configuration."""
+    gan.load_weights(os.path.join(path, "gan.weights.h5"))
+    for optimizer, file in ((gan.d_optimizer, "d_optimizer.npz"), (gan.g_optimizer, "g_optimizer.npz")):
+        arrays = np.load(os.path.join(path, file))
+        if len(arrays.files) != len(optimizer.variables):
+            raise ValueError(f"checkpoint {path} does not match this model's {file[:-4]} ({len(arrays.files)} vs "
+                             f"{len(optimizer.variables)} variables): was it made with other options?")
+        for index, variable in enumerate(optimizer.variables):
+            variable.assign(arrays[f"v{index}"])
+    gan.rng.reset(np.load(os.path.join(path, "rng_state.npy")))
+    with open(os.path.join(path, "state.json"), encoding="utf-8") as file:
+        return json.load(file)

@@ -1,0 +1,422 @@
+"""The main job: one call (or `python train.py`) from a folder of faces to a trained, resumable,
+observable run. `train(TrainConfig(...))` does everything the command does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MODELS = ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+DEFAULT_SYNTHETIC_IMAGES = 2048
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run. Defaults reproduce the DCGAN paper setup at 64 px; with no `data`
+    the run uses the embedded synthetic faces."""
+
+    data: str | None = None
+    out: str = "runs/dcgan"
+    model: str = "dcgan"
+    arch: str = "dcgan"
+    resolution: int = 64
+    latent_dim: int = 100
+    width: int = 64
+    norm: str | None = None
+    batch_size: int = 128
+    epochs: int = 50
+    steps_per_epoch: int | None = None
+    synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES
+    d_learning_rate: float | None = None
+    g_learning_rate: float | None = None
+    beta_1: float | None = None
+    beta_2: float | None = None
+    label_smoothing: float = 0.0
+    one_sided_smoothing: bool = False
+    n_critic: int = 5
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    dynamic_scale: float = 10.0
+    dynamic_d_min: int = 1
+    dynamic_g_min: int = 3
+    ema: float | None = None
+    flip: bool = True
+    seed: int = 0
+    jit: bool | None = None
+    mixed_precision: bool = False
+    strategy: str = "auto"
+    sample_interval: int = 1
+    checkpoint_interval: int = 1
+    metric_interval: int = 1
+    keep_checkpoints: int = 2
+    stop_on_failure: bool = False
+    verbose: int | str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    # The options that must match for a run folder to be resumed.
+    IDENTITY = ("model", "arch", "resolution", "latent_dim", "width", "norm", "ema", "data", "mixed_precision")
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the option, before any work starts."""
+        from . import models
+
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.arch not in ("dcgan", "csc412"):
+            raise ConfigError(f"--arch must be dcgan or csc412, got {self.arch!r}")
+        try:
+            models.base_size(self.resolution, "upsample" if self.arch == "csc412" else "dcgan")
+        except ValueError as error:
+            raise ConfigError(f"--resolution {self.resolution} is not supported by --arch {self.arch}: {error}") from None
+        positive = {"latent_dim": self.latent_dim, "width": self.width, "batch_size": self.batch_size,
+                    "epochs": self.epochs, "n_critic": self.n_critic, "sample_interval": self.sample_interval,
+                    "checkpoint_interval": self.checkpoint_interval, "metric_interval": self.metric_interval,
+                    "synthetic_images": self.synthetic_images}
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
+        for name in ("d_learning_rate", "g_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.norm not in (None, "batch", "layer", "instance", "none"):
+            raise ConfigError(f"--norm must be batch, layer, instance or none, got {self.norm!r}")
+        if self.data is not None:
+            from .data.pipeline import describe_source
+
+            source = describe_source(self.data)  # raises DatasetError (a UserError) with the reason
+            count = source.get("num_images")
+            if count is not None and count < self.batch_size and self.steps_per_epoch is None:
+                raise ConfigError(
+                    f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
+                    "lower --batch-size"
+                )
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict) -> "TrainConfig":
+        known = {item.name for item in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) in config: {', '.join(unknown)}")
+        return cls(**values)
+
+
+# ----------------------------------------------------------------------------- strategy
+
+
+def make_strategy(name: str):
+    """auto: MultiWorkerMirrored when TF_CONFIG is set, Mirrored with >1 GPU, else the default."""
+    import tensorflow as tf
+
+    if name == "auto":
+        if os.environ.get("TF_CONFIG"):
+            name = "multi-worker"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+# ----------------------------------------------------------------------------- run folder
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | None]:
+    """Check the output folder; returns (initial epoch, checkpoint to restore or None)."""
+    from .callbacks import latest_checkpoint
+
+    config_path = os.path.join(config.out, "config.json")
+    if not os.path.exists(config.out) or not os.listdir(config.out):
+        if resume:
+            raise ConfigError(f"--resume: {config.out} holds no run to resume")
+        return 0, None
+    if not os.path.exists(config_path):
+        raise ConfigError(f"--out {config.out} exists and is not a run folder; choose another --out")
+    previous = _read_json(config_path)
+    differing = [key for key in TrainConfig.IDENTITY if previous.get(key) != getattr(config, key)]
+    if differing:
+        raise ConfigError(
+            f"--out {config.out} holds another run (different {', '.join(differing)}); choose another --out"
+        )
+    status = _read_json(os.path.join(config.out, "status.json")) if os.path.exists(os.path.join(config.out, "status.json")) else {}
+    latest = latest_checkpoint(os.path.join(config.out, "checkpoints"))
+    if status.get("state") == "complete" and not resume:
+        raise ConfigError(
+            f"--out {config.out} holds a finished run; pass --resume (with a larger --epochs) to continue it, "
+            "or choose another --out"
+        )
+    if latest is None:
+        return 0, None
+    path, epoch = latest
+    if not resume:
+        print(f"resuming the interrupted run in {config.out} from {os.path.basename(path)}", flush=True)
+    return epoch, path
+
+
+def _write_json(path, payload):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as file:
+        json.dump(payload, file, indent=2)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int):
+    import numpy as np
+    import tensorflow as tf
+
+    from .data import load_dataset, synthetic_faces
+
+    repeat = config.steps_per_epoch is not None
+    if config.data is None:
+        faces = synthetic_faces(config.synthetic_images, config.resolution, seed=config.seed)
+        images = faces.astype(np.float32) / 127.5 - 1.0
+        dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=epoch_seed)
+        if repeat:
+            dataset = dataset.repeat()
+        if config.flip:
+            dataset = dataset.map(lambda image: tf.image.random_flip_left_right(image, seed=epoch_seed))
+        return dataset.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE), len(images)
+    dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
+                           shuffle=True, repeat=repeat, seed=epoch_seed)
+    from .data.pipeline import describe_source
+
+    return dataset, describe_source(config.data).get("num_images")
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def build_gan(config: TrainConfig):
+    from .gans import create_gan
+
+    options = {"ema": config.ema, "seed": config.seed}
+    if config.model in ("dcgan", "lsgan", "dynamic"):
+        options.update(label_smoothing=config.label_smoothing, one_sided=config.one_sided_smoothing,
+                       d_learning_rate=config.d_learning_rate, g_learning_rate=config.g_learning_rate)
+    if config.model in ("wgan", "wgan-gp"):
+        options["n_critic"] = config.n_critic
+    if config.model == "wgan":
+        options["clip_value"] = config.clip_value
+    if config.model == "wgan-gp":
+        options["gp_weight"] = config.gp_weight
+        if config.beta_1 is not None:
+            options["beta_1"] = config.beta_1
+    if config.model == "dynamic":
+        options.update(scale=config.dynamic_scale, d_min=config.dynamic_d_min, g_min=config.dynamic_g_min)
+    return create_gan(config.model, config.resolution, config.latent_dim, arch=config.arch, width=config.width,
+                      norm=config.norm, **options)
+
+
+def _optimizers(config: TrainConfig, gan):
+    """The GAN's paper defaults, with any learning rate or beta the user set."""
+    import keras
+
+    d_default, g_default = gan.default_optimizers()
+    result = []
+    for default, rate in ((d_default, config.d_learning_rate), (g_default, config.g_learning_rate)):
+        settings = default.get_config()
+        if rate is not None:
+            settings["learning_rate"] = rate
+        if config.beta_1 is not None and "beta_1" in settings:
+            settings["beta_1"] = config.beta_1
+        if config.beta_2 is not None and "beta_2" in settings:
+            settings["beta_2"] = config.beta_2
+        result.append(type(default).from_config(settings))
+    return result
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Run (or resume) training as configured; returns a summary dict. Leaves in `config.out`:
+    config.json, checkpoints/, samples/epoch_NNNN.png, timelapse.gif, history.csv, losses.png,
+    tensorboard/, generator.keras, status.json."""
+    config.validate()
+    initial_epoch, checkpoint = prepare_run_folder(config, resume)
+
+    import keras
+    import tensorflow as tf
+
+    from . import callbacks as cb
+
+    if config.mixed_precision:
+        if not tf.config.list_physical_devices("GPU"):
+            print("note: --mixed-precision on a CPU: float16 math is emulated there and runs slower; it pays on GPUs",
+                  flush=True)
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas")
+    print(f"strategy {type(strategy).__name__}: global batch {config.batch_size} = {replicas} replica(s) x "
+          f"{config.batch_size // replicas}", flush=True)
+
+    chief = getattr(strategy.cluster_resolver, "task_id", 0) in (0, None) if hasattr(strategy, "cluster_resolver") and strategy.cluster_resolver else True
+    out = config.out if chief else os.path.join(config.out, f".worker-{strategy.cluster_resolver.task_id}")
+    os.makedirs(out, exist_ok=True)
+    if chief:
+        _write_json(os.path.join(out, "config.json"), config.to_json())
+        _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
+
+    dataset, num_images = build_dataset(config, config.batch_size, config.seed + initial_epoch)
+    with strategy.scope():
+        gan = build_gan(config)
+        d_optimizer, g_optimizer = _optimizers(config, gan)
+        gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=config.jit)
+        if checkpoint:
+            state = cb.restore_checkpoint(gan, checkpoint)
+            print(f"restored {checkpoint}: epoch {state['epoch']}, {state['g_updates']} generator updates", flush=True)
+    print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
+          f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
+
+    tensorboard_dir = os.path.join(out, "tensorboard")
+    real_batch = next(iter(dataset)).numpy() if chief else None
+    checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
+                                    keep=config.keep_checkpoints)
+    callbacks = [
+        checkpointer,
+        cb.TrainingMonitor(real_images=real_batch[:64] if real_batch is not None else None,
+                           stop_on_failure=config.stop_on_failure, check_every=config.metric_interval),
+        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0),
+        cb.LossPlot(os.path.join(out, "history.csv"), os.path.join(out, "losses.png")),
+        cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
+                      tensorboard_dir=tensorboard_dir),
+        keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False),
+        cb.Timelapse(os.path.join(out, "samples"), os.path.join(out, "timelapse.gif")),
+    ]
+    steps = config.steps_per_epoch
+    started = time.time()
+    history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=config.verbose)
+    elapsed = time.time() - started
+    epochs_done = initial_epoch + len(history.epoch)
+    interrupted = checkpointer.interrupted_by
+    summary = {
+        "out": config.out, "epochs": epochs_done if not interrupted else checkpointer._epoch,
+        "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
+        "seconds": round(elapsed, 1), "interrupted": interrupted,
+        "images_per_second": None, "monitor_events": [event["kind"] for event in callbacks[1].events],
+    }
+    batches = len(history.epoch) * (steps or (num_images // config.batch_size if num_images else 0))
+    if batches and elapsed > 0:
+        summary["images_per_second"] = round(batches * config.batch_size / elapsed, 1)
+    if chief:
+        if not interrupted:
+            gan.ema_generator.save(os.path.join(out, "generator.keras"))
+            state = "complete" if epochs_done >= config.epochs else "stopped"
+        else:
+            state = "interrupted"
+        _write_json(os.path.join(out, "status.json"), {"state": state, **summary})
+    return summary
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+    add = parser.add_argument
+    add("--config", help="JSON file with any of these options (command-line flags override it)")
+    add("--data", help="image folder, converted TFRecord folder or NVIDIA StyleGAN -rNN folder "
+                       "(default: the embedded synthetic faces)")
+    add("--out", help="run folder (default runs/MODEL)")
+    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    add("--model", choices=MODELS)
+    add("--arch", choices=("dcgan", "csc412"), help="dcgan (Radford et al.) or csc412 (the CSC412 report's variant)")
+    add("--resolution", type=int, help=f"image size (default {defaults.resolution})")
+    add("--latent-dim", type=int)
+    add("--width", type=int, help="base channel count of both networks (default 64)")
+    add("--norm", choices=("batch", "layer", "instance", "none"), help="discriminator normalisation")
+    add("--batch-size", type=int, help="global batch size, split over replicas (default 128)")
+    add("--epochs", type=int)
+    add("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the data)")
+    add("--synthetic-images", type=int, help="size of the embedded default dataset")
+    add("--d-learning-rate", "--d-lr", type=float, dest="d_learning_rate")
+    add("--g-learning-rate", "--g-lr", type=float, dest="g_learning_rate")
+    add("--beta-1", type=float)
+    add("--beta-2", type=float)
+    add("--label-smoothing", type=float, help="fuzzy labels: 0.1 gives targets 0.9 / 0.1")
+    add("--one-sided-smoothing", action="store_true", default=None)
+    add("--n-critic", type=int, help="critic updates per generator update (wgan, wgan-gp)")
+    add("--gp-weight", type=float, help="gradient penalty lambda (wgan-gp)")
+    add("--clip-value", type=float, help="weight clipping bound (wgan)")
+    add("--dynamic-scale", type=float)
+    add("--dynamic-d-min", type=int)
+    add("--dynamic-g-min", type=int)
+    add("--ema", type=float, help="generator weight moving average decay, e.g. 0.999")
+    add("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
+    add("--seed", type=int)
+    add("--jit", dest="jit", action="store_true", default=None, help="XLA on (default where supported)")
+    add("--no-jit", dest="jit", action="store_false")
+    add("--mixed-precision", action="store_true", default=None, help="mixed_float16 (GPU)")
+    add("--strategy", choices=STRATEGIES)
+    add("--sample-interval", type=int, help="epochs between sample grids")
+    add("--checkpoint-interval", type=int, help="epochs between checkpoints")
+    add("--metric-interval", type=int, help="epochs between diversity checks")
+    add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
+    add("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values = {}
+    if args.config:
+        with open(args.config, encoding="utf-8") as file:
+            values.update(json.load(file))
+    names = {item.name for item in dataclasses.fields(TrainConfig)}
+    values.update({key: value for key, value in vars(args).items() if key in names and value is not None})
+    if getattr(args, "quiet", False):
+        values["verbose"] = 0
+    config = TrainConfig.from_json(values)
+    if args.out is None and "out" not in values:
+        config.out = os.path.join("runs", config.model if config.data else f"{config.model}-synthetic")
+    if config.data is None and "resolution" not in values and "epochs" not in values and not args.config:
+        # The embedded default: small enough to finish in a few minutes on a 2-core CPU.
+        config.resolution, config.epochs, config.batch_size, config.width = 32, 12, 64, 32
+    return config
+
+
+def run_train_command(args) -> int:
+    config = config_from_args(args)
+    summary = train(config, resume=args.resume)
+    print(json.dumps(summary))
+    return 130 if summary["interrupted"] else 0
+
+
+def main(argv=None) -> int:
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
