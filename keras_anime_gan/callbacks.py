@@ -181,18 +181,22 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     - any metric NaN or infinite: warns, and always stops (nothing useful follows);
     - discriminator loss below `d_loss_floor` for `patience` consecutive batches: D has won;
-    - sample diversity of a fixed latent grid below `collapse_ratio` x the diversity of real
-      images (or of the first epoch's samples when no real batch is given): mode collapse.
+    - mode collapse, from the sample diversity of a fixed latent grid: it falls below
+      `collapse_ratio` x the highest diversity this run has shown (a collapse after training went
+      well), or, after `warmup_epochs`, below `collapse_ratio` x the diversity of `real_images`
+      (an untrained generator is nearly constant, so the real reference waits for the warm-up).
     Diversity is added to the epoch logs as `diversity`. Warnings are logged, kept in `events`,
     and stop training when `stop_on_failure` is set.
     """
 
     def __init__(self, d_loss_floor=0.01, patience=50, collapse_ratio=0.25, real_images=None, num_samples=64,
-                 seed=1234, stop_on_failure=False, check_every=1):
+                 seed=1234, stop_on_failure=False, check_every=1, warmup_epochs=5):
         super().__init__()
         self.d_loss_floor, self.patience, self.collapse_ratio = d_loss_floor, patience, collapse_ratio
         self.real_diversity = None if real_images is None else sample_diversity(to_uint8(real_images))
         self.num_samples, self.seed, self.stop_on_failure, self.check_every = num_samples, seed, stop_on_failure, check_every
+        self.warmup_epochs = warmup_epochs
+        self.peak_diversity = 0.0
         self.events: list[dict] = []
         self._low_d_batches = 0
         self._reported = set()
@@ -234,16 +238,19 @@ class TrainingMonitor(keras.callbacks.Callback):
         diversity = sample_diversity(images)
         if logs is not None:
             logs["diversity"] = diversity
-        if self.real_diversity is None:
-            self.real_diversity = diversity  # first epoch's spread is the reference
-            return
-        if diversity < self.collapse_ratio * self.real_diversity:
-            self._event(
-                "mode_collapse",
-                f"sample diversity {diversity:.4f} is below {self.collapse_ratio} x the reference {self.real_diversity:.4f}: "
-                "the generator is collapsing onto few outputs",
-                stop=self.stop_on_failure,
-            )
+        references = [("this run's peak", self.peak_diversity)]
+        if self.real_diversity is not None and epoch + 1 >= self.warmup_epochs:
+            references.append(("real images", self.real_diversity))
+        for name, reference in references:
+            if reference > 0 and diversity < self.collapse_ratio * reference:
+                self._event(
+                    "mode_collapse",
+                    f"sample diversity {diversity:.4f} is below {self.collapse_ratio} x {name} ({reference:.4f}): "
+                    "the generator is collapsing onto few outputs",
+                    stop=self.stop_on_failure,
+                )
+                break
+        self.peak_diversity = max(self.peak_diversity, diversity)
 
 
 class RunCheckpoint(keras.callbacks.Callback):

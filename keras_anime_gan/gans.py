@@ -188,7 +188,11 @@ class GAN(keras.Model):
         g_loss = _repeat(g_updates, lambda: self.generator_step(batch_size))
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces multi-worker logs with strategy.reduce(..., axis=0), which needs an axis.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     def discriminator_step(self, real):
         latents = self.sample_latent(tf.shape(real)[0])

@@ -105,8 +105,8 @@ class TrainConfig:
             from .data.pipeline import describe_source
 
             source = describe_source(self.data)  # raises DatasetError (a UserError) with the reason
-            count = source.get("num_images")
-            if count is not None and count < self.batch_size and self.steps_per_epoch is None:
+            count = source["num_images"]
+            if count < self.batch_size:
                 raise ConfigError(
                     f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
                     "lower --batch-size"
@@ -196,26 +196,32 @@ def _write_json(path, payload):
 
 
 def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int):
+    """(endless dataset of global batches, batches per epoch).
+
+    Always repeated with an explicit epoch length: with a dataset of unknown length Keras 3.15's
+    fit performs one extra optimizer update at the end of every epoch."""
     import numpy as np
     import tensorflow as tf
 
     from .data import load_dataset, synthetic_faces
+    from .data.pipeline import describe_source
 
-    repeat = config.steps_per_epoch is not None
     if config.data is None:
         faces = synthetic_faces(config.synthetic_images, config.resolution, seed=config.seed)
         images = faces.astype(np.float32) / 127.5 - 1.0
-        dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=epoch_seed)
-        if repeat:
-            dataset = dataset.repeat()
+        dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=epoch_seed).repeat()
         if config.flip:
             dataset = dataset.map(lambda image: tf.image.random_flip_left_right(image, seed=epoch_seed))
-        return dataset.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE), len(images)
-    dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
-                           shuffle=True, repeat=repeat, seed=epoch_seed)
-    from .data.pipeline import describe_source
-
-    return dataset, describe_source(config.data).get("num_images")
+        dataset = dataset.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        count = len(images)
+    else:
+        dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
+                               shuffle=True, repeat=True, seed=epoch_seed)
+        count = describe_source(config.data)["num_images"]
+    steps = config.steps_per_epoch or count // global_batch
+    if steps < 1:
+        raise ConfigError(f"{count} images make no full batch of {global_batch}: lower --batch-size")
+    return dataset, steps
 
 
 # ----------------------------------------------------------------------------- the run
@@ -272,27 +278,30 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
     from . import callbacks as cb
 
+    strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
     if config.mixed_precision:
         if not tf.config.list_physical_devices("GPU"):
             print("note: --mixed-precision on a CPU: float16 math is emulated there and runs slower; it pays on GPUs",
                   flush=True)
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise ConfigError(f"--batch-size {config.batch_size} is not divisible by the {replicas} replicas")
-    print(f"strategy {type(strategy).__name__}: global batch {config.batch_size} = {replicas} replica(s) x "
+    label = next((name for name in ("MultiWorkerMirroredStrategy", "MirroredStrategy")
+                  if isinstance(strategy, getattr(tf.distribute, name))), "default strategy")
+    print(f"strategy {label}: global batch {config.batch_size} = {replicas} replica(s) x "
           f"{config.batch_size // replicas}", flush=True)
 
-    chief = getattr(strategy.cluster_resolver, "task_id", 0) in (0, None) if hasattr(strategy, "cluster_resolver") and strategy.cluster_resolver else True
-    out = config.out if chief else os.path.join(config.out, f".worker-{strategy.cluster_resolver.task_id}")
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_id = getattr(resolver, "task_id", None) if resolver is not None else None
+    # Every worker writes the same files; the chief's (task 0) are the run's, the others' go to .worker-N.
+    out = config.out if task_id in (0, None) else os.path.join(config.out, f".worker-{task_id}")
     os.makedirs(out, exist_ok=True)
-    if chief:
-        _write_json(os.path.join(out, "config.json"), config.to_json())
-        _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
+    _write_json(os.path.join(out, "config.json"), config.to_json())
+    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
 
-    dataset, num_images = build_dataset(config, config.batch_size, config.seed + initial_epoch)
+    dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch)
     with strategy.scope():
         gan = build_gan(config)
         d_optimizer, g_optimizer = _optimizers(config, gan)
@@ -304,12 +313,12 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
           f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
-    real_batch = next(iter(dataset)).numpy() if chief else None
+    real_batch = next(iter(dataset)).numpy()
     checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
                                     keep=config.keep_checkpoints)
     callbacks = [
         checkpointer,
-        cb.TrainingMonitor(real_images=real_batch[:64] if real_batch is not None else None,
+        cb.TrainingMonitor(real_images=real_batch[:64],
                            stop_on_failure=config.stop_on_failure, check_every=config.metric_interval),
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0),
         cb.LossPlot(os.path.join(out, "history.csv"), os.path.join(out, "losses.png")),
@@ -318,7 +327,6 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False),
         cb.Timelapse(os.path.join(out, "samples"), os.path.join(out, "timelapse.gif")),
     ]
-    steps = config.steps_per_epoch
     started = time.time()
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=config.verbose)
@@ -331,16 +339,15 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         "seconds": round(elapsed, 1), "interrupted": interrupted,
         "images_per_second": None, "monitor_events": [event["kind"] for event in callbacks[1].events],
     }
-    batches = len(history.epoch) * (steps or (num_images // config.batch_size if num_images else 0))
+    batches = len(history.epoch) * steps
     if batches and elapsed > 0:
         summary["images_per_second"] = round(batches * config.batch_size / elapsed, 1)
-    if chief:
-        if not interrupted:
-            gan.ema_generator.save(os.path.join(out, "generator.keras"))
-            state = "complete" if epochs_done >= config.epochs else "stopped"
-        else:
-            state = "interrupted"
-        _write_json(os.path.join(out, "status.json"), {"state": state, **summary})
+    if not interrupted:
+        gan.ema_generator.save(os.path.join(out, "generator.keras"))
+        state = "complete" if epochs_done >= config.epochs else "stopped"
+    else:
+        state = "interrupted"
+    _write_json(os.path.join(out, "status.json"), {"state": state, **summary})
     return summary
 
 

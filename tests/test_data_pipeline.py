@@ -88,3 +88,16 @@ def test_clear_errors_for_bad_paths(tmp_path):
         load_dataset(str(tmp_path / "empty"), 4)
     with pytest.raises(DatasetError, match="batch_size"):
         load_dataset(str(tmp_path / "empty"), 0)
+
+
+def test_fit_makes_exactly_one_update_per_batch(converted):
+    # With a dataset of unknown length Keras 3.15 adds one optimizer update at each epoch end;
+    # load_dataset declares its length so this does not happen.
+    from keras_anime_gan import create_gan
+
+    dataset = load_dataset(str(converted), 8, seed=0)
+    assert int(dataset.cardinality()) == 5
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0)
+    gan.compile(jit_compile=False)
+    gan.fit(dataset, epochs=2, verbose=0)
+    assert int(gan.g_optimizer.iterations) == 10 and int(gan.d_optimizer.iterations) == 10

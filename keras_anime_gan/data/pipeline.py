@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -43,7 +44,9 @@ def describe_source(path: str) -> dict:
             )
         levels = _stylegan_levels(path)
         if levels:
-            return {"kind": "stylegan", "levels": levels, "resolution": max(levels)}
+            # Every level file holds every image; the 4x4 one is the quickest to count.
+            count = count_records(levels[min(levels)])
+            return {"kind": "stylegan", "levels": levels, "resolution": max(levels), "num_images": count}
         if glob.glob(os.path.join(path, "*.tfrecords")) or glob.glob(os.path.join(path, "*.tfrecord")):
             raise DatasetError(
                 f"{path!r} holds TFRecords but no {MANIFEST_NAME} and no StyleGAN -rNN files; "
@@ -56,6 +59,21 @@ def describe_source(path: str) -> dict:
     if path.endswith(".tfrecords") and _STYLEGAN_FILE.search(path):
         return describe_source(os.path.dirname(path) or ".")
     raise DatasetError(f"dataset path {path!r} is a file; give a folder of images or of TFRecords")
+
+
+def count_records(path: str) -> int:
+    """Records in an uncompressed TFRecord file, from its framing (uint64 length, 4-byte length CRC,
+    data, 4-byte data CRC), without starting TensorFlow's runtime (MultiWorkerMirroredStrategy
+    must be created before that happens)."""
+    count, size = 0, os.path.getsize(path)
+    with open(path, "rb") as file:
+        while file.tell() < size:
+            header = file.read(8)
+            if len(header) < 8:
+                raise DatasetError(f"{path} is truncated (a partial record at its end)")
+            file.seek(4 + struct.unpack("<Q", header)[0] + 4, os.SEEK_CUR)
+            count += 1
+    return count
 
 
 def _stylegan_levels(directory: str) -> dict[int, str]:
@@ -112,7 +130,7 @@ def load_dataset(
         levels = source["levels"]
         stored = resolution if resolution in levels else max(levels)
         files = [levels[stored]]
-        records, count = _records(files, shuffle, seed), None
+        records, count = _records(files, shuffle, seed), source["num_images"]
         decode, per_image = _stylegan_batch_decoder(stored), None
     else:
         stored = resolution or 64
@@ -126,7 +144,7 @@ def load_dataset(
 
     dataset = records
     if shuffle and kind != "folder":
-        buffer = SHUFFLE_BUFFER if count is None else max(1, min(SHUFFLE_BUFFER, count))
+        buffer = max(1, min(SHUFFLE_BUFFER, count))
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
@@ -141,6 +159,11 @@ def load_dataset(
     else:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
+    if not repeat and kind != "folder":
+        # A known length: with an unknown one, Keras 3.15's fit performs one extra optimizer update
+        # (without a batch) at the end of every epoch.
+        batches = count // batch_size if drop_remainder else -(-count // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds))
     dataset = dataset.map(
@@ -245,8 +268,8 @@ def _finish_batch(images, seed_pair, resolution, flip):
 
 
 def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats (tensor or array) -> uint8, the project's one rounding rule."""
-    images = np.asarray(images, dtype=np.float32)
+    """[-1, 1] floats (tensor or array) -> uint8, the project's one rounding rule (NaN -> 0)."""
+    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=-1.0)
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 

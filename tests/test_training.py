@@ -1,0 +1,227 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_cli
+from keras_anime_gan import callbacks as cb
+from keras_anime_gan import create_gan
+from keras_anime_gan.data import convert_folder
+from keras_anime_gan.errors import UserError
+from keras_anime_gan.training import TrainConfig, train
+
+TINY = ["--resolution", "32", "--width", "8", "--latent-dim", "16", "--batch-size", "8", "--synthetic-images", "64"]
+
+
+def tiny_config(out, **overrides):
+    values = dict(out=str(out), resolution=32, width=8, latent_dim=16, batch_size=8, epochs=2, steps_per_epoch=3,
+                  synthetic_images=64, verbose=0, jit=False)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_cli_run_leaves_every_artifact(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", *TINY, "--epochs", "3", "--steps-per-epoch", "2", "--out", out, "--quiet")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["epochs"] == 3 and summary["g_updates"] == 6 and summary["interrupted"] is None
+    assert "global batch 8 = 1 replica(s) x 8" in result.stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "dcgan" and config["resolution"] == 32 and config["epochs"] == 3
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"
+    samples = sorted(os.listdir(out / "samples"))
+    assert samples == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
+    assert Image.open(out / "samples" / "epoch_0003.png").size == (8 * 32, 8 * 32)  # 8x8 grid
+    gif = Image.open(out / "timelapse.gif")
+    assert gif.n_frames == 3 and gif.size == (256, 256)
+    with open(out / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 3 and {"epoch", "d_loss", "g_loss", "diversity"} <= set(rows[0])
+    assert all(np.isfinite(float(row["g_loss"])) for row in rows)
+    assert Image.open(out / "losses.png").format == "PNG"
+    events = [name for _, _, names in os.walk(out / "tensorboard") for name in names if "tfevents" in name]
+    assert len(events) >= 2  # Keras scalars and our sample images
+    generator = keras.models.load_model(out / "generator.keras")
+    assert generator(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
+    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == 3
+
+
+@pytest.mark.parametrize("kind, model", [("folder", "dynamic"), ("converted", "wgan-gp"), ("stylegan", "lsgan")])
+def test_trains_from_each_kind_of_data(faces_dir, tmp_path, kind, model):
+    if kind == "folder":
+        data = faces_dir
+    else:
+        data = tmp_path / kind
+        convert_folder(str(faces_dir), str(data), 32, format="stylegan" if kind == "stylegan" else "raw", progress=False)
+    summary = train(tiny_config(tmp_path / "run", data=str(data), model=model, n_critic=2, steps_per_epoch=None, epochs=1))
+    steps = 5  # 40 images / batch 8
+    assert summary["epochs"] == 1
+    assert summary["g_updates"] >= 3 * steps if model == "dynamic" else summary["g_updates"] == steps
+    assert (tmp_path / "run" / "generator.keras").exists()
+
+
+def test_config_file_and_flags(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model": "lsgan", "epochs": 1, "steps_per_epoch": 1, "label_smoothing": 0.1}))
+    out = tmp_path / "run"
+    run_cli("train", "--config", tmp_path / "config.json", *TINY, "--out", out, "--quiet", "--d-lr", "1e-4")
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "lsgan" and saved["label_smoothing"] == 0.1 and saved["d_learning_rate"] == 1e-4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "biggan"], "invalid choice"),
+    (["--resolution", "40"], "--resolution 40 is not supported"),
+    (["--data", "/nonexistent/faces"], "does not exist"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer"),
+    (["--label-smoothing", "0.7"], "--label-smoothing"),
+])
+def test_bad_options_fail_before_any_work(tmp_path, args, message):
+    out = tmp_path / "run"
+    result = run_cli("train", *TINY, "--epochs", "1", "--out", out, *args, check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert not out.exists()
+
+
+def test_empty_data_and_foreign_run_folders_are_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        train(tiny_config(tmp_path / "a", data=str(tmp_path / "empty")))
+    train(tiny_config(tmp_path / "done", epochs=1))
+    with pytest.raises(UserError, match="another run"):
+        train(tiny_config(tmp_path / "done", model="lsgan", epochs=1))
+    with pytest.raises(UserError, match="finished run"):
+        train(tiny_config(tmp_path / "done", epochs=1))
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a run folder"):
+        train(tiny_config(tmp_path / "stuff"))
+    more = train(tiny_config(tmp_path / "done", epochs=2), resume=True)  # a finished run continued on purpose
+    assert more["epochs"] == 2 and more["g_updates"] == 6
+
+
+def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0, ema=0.9)
+    gan.compile(jit_compile=False)
+    faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    gan.fit(faces, batch_size=8, epochs=1, verbose=0)
+    path = cb.save_checkpoint(gan, str(tmp_path / "ckpt"), 1)
+    expected_latents = gan.sample_latent(4).numpy()  # the stream continues from the saved state
+
+    clone = create_gan("dcgan", 32, 16, width=8, seed=99, ema=0.9)
+    clone.compile(jit_compile=False)
+    state = cb.restore_checkpoint(clone, path)
+    assert state["epoch"] == 1 and state["g_updates"] == 2
+    for a, b in zip(gan.get_weights(), clone.get_weights()):  # generator, discriminator and EMA weights
+        np.testing.assert_array_equal(a, b)
+    for optimizer_a, optimizer_b in ((gan.d_optimizer, clone.d_optimizer), (gan.g_optimizer, clone.g_optimizer)):
+        for a, b in zip(optimizer_a.variables, optimizer_b.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(clone.sample_latent(4).numpy(), expected_latents)
+    # the next training step is identical
+    gan.fit(faces[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
+    clone.fit(faces[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(gan.generator.get_weights(), clone.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _train_command(out, epochs):
+    return [sys.executable, str(ROOT / "train.py"), *TINY, "--epochs", str(epochs), "--steps-per-epoch", "25",
+            "--no-jit", "--out", str(out), "--quiet"]
+
+
+def _wait_for_checkpoint(process, out, timeout=180):
+    deadline = time.time() + timeout
+    while not (out / "checkpoints" / "latest.json").exists():
+        assert process.poll() is None, "training ended before its first checkpoint"
+        assert time.time() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+
+
+def test_sigkill_after_first_checkpoint_then_resume_matches_uninterrupted_run(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(_train_command(out, 3), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(process, out)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert json.loads((out / "status.json").read_text())["state"] == "running"
+    for name in os.listdir(out / "checkpoints"):  # only complete checkpoints under final names
+        if name.startswith("epoch-"):
+            assert {"gan.weights.h5", "d_optimizer.npz", "g_optimizer.npz", "rng_state.npy", "state.json"} <= set(os.listdir(out / "checkpoints" / name))
+    resumed = subprocess.run(_train_command(out, 3), cwd=ROOT, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming the interrupted run" in resumed.stdout
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    reference = train(tiny_config(tmp_path / "reference", epochs=3, steps_per_epoch=25))
+    assert summary["epochs"] == reference["epochs"] == 3
+    assert summary["g_updates"] == reference["g_updates"] == 75
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"
+    assert sorted(os.listdir(out / "samples"))[-1] == "epoch_0003.png"
+
+
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(_train_command(out, 50), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(process, out)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "SIGTERM received" in stdout
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["interrupted"] == "SIGTERM"
+    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == status["epochs"]
+
+
+def _broken_gan(**kwargs):
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0, **kwargs)
+    return gan
+
+
+def test_monitor_flags_a_discriminator_that_wins():
+    gan = _broken_gan()
+    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to 0.
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3), g_optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
+    faces = np.random.default_rng(0).uniform(0.5, 1, (8 * 40, 32, 32, 3)).astype(np.float32)
+    monitor = cb.TrainingMonitor(d_loss_floor=0.01, patience=5, stop_on_failure=True)
+    history = gan.fit(faces, batch_size=8, epochs=20, verbose=0, callbacks=[monitor])
+    assert "d_loss_zero" in [event["kind"] for event in monitor.events]
+    assert len(history.epoch) < 20  # stopped early
+
+
+def test_monitor_flags_mode_collapse_and_non_finite_losses():
+    gan = _broken_gan()
+    faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    monitor = cb.TrainingMonitor(real_images=faces)
+    monitor.set_model(gan)
+    monitor.on_epoch_end(0, {})  # a healthy (untrained) generator: no warning
+    assert monitor.events == [] and monitor.peak_diversity > 0
+    # The generator collapses: it starts ignoring z, every sample is the same image.
+    first = gan.generator.layers[1]
+    first.kernel.assign(np.zeros(first.kernel.shape, np.float32))
+    logs = {}
+    monitor.on_epoch_end(1, logs)
+    assert logs["diversity"] < 1e-6 and [event["kind"] for event in monitor.events] == ["mode_collapse"]
+
+    exploding = _broken_gan()
+    exploding.compile(d_optimizer=keras.optimizers.SGD(1e30), g_optimizer=keras.optimizers.SGD(1e30), jit_compile=False)
+    guard = cb.TrainingMonitor()
+    history = exploding.fit(faces, batch_size=8, epochs=5, verbose=0, callbacks=[guard])
+    assert "non_finite" in [event["kind"] for event in guard.events] and len(history.epoch) < 5
+
+
+def test_sample_diversity_matches_a_direct_computation():
+    images = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
+    flat = images.reshape(5, -1) / 255.0
+    direct = np.mean([np.sqrt(((flat[i] - flat[j]) ** 2).mean()) for i in range(5) for j in range(i + 1, 5)])
+    assert cb.sample_diversity(images) == pytest.approx(direct, rel=1e-9)
+    assert cb.sample_diversity(np.repeat(images[:1], 4, axis=0)) == pytest.approx(0.0, abs=1e-7)
