@@ -50,7 +50,8 @@ def base_size(resolution: int, arch: str = "dcgan") -> int:
 
 def _norm(kind):
     if kind == "batch":
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=_gamma_init())
+        # synchronized: statistics over the global batch under tf.distribute (no effect on one device)
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=_gamma_init(), synchronized=True)
     if kind == "layer":
         return layers.LayerNormalization(axis=[1, 2, 3], epsilon=1e-5)
     if kind == "instance":
