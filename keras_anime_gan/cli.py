@@ -70,7 +70,28 @@ def _add_train(sub):
     parser.set_defaults(run=run_train_command)
 
 
-_EXTENSIONS: list = [_add_train]
+def _add_export(sub):
+    parser = sub.add_parser("export", help="write a generator as a TF Serving SavedModel (saved_models/NAME/VERSION)")
+    parser.add_argument("source", help="run folder (its generator.keras) or a .keras generator file")
+    parser.add_argument("--name", required=True, help="model name, as clients will call it")
+    parser.add_argument("--base", default="saved_models", help="export root (default saved_models)")
+    parser.add_argument("--version", type=int, default=None, help="version number (default: one above the highest)")
+    parser.add_argument("--max-images", type=int, default=256, help="largest batch a request may ask for (default 256)")
+    parser.add_argument("--serving-base-path", default=None,
+                        help="where the model server sees --base (e.g. /models in Docker); written to models.config")
+    parser.set_defaults(run=_run_export)
+
+
+def _run_export(args) -> int:
+    from .export import export_generator
+
+    path = export_generator(args.source, args.base, args.name, args.version, max_images=args.max_images,
+                            serving_base_path=args.serving_base_path)
+    print(json.dumps({"exported": path, "models_config": f"{args.base}/models.config"}))
+    return 0
+
+
+_EXTENSIONS: list = [_add_train, _add_export]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,76 @@
+"""Converter and reader throughput on the 20,000 shared faces (96 -> 64 px).
+
+    python benchmarks/bench_data.py [--faces ../shared/data/anime-faces-96] [--out benchmarks/results]
+
+Prints one JSON line and appends it to benchmarks/results/bench_data.jsonl. The reader is compared
+with what a DCGAN-64 training step consumes, measured in the same script (target: >= 20x).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--faces", default=str(ROOT.parent / "shared" / "data" / "anime-faces-96"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--train-steps", type=int, default=8)
+    args = parser.parse_args()
+    if not os.path.isdir(args.faces):
+        raise SystemExit(f"skipped: faces folder {args.faces} not found (pass --faces)")
+
+    # TensorFlow is imported inside main: converter workers re-import this module under spawn.
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_anime_gan import create_gan
+    from keras_anime_gan.data import convert_folder, load_dataset
+
+    work = tempfile.mkdtemp(prefix="bench_data_")
+    results = {"benchmark": "bench_data", "cpus": os.cpu_count()}
+    try:
+        for fmt in ("raw", "png", "stylegan"):
+            started = time.perf_counter()
+            manifest = convert_folder(args.faces, os.path.join(work, fmt), 64, format=fmt, progress=False)
+            seconds = time.perf_counter() - started
+            results[f"convert_{fmt}_images_per_s"] = round(manifest["num_images"] / seconds)
+        results["images"] = manifest["num_images"]
+
+        for kind in ("raw", "stylegan"):
+            dataset = load_dataset(os.path.join(work, kind), 128, resolution=64, seed=0)
+            next(iter(dataset))  # warm-up
+            started, count = time.perf_counter(), 0
+            for batch in dataset:
+                count += int(batch.shape[0])
+            results[f"read_{kind}_images_per_s"] = round(count / (time.perf_counter() - started))
+
+        # What a DCGAN-64 step consumes here: batch 128, XLA (the default), in-memory batch.
+        gan = create_gan("dcgan", 64, 100, seed=0)
+        gan.compile()
+        batch = next(iter(load_dataset(os.path.join(work, "raw"), 128, seed=0))).numpy()
+        data = tf.data.Dataset.from_tensors(batch).repeat()
+        gan.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # compile
+        started = time.perf_counter()
+        gan.fit(data, steps_per_epoch=args.train_steps, epochs=1, verbose=0)
+        train_rate = args.train_steps * 128 / (time.perf_counter() - started)
+        results["dcgan64_train_images_per_s"] = round(train_rate, 1)
+        results["reader_over_training_ratio"] = round(results["read_raw_images_per_s"] / train_rate, 1)
+        results["numpy"] = np.__version__
+        results["tensorflow"] = tf.__version__
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(results))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "bench_data.jsonl"), "a", encoding="utf-8") as file:
+        file.write(json.dumps({**results, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

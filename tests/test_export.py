@@ -1,0 +1,223 @@
+"""Export checks short of a running model server (no tensorflow_model_server binary here): reload
+with tf.saved_model.load, call every signature, inspect with saved_model_cli, parse models.config
+as the ModelServerConfig text proto, and push requests through TF Serving's documented REST JSON
+rules (emulated below) and the client helpers."""
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import run_cli
+from keras_anime_gan import create_gan
+from keras_anime_gan.data import to_uint8
+from keras_anime_gan.errors import UserError
+from keras_anime_gan.export import export_generator
+from keras_anime_gan.serving import decode_predictions, predict_request
+
+LATENT = 16
+
+
+@pytest.fixture(scope="module")
+def gan():
+    model = create_gan("dcgan", 32, LATENT, width=8, seed=0, ema=0.9)
+    model.compile(jit_compile=False)
+    faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    model.fit(faces, batch_size=8, epochs=1, verbose=0)  # EMA and generator weights now differ
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(gan, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models")
+    path = export_generator(gan, str(base), "faces", max_images=8)
+    return base, path, tf.saved_model.load(path)
+
+
+def test_layout_versions_and_never_overwriting(gan, exported, tmp_path):
+    base, path, _ = exported
+    assert path == os.path.join(str(base), "faces", "1")
+    assert {"saved_model.pb", "variables"} <= set(os.listdir(path))
+    assert not [name for name in os.listdir(base / "faces") if name.startswith(".")]
+    copy = tmp_path / "models"
+    shutil.copytree(base, copy)
+    assert export_generator(gan, str(copy), "faces").endswith(os.path.join("faces", "2"))
+    assert export_generator(gan, str(copy), "faces", version=7).endswith(os.path.join("faces", "7"))
+    assert export_generator(gan, str(copy), "faces").endswith(os.path.join("faces", "8"))
+    with pytest.raises(UserError, match="never overwritten"):
+        export_generator(gan, str(copy), "faces", version=2)
+
+
+def test_serving_default_equals_the_keras_generator(gan, exported):
+    _, _, loaded = exported
+    latents = np.random.default_rng(1).normal(size=(5, LATENT)).astype(np.float32)
+    images = loaded.signatures["serving_default"](latent=tf.constant(latents))["images"].numpy()
+    expected = to_uint8(gan.ema_generator(latents, training=False).numpy())  # the EMA generator is exported
+    assert images.dtype == np.uint8 and images.shape == (5, 32, 32, 3)
+    np.testing.assert_array_equal(images, expected)
+    trained = to_uint8(gan.generator(latents, training=False).numpy())
+    assert not np.array_equal(images, trained)
+
+
+def _generate(loaded, name, count, seed, psi=1.0):
+    return loaded.signatures[name](num_images=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64),
+                                   truncation_psi=tf.constant(psi, tf.float32))
+
+
+def test_generate_is_deterministic_per_seed_and_png_matches(exported):
+    _, _, loaded = exported
+    first = _generate(loaded, "generate", 4, 11)["images"].numpy()
+    assert first.shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(first, _generate(loaded, "generate", 4, 11)["images"].numpy())
+    assert not np.array_equal(first, _generate(loaded, "generate", 4, 12)["images"].numpy())
+    assert not np.array_equal(first, _generate(loaded, "generate", 4, 11, psi=0.5)["images"].numpy())
+    pngs = _generate(loaded, "generate_png", 4, 11)["png_bytes"].numpy()
+    decoded = np.stack([np.asarray(Image.open(io.BytesIO(data))) for data in pngs])
+    np.testing.assert_array_equal(decoded, first)
+
+
+@pytest.mark.parametrize("count, message", [(0, "at least 1"), (-3, "at least 1"), (9, "at most max_images=8")])
+def test_num_images_outside_the_limit_fails_clearly(exported, count, message):
+    _, _, loaded = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"num_images .* {message}"):
+        _generate(loaded, "generate", count, 1)
+
+
+def test_bad_latents_fail_clearly(exported):
+    _, _, loaded = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"latent_dim={LATENT} values"):
+        loaded.signatures["serving_default"](latent=tf.zeros((2, LATENT + 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_images=8"):
+        loaded.signatures["serving_default"](latent=tf.zeros((9, LATENT)))
+
+
+def test_saved_model_cli_lists_the_documented_signatures(exported):
+    _, path, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
+    for block, lines in {
+        "serving_default": ["inputs['latent'] tensor_info:", "dtype: DT_FLOAT", f"shape: (-1, {LATENT})",
+                            "outputs['images'] tensor_info:", "dtype: DT_UINT8", "shape: (-1, 32, 32, 3)"],
+        "generate": ["inputs['num_images'] tensor_info:", "dtype: DT_INT32", "inputs['seed'] tensor_info:",
+                     "dtype: DT_INT64", "inputs['truncation_psi'] tensor_info:", "outputs['images'] tensor_info:"],
+        "generate_png": ["outputs['png_bytes'] tensor_info:", "dtype: DT_STRING", "shape: (-1)"],
+    }.items():
+        section = text.split(f"signature_def['{block}']:")[1].split("signature_def[")[0]
+        for line in lines:
+            assert line in section, (block, line, section)
+
+
+def _model_server_config_class():
+    """ModelServerConfig built from TF Serving's field numbers (model_server_config.proto), to parse
+    models.config exactly as the server's text-format parser would."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    proto = descriptor_pb2.FileDescriptorProto(name="model_server_config_test.proto", package="tensorflow.serving")
+    config = proto.message_type.add(name="ModelConfig")
+    for name, number in (("name", 1), ("base_path", 2), ("model_platform", 4)):
+        config.field.add(name=name, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    listing = proto.message_type.add(name="ModelConfigList")
+    listing.field.add(name="config", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                      label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED, type_name=".tensorflow.serving.ModelConfig")
+    server = proto.message_type.add(name="ModelServerConfig")
+    server.field.add(name="model_config_list", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                     label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".tensorflow.serving.ModelConfigList")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.ModelServerConfig"))
+
+
+def test_models_config_parses_as_the_text_proto_and_keeps_entries(gan, tmp_path):
+    from google.protobuf import text_format
+
+    base = tmp_path / "models"
+    export_generator(gan, str(base), "faces")
+    export_generator(gan, str(base), "faces")
+    export_generator(gan, str(base), "portraits", serving_base_path="/models")
+    config = text_format.Parse((base / "models.config").read_text(), _model_server_config_class()())
+    entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
+    assert entries == [("faces", str(base / "faces"), "tensorflow"), ("portraits", "/models/portraits", "tensorflow")]
+
+
+def test_cli_export_from_a_run_folder(tmp_path):
+    from keras_anime_gan.training import TrainConfig, train
+
+    run = tmp_path / "run"
+    train(TrainConfig(out=str(run), resolution=32, width=8, latent_dim=LATENT, batch_size=8, epochs=1, steps_per_epoch=1,
+                      synthetic_images=16, verbose=0, jit=False))
+    result = run_cli("export", run, "--name", "faces", "--base", tmp_path / "saved")
+    assert json.loads(result.stdout.strip().splitlines()[-1])["exported"].endswith(os.path.join("faces", "1"))
+    missing = run_cli("export", tmp_path / "nothing", "--name", "x", "--base", tmp_path / "saved", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+# --- TF Serving's REST JSON rules (https://www.tensorflow.org/tfx/serving/api_rest), emulated ---
+
+
+def rest_request_to_tensors(body, signature):
+    """Row format: `instances` is a list with one entry per example (an object per example when the
+    signature has several inputs). Columnar: `inputs` maps input names to whole tensors (or is the
+    tensor itself for a single input). Values are cast to the signature's dtypes."""
+    specs = signature.structured_input_signature[1]
+    if "instances" in body:
+        rows = body["instances"]
+        if isinstance(rows[0], dict):
+            values = {name: [row[name] for row in rows] for name in specs}
+        else:
+            (name,) = specs
+            values = {name: rows}
+    else:
+        inputs = body["inputs"]
+        values = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
+    return {name: tf.constant(np.asarray(values[name]), dtype=spec.dtype) for name, spec in specs.items()}
+
+
+def rest_tensors_to_response(outputs, row_format):
+    """Row format answers {"predictions": [...]}, columnar {"outputs": ...}. DT_STRING outputs whose
+    name ends in `_bytes` are written as {"b64": ...}."""
+
+    def jsonable(name, tensor):
+        array = tensor.numpy()
+        if name.endswith("_bytes"):
+            return [{"b64": base64.b64encode(item).decode()} for item in array.ravel()]
+        return array.tolist()
+
+    converted = {name: jsonable(name, tensor) for name, tensor in outputs.items()}
+    if row_format:
+        if len(converted) == 1:
+            return {"predictions": next(iter(converted.values()))}
+        count = len(next(iter(converted.values())))
+        return {"predictions": [{name: values[i] for name, values in converted.items()} for i in range(count)]}
+    return {"outputs": next(iter(converted.values())) if len(converted) == 1 else converted}
+
+
+@pytest.mark.parametrize("signature, row_format", [
+    ("serving_default", True), ("serving_default", False), ("generate", False), ("generate_png", False),
+])
+def test_request_and_response_helpers_round_trip_through_rest_rules(exported, signature, row_format):
+    _, _, loaded = exported
+    latents = np.random.default_rng(4).normal(size=(3, LATENT)).astype(np.float32)
+    body = predict_request(signature, latents=latents, num_images=3, seed=21, row_format=row_format)
+    body = json.loads(json.dumps(body))  # what actually travels
+    assert body["signature_name"] == signature
+    function = loaded.signatures[body["signature_name"]]
+    outputs = function(**rest_request_to_tensors(body, function))
+    response = json.loads(json.dumps(rest_tensors_to_response(outputs, "instances" in body)))
+    images = decode_predictions(response)
+    if signature == "serving_default":
+        expected = loaded.signatures["serving_default"](latent=tf.constant(latents))["images"].numpy()
+    else:
+        expected = _generate(loaded, "generate", 3, 21)["images"].numpy()
+    assert images.dtype == np.uint8
+    np.testing.assert_array_equal(images, expected)
