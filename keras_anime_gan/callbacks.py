@@ -361,3 +361,68 @@ def restore_checkpoint(gan, path) -> dict:
     gan.rng.reset(np.load(os.path.join(path, "rng_state.npy")))
     with open(os.path.join(path, "state.json"), encoding="utf-8") as file:
         return json.load(file)
+
+
+class MetricCallback(keras.callbacks.Callback):
+    """Every `every` epochs: generate `num_images` from fixed seeds, compute `metrics` ("swd", "kid",
+    "fid") against a fixed set of real uint8 images, add them to the epoch logs (so history.csv
+    and TensorBoard get them), append a stylegan2-ada style line to `jsonl_path`, and plot every
+    metric over epochs into `plot_path` (the GAN Versus report's FID-during-training figure)."""
+
+    def __init__(self, real_images, metrics=("swd",), every=1, num_images=None, extractor=None,
+                 inception_weights=None, jsonl_path=None, plot_path=None, seed=0):
+        super().__init__()
+        self.real = np.asarray(real_images)
+        self.metrics, self.every = tuple(metrics), every
+        self.num_images = num_images or len(self.real)
+        self.extractor, self.inception_weights = extractor, inception_weights
+        self.jsonl_path, self.plot_path, self.seed = jsonl_path, plot_path, seed
+        self.records: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .metrics import append_jsonl, compute_metrics, metric_name
+
+        if (epoch + 1) % self.every:
+            return
+        gan = self.model
+        fake = gan.generate(self.num_images, seed=self.seed)
+        results = compute_metrics(self.real[: self.num_images], fake, self.metrics, self.extractor, self.inception_weights)
+        if logs is not None:
+            logs.update(results)
+        record = {"epoch": epoch + 1, "num_images": self.num_images, "results": results,
+                  "metrics": [metric_name(m, self.num_images) for m in self.metrics]}
+        self.records.append(record)
+        if self.jsonl_path:
+            append_jsonl(self.jsonl_path, record)
+        if self.plot_path:
+            plot_metrics(self.jsonl_path, self.plot_path, records=None if self.jsonl_path else self.records)
+
+
+def plot_metrics(jsonl_path, output_path, records=None) -> bool:
+    """Each metric of a metrics.jsonl (or of `records`) over epochs, one panel each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if records is None:
+        if not jsonl_path or not os.path.exists(jsonl_path):
+            return False
+        with open(jsonl_path, encoding="utf-8") as file:
+            records = [json.loads(line) for line in file if line.strip()]
+    records = [record for record in records if "epoch" in record]
+    names = sorted({key for record in records for key in record["results"] if not key.endswith("_std")
+                    and not key.startswith("swd_")})
+    if not names:
+        return False
+    figure, axes = plt.subplots(len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False)
+    for axis, name in zip(axes[:, 0], names):
+        points = [(record["epoch"], record["results"][name]) for record in records if name in record["results"]]
+        axis.plot(*zip(*points), marker="o", color="tab:purple")
+        axis.set_ylabel(name.upper() if name != "swd" else "SWD x1e3")
+        axis.set_xlabel("epoch")
+    axes[0, 0].set_title("Sample quality during training (lower is better)")
+    figure.tight_layout()
+    _write_atomic(output_path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
+    plt.close(figure)
+    return True

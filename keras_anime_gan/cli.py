@@ -91,7 +91,139 @@ def _run_export(args) -> int:
     return 0
 
 
-_EXTENSIONS: list = [_add_train, _add_export]
+def _parse_seeds(text: str) -> list[int]:
+    """'0-99' -> 0..99, '1,5,9' -> [1, 5, 9], mixed forms allowed."""
+    seeds = []
+    for part in text.split(","):
+        if "-" in part.strip()[1:]:
+            low, high = part.rsplit("-", 1)
+            seeds.extend(range(int(low), int(high) + 1))
+        elif part.strip():
+            seeds.append(int(part))
+    if not seeds:
+        raise UserError(f"--seeds {text!r} names no seed (use e.g. 0-99 or 1,5,9)")
+    return seeds
+
+
+def _add_evaluate(sub):
+    parser = sub.add_parser("evaluate", help="SWD / KID / FID of a generator against real images")
+    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("--real", required=True, help="real images: folder, converted TFRecords or StyleGAN files")
+    parser.add_argument("--metrics", default="swd", help="comma-separated: swd,kid,fid (default swd)")
+    parser.add_argument("--num-images", type=int, default=1000, help="images per side (default 1000)")
+    parser.add_argument("--inception-weights", default=None, help="path of the InceptionV3 no-top .h5 file")
+    parser.add_argument("--extractor", default=None, help="a .keras model to use instead of InceptionV3 for kid/fid")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    import os
+
+    import keras
+
+    from .data.pipeline import load_real_images
+    from .export import load_generator
+    from .gans import latents_for_seed
+    from .metrics import FeatureExtractor, append_jsonl, compute_metrics, metric_name
+
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
+    if args.num_images < 2:
+        raise UserError("--num-images must be >= 2")
+    generator = load_generator(args.source)
+    resolution = int(generator.output_shape[1])
+    real = load_real_images(args.real, args.num_images, resolution, args.seed)
+    latents = latents_for_seed(len(real), int(generator.input_shape[-1]), args.seed)
+    from .explore import _render
+
+    fake = _render(generator, latents)
+    extractor = FeatureExtractor(keras.models.load_model(args.extractor, compile=False)) if args.extractor else None
+    results = compute_metrics(real, fake, metrics, extractor, args.inception_weights)
+    record = {"metrics": [metric_name(m, len(real)) for m in metrics], "num_images": len(real), "results": results,
+              "generator": os.path.abspath(args.source), "real": os.path.abspath(args.real),
+              "extractor": args.extractor or ("inception_v3" if {"kid", "fid"} & set(metrics) else None)}
+    folder = args.source if os.path.isdir(args.source) else os.path.dirname(os.path.abspath(args.source))
+    append_jsonl(os.path.join(folder, "metrics.jsonl"), record)
+    print(json.dumps(record))
+    return 0
+
+
+def _add_generate(sub):
+    parser = sub.add_parser("generate", help="one PNG per seed")
+    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("--seeds", default="0-15", help="e.g. 0-99 or 1,5,9 (default 0-15)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--truncation", type=float, default=None, help="psi: scale latents (below 1: safer faces)")
+    parser.set_defaults(run=_run_generate)
+
+
+def _run_generate(args) -> int:
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from .explore import _render
+    from .export import load_generator
+    from .gans import latents_for_seed
+
+    generator = load_generator(args.source)
+    seeds = _parse_seeds(args.seeds)
+    dim = int(generator.input_shape[-1])
+    latents = np.stack([latents_for_seed(1, dim, seed)[0] for seed in seeds])
+    if args.truncation is not None:
+        latents *= args.truncation
+    os.makedirs(args.out, exist_ok=True)
+    for seed, image in zip(seeds, _render(generator, latents)):
+        Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
+    print(json.dumps({"out": args.out, "images": len(seeds)}))
+    return 0
+
+
+def _add_explore(sub):
+    parser = sub.add_parser("explore", help="latent-space pictures: z-grid, interpolate, truncation, neighbours")
+    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("--kind", required=True, choices=["z-grid", "interpolate", "truncation", "neighbours"])
+    parser.add_argument("--out", required=True, help="output .png")
+    parser.add_argument("--seed", type=int, default=0, help="z-grid / neighbours seed")
+    parser.add_argument("--seeds", default="0-4", help="interpolate / truncation seeds (default 0-4)")
+    parser.add_argument("--indices", default=None, help="z-grid: z indices (default 0,10,...,90)")
+    parser.add_argument("--steps", type=int, default=8, help="interpolate: steps per pair")
+    parser.add_argument("--method", default="slerp", choices=["slerp", "linear"])
+    parser.add_argument("--real", default=None, help="neighbours: the training images")
+    parser.add_argument("--num-real", type=int, default=2000, help="neighbours: real images searched")
+    parser.set_defaults(run=_run_explore)
+
+
+def _run_explore(args) -> int:
+    import os
+
+    from . import explore
+    from .export import load_generator
+
+    generator = load_generator(args.source)
+    written = [args.out]
+    if args.kind == "z-grid":
+        indices = [int(i) for i in args.indices.split(",")] if args.indices else None
+        explore.z_grid(generator, args.out, seed=args.seed, indices=indices)
+    elif args.kind == "interpolate":
+        gif = os.path.splitext(args.out)[0] + ".gif"
+        explore.interpolate(generator, args.out, _parse_seeds(args.seeds), args.steps, args.method, gif)
+        written.append(gif)
+    elif args.kind == "truncation":
+        explore.truncation(generator, args.out, _parse_seeds(args.seeds))
+    else:
+        if not args.real:
+            raise UserError("--kind neighbours needs --real (the training images)")
+        from .data.pipeline import load_real_images
+
+        real = load_real_images(args.real, args.num_real, int(generator.output_shape[1]))
+        explore.neighbours(generator, real, args.out, seed=args.seed)
+    print(json.dumps({"written": written}))
+    return 0
+
+
+_EXTENSIONS: list = [_add_train, _add_export, _add_evaluate, _add_generate, _add_explore]
 
 
 def main(argv=None) -> int:

@@ -60,6 +60,9 @@ class TrainConfig:
     sample_interval: int = 1
     checkpoint_interval: int = 1
     metric_interval: int = 1
+    metrics: str = "swd"
+    metric_images: int = 256
+    inception_weights: str | None = None
     keep_checkpoints: int = 2
     stop_on_failure: bool = False
     verbose: int | str = "auto"
@@ -83,7 +86,7 @@ class TrainConfig:
         positive = {"latent_dim": self.latent_dim, "width": self.width, "batch_size": self.batch_size,
                     "epochs": self.epochs, "n_critic": self.n_critic, "sample_interval": self.sample_interval,
                     "checkpoint_interval": self.checkpoint_interval, "metric_interval": self.metric_interval,
-                    "synthetic_images": self.synthetic_images}
+                    "synthetic_images": self.synthetic_images, "metric_images": self.metric_images}
         for name, value in positive.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -97,6 +100,13 @@ class TrainConfig:
             raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
+        unknown = [m for m in self.metric_list if m not in ("swd", "kid", "fid")]
+        if unknown:
+            raise ConfigError(f"--metrics takes swd, kid and fid (comma-separated, or none), got {unknown}")
+        if {"kid", "fid"} & set(self.metric_list):
+            from .metrics import inception_weights_path
+
+            inception_weights_path(self.inception_weights)  # MissingWeightsError says what to download
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.norm not in (None, "batch", "layer", "instance", "none"):
@@ -111,6 +121,10 @@ class TrainConfig:
                     f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
                     "lower --batch-size"
                 )
+
+    @property
+    def metric_list(self) -> list[str]:
+        return [m.strip() for m in self.metrics.split(",") if m.strip() and m.strip() != "none"]
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -266,8 +280,9 @@ def _optimizers(config: TrainConfig, gan):
     return result
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict:
-    """Run (or resume) training as configured; returns a summary dict. Leaves in `config.out`:
+def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
+    """Run (or resume) training as configured; returns a summary dict. `callbacks` are added to the
+    run's own (e.g. a time budget). Leaves in `config.out`:
     config.json, checkpoints/, samples/epoch_NNNN.png, timelapse.gif, history.csv, losses.png,
     tensorboard/, generator.keras, status.json."""
     config.validate()
@@ -316,10 +331,13 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     real_batch = next(iter(dataset)).numpy()
     checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
                                     keep=config.keep_checkpoints)
+    monitor = cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
+                                 check_every=config.metric_interval)
     callbacks = [
+        *(callbacks or []),
         checkpointer,
-        cb.TrainingMonitor(real_images=real_batch[:64],
-                           stop_on_failure=config.stop_on_failure, check_every=config.metric_interval),
+        monitor,  # before CSVLogger and TensorBoard: they record the diversity and metrics it adds
+        *_metric_callbacks(config, out),
         keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0),
         cb.LossPlot(os.path.join(out, "history.csv"), os.path.join(out, "losses.png")),
         cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
@@ -337,7 +355,7 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
         "out": config.out, "epochs": epochs_done if not interrupted else checkpointer._epoch,
         "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
         "seconds": round(elapsed, 1), "interrupted": interrupted,
-        "images_per_second": None, "monitor_events": [event["kind"] for event in callbacks[1].events],
+        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
     }
     batches = len(history.epoch) * steps
     if batches and elapsed > 0:
@@ -352,6 +370,23 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
 
 
 # ----------------------------------------------------------------------------- command line
+
+
+def _metric_callbacks(config: TrainConfig, out: str) -> list:
+    """The MetricCallback of a run: `metric_images` fixed real images against as many samples."""
+    if not config.metric_list:
+        return []
+    from .callbacks import MetricCallback
+    from .data import synthetic_faces
+    from .data.pipeline import load_real_images
+
+    if config.data is None:
+        real = synthetic_faces(config.metric_images, config.resolution, seed=config.seed + 1)  # unseen faces
+    else:
+        real = load_real_images(config.data, config.metric_images, config.resolution, seed=config.seed)
+    return [MetricCallback(real, config.metric_list, every=config.metric_interval, num_images=len(real),
+                           inception_weights=config.inception_weights, jsonl_path=os.path.join(out, "metrics.jsonl"),
+                           plot_path=os.path.join(out, "metrics.png"))]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,7 +428,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--strategy", choices=STRATEGIES)
     add("--sample-interval", type=int, help="epochs between sample grids")
     add("--checkpoint-interval", type=int, help="epochs between checkpoints")
-    add("--metric-interval", type=int, help="epochs between diversity checks")
+    add("--metric-interval", type=int, help="epochs between metric and diversity checks")
+    add("--metrics", help="quality metrics during training: swd (default; no weights needed), kid, fid, or none")
+    add("--metric-images", type=int, help="real and generated images per metric evaluation (default 256)")
+    add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid")
     add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
     add("--quiet", action="store_true", help="no progress bars")
 

@@ -8,7 +8,7 @@ from .convert import ConversionError, convert_folder
 from .imaging import SUPPORTED_EXTENSIONS, ImageSkipped, load_image
 from .synthetic import synthetic_faces
 
-_PIPELINE_NAMES = ("load_dataset", "describe_source", "DatasetError", "to_uint8", "steps_per_epoch", "list_image_files")
+_PIPELINE_NAMES = ("load_dataset", "describe_source", "DatasetError", "to_uint8", "steps_per_epoch", "list_image_files", "load_real_images")
 
 
 def __getattr__(name):

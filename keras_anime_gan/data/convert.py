@@ -165,7 +165,8 @@ def serialize_example(payload: bytes, shape) -> bytes:
     import tensorflow as tf
 
     features = {"image": _bytes_feature(payload), "shape": _int64_feature(shape)}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic: map fields in a fixed order, so equal images give byte-equal shards in any process
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def serialize_stylegan_example(chw: np.ndarray) -> bytes:
@@ -173,7 +174,8 @@ def serialize_stylegan_example(chw: np.ndarray) -> bytes:
     import tensorflow as tf
 
     features = {"shape": _int64_feature(chw.shape), "data": _bytes_feature(chw.tobytes())}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic: map fields in a fixed order, so equal images give byte-equal shards in any process
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def stylegan_levels(hwc: np.ndarray) -> list[np.ndarray]:

@@ -278,3 +278,16 @@ def steps_per_epoch(path: str, batch_size: int) -> int | None:
     source = describe_source(path)
     count = source.get("num_images")
     return None if count is None else math.floor(count / batch_size)
+
+
+def load_real_images(path: str, count: int, resolution: int, seed: int = 0) -> np.ndarray:
+    """Up to `count` real images from any dataset path as uint8 (N, resolution, resolution, 3):
+    the fixed reference set for metrics and nearest-neighbour checks (no flips)."""
+    dataset = load_dataset(path, 256, resolution=resolution, flip=False, shuffle=True, seed=seed, drop_remainder=False)
+    images, total = [], 0
+    for batch in dataset:
+        images.append(to_uint8(batch.numpy()))
+        total += len(images[-1])
+        if total >= count:
+            break
+    return np.concatenate(images)[:count]

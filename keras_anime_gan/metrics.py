@@ -1,0 +1,255 @@
+"""Sample-quality metrics: FID, KID and the sliced Wasserstein distance (SWD).
+
+- `fid` / `kid` compare feature statistics of real and generated images. The features come from
+  InceptionV3's 2048-d pool layer (bilinear resize to 299, Inception preprocessing), loaded only
+  from the standard Keras weights file on disk (never downloaded, never random), or from any Keras
+  model you pass as `extractor` (a classifier trained on anime faces, a discriminator's features).
+- `swd` needs no weights: NVIDIA's progressive-GAN metric over a Laplacian pyramid of 7x7 patches.
+Results use stylegan2-ada-style names (`swd1k`, `kid256`, `fid10k`) and are appended as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+import scipy.linalg
+
+from .errors import UserError
+
+INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+INCEPTION_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/{INCEPTION_FILE}"
+
+
+class MissingWeightsError(UserError):
+    pass
+
+
+# ----------------------------------------------------------------------------- Fréchet / KID
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), in float64.
+
+    A singular product gets `eps` added to both diagonals; the tiny imaginary parts that sqrtm
+    returns from rounding are dropped, large ones are an error."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"shapes differ: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    diff = mu1 - mu2
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(len(sigma1)) * eps
+        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"sqrtm gave a large imaginary component {np.abs(covmean.imag).max():.3g}")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+
+
+def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
+    features = np.asarray(features, np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def polynomial_mmd(features_a, features_b) -> float:
+    """Unbiased MMD^2 with the cubic kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al.)."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    d = a.shape[1]
+    k_aa, k_bb, k_ab = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
+    m, n = len(a), len(b)
+    return float(
+        (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1)) + (k_bb.sum() - np.trace(k_bb)) / (n * (n - 1)) - 2 * k_ab.mean()
+    )
+
+
+def kernel_inception_distance(features_real, features_fake, num_subsets=100, subset_size=1000, seed=0):
+    """(mean, std) of polynomial_mmd over random subsets of both feature sets."""
+    rng = np.random.default_rng(seed)
+    size = min(subset_size, len(features_real), len(features_fake))
+    if size < 2:
+        raise UserError("KID needs at least 2 images on each side")
+    values = [
+        polynomial_mmd(features_real[rng.choice(len(features_real), size, replace=False)],
+                       features_fake[rng.choice(len(features_fake), size, replace=False)])
+        for _ in range(num_subsets)
+    ]
+    return float(np.mean(values)), float(np.std(values))
+
+
+# ----------------------------------------------------------------------------- extractors
+
+
+class FeatureExtractor:
+    """Any Keras model as a feature extractor: uint8 images -> (N, D) float64 features.
+
+    Images are resized (bilinear) to the model's input size when it has one and scaled to
+    [-1, 1] (Inception preprocessing) unless `preprocess` says otherwise."""
+
+    def __init__(self, model, preprocess=None, batch_size=64, name=None):
+        self.model, self.batch_size = model, batch_size
+        self.preprocess = preprocess or (lambda images: images / 127.5 - 1.0)
+        self.name = name or model.name
+        shape = model.input_shape
+        self.size = tuple(shape[1:3]) if None not in shape[1:3] else None
+
+    def __call__(self, images) -> np.ndarray:
+        import tensorflow as tf
+
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            batch = tf.convert_to_tensor(np.asarray(images[start : start + self.batch_size]), tf.float32)
+            if self.size is not None and tuple(batch.shape[1:3]) != self.size:
+                batch = tf.image.resize(batch, self.size, method="bilinear")
+            features = self.model(self.preprocess(batch), training=False)
+            outputs.append(np.asarray(features, np.float64).reshape(len(batch), -1))
+        return np.concatenate(outputs)
+
+
+def inception_weights_path(path=None) -> str:
+    """The InceptionV3 no-top weights file: `path`, or the standard file in the Keras cache."""
+    candidates = [path] if path else [
+        os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models", INCEPTION_FILE),
+        os.path.join("/tmp/.keras/models", INCEPTION_FILE),
+    ]
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    raise MissingWeightsError(
+        f"InceptionV3 weights not found ({', '.join(str(c) for c in candidates)}). FID/KID need the standard Keras file "
+        f"{INCEPTION_FILE}: download it from {INCEPTION_URL} into ~/.keras/models/ (or pass --inception-weights PATH). "
+        "Nothing is downloaded automatically, and a metric called FID is never computed with random weights; "
+        "SWD needs no weights."
+    )
+
+
+def inception_extractor(weights_path=None, batch_size=64) -> FeatureExtractor:
+    import keras
+
+    weights = inception_weights_path(weights_path)
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    model.load_weights(weights)
+    return FeatureExtractor(model, batch_size=batch_size, name="inception_v3")
+
+
+def fid(real, fake, extractor=None, weights_path=None) -> float:
+    """FID between two uint8 image sets (N, H, W, 3), with InceptionV3 unless `extractor` is given."""
+    extractor = extractor or inception_extractor(weights_path)
+    return frechet_distance(*feature_statistics(extractor(real)), *feature_statistics(extractor(fake)))
+
+
+def kid(real, fake, extractor=None, weights_path=None, num_subsets=100, subset_size=1000, seed=0):
+    """(KID, its std over subsets) between two uint8 image sets."""
+    extractor = extractor or inception_extractor(weights_path)
+    return kernel_inception_distance(extractor(real), extractor(fake), num_subsets, subset_size, seed)
+
+
+# ----------------------------------------------------------------------------- SWD
+
+_GAUSSIAN = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float32) / 256.0
+
+
+def _blur(images, factor=1.0):
+    """5x5 Gaussian per channel, reflect-padded. images: (N, C, H, W) float32."""
+    import scipy.ndimage
+
+    kernel = (_GAUSSIAN * factor)[None, None]
+    return scipy.ndimage.convolve(images, kernel, mode="mirror")
+
+
+def laplacian_pyramid(images, levels):
+    """NVIDIA's pyramid: each level minus the upsampled next-coarser one; the coarsest kept as is."""
+    pyramid = [images]
+    for _ in range(1, levels):
+        pyramid.append(_blur(pyramid[-1])[:, :, ::2, ::2])
+    for index in range(levels - 1):
+        up = np.zeros_like(pyramid[index])
+        up[:, :, ::2, ::2] = pyramid[index + 1]
+        pyramid[index] = pyramid[index] - _blur(up, 4.0)
+    return pyramid
+
+
+def _descriptors(level, per_image, rng, size=7):
+    n, c, h, w = level.shape
+    ys = rng.integers(0, h - size + 1, (n, per_image))
+    xs = rng.integers(0, w - size + 1, (n, per_image))
+    patches = np.empty((n * per_image, c, size, size), np.float32)
+    for i in range(n):
+        for j in range(per_image):
+            patches[i * per_image + j] = level[i, :, ys[i, j] : ys[i, j] + size, xs[i, j] : xs[i, j] + size]
+    patches -= patches.mean(axis=(0, 2, 3), keepdims=True)  # per-channel normalisation, per set
+    patches /= patches.std(axis=(0, 2, 3), keepdims=True) + 1e-8
+    return patches.reshape(len(patches), -1)
+
+
+def sliced_wasserstein(a, b, repeats=4, directions=128, rng=None):
+    rng = rng or np.random.default_rng(0)
+    results = []
+    for _ in range(repeats):
+        dirs = rng.standard_normal((a.shape[1], directions)).astype(np.float32)
+        dirs /= np.sqrt(np.sum(dirs**2, axis=0, keepdims=True))
+        projected_a, projected_b = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
+        results.append(np.abs(projected_a - projected_b).mean())
+    return float(np.mean(results))
+
+
+def swd(real, fake, patches_per_image=64, min_resolution=16, seed=0) -> dict[str, float]:
+    """Sliced Wasserstein distance x 1e3 per pyramid level ({"swd_64": ..., "swd_32": ..., "swd_16": ...})
+    and their average ("swd"), as in NVIDIA's progressive GAN. Both sets: uint8 (N, H, W, 3), same size.
+    The same seed picks the same patches, so a set against itself gives 0."""
+    real, fake = np.asarray(real), np.asarray(fake)
+    if real.shape[1:] != fake.shape[1:]:
+        raise ValueError(f"image sizes differ: {real.shape[1:]} vs {fake.shape[1:]}")
+    count = min(len(real), len(fake))
+    resolution = real.shape[1]
+    levels = max(1, int(np.log2(resolution // min_resolution)) + 1)
+    result = {}
+    pyramids = [laplacian_pyramid(images[:count].transpose(0, 3, 1, 2).astype(np.float32), levels) for images in (real, fake)]
+    for level in range(levels):
+        rng_real, rng_fake = np.random.default_rng(seed + level), np.random.default_rng(seed + level)
+        descriptors_real = _descriptors(pyramids[0][level], patches_per_image, rng_real)
+        descriptors_fake = _descriptors(pyramids[1][level], patches_per_image, rng_fake)
+        distance = sliced_wasserstein(descriptors_real, descriptors_fake, rng=np.random.default_rng(seed + 100 + level))
+        result[f"swd_{resolution >> level}"] = distance * 1e3
+    result["swd"] = float(np.mean(list(result.values())))
+    return result
+
+
+# ----------------------------------------------------------------------------- named results
+
+
+def metric_name(metric: str, num_images: int) -> str:
+    """stylegan2-ada style: swd + 1000 images -> 'swd1k', kid + 256 -> 'kid256'."""
+    count = f"{num_images // 1000}k" if num_images % 1000 == 0 else str(num_images)
+    return f"{metric}{count}"
+
+
+def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weights=None) -> dict:
+    """The requested metrics between two uint8 sets, as a flat dict of floats."""
+    results = {}
+    needs_features = [metric for metric in metrics if metric in ("fid", "kid")]
+    features = None
+    if needs_features:
+        extractor = extractor or inception_extractor(inception_weights)
+        features = (extractor(real), extractor(fake))
+    for metric in metrics:
+        if metric == "swd":
+            results.update(swd(real, fake))
+        elif metric == "fid":
+            results["fid"] = frechet_distance(*feature_statistics(features[0]), *feature_statistics(features[1]))
+        elif metric == "kid":
+            subset = min(1000, len(real), len(fake))
+            results["kid"], results["kid_std"] = kernel_inception_distance(*features, num_subsets=50, subset_size=subset)
+        else:
+            raise UserError(f"unknown metric {metric!r}; choose from swd, kid, fid")
+    return results
+
+
+def append_jsonl(path, record) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as file:
+        file.write(json.dumps({**record, "timestamp": time.time()}) + "\n")

@@ -1,0 +1,117 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from keras_anime_gan import metrics
+from keras_anime_gan.data import synthetic_faces
+
+
+def test_frechet_distance_matches_closed_form_and_eigenvalues():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    d1, d2 = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
+    # Diagonal covariances: |mu1-mu2|^2 + sum(s1 + s2 - 2 sqrt(s1 s2))
+    expected = ((mu1 - mu2) ** 2).sum() + (d1 + d2 - 2 * np.sqrt(d1 * d2)).sum()
+    assert metrics.frechet_distance(mu1, np.diag(d1), mu2, np.diag(d2)) == pytest.approx(expected, rel=1e-10)
+    # Full covariances: Tr sqrt(S1 S2) = sum of sqrt of the (real, positive) eigenvalues of S1 S2.
+    a, b = rng.normal(size=(50, 6)), rng.normal(size=(60, 6)) * 1.5 + 0.3
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    m1, m2 = a.mean(0), b.mean(0)
+    trace_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).real).sum()
+    direct = ((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt
+    assert metrics.frechet_distance(m1, s1, m2, s2) == pytest.approx(direct, rel=1e-8)
+    assert metrics.frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_frechet_distance_survives_singular_covariances():
+    features = np.random.default_rng(1).normal(size=(5, 20))  # 5 samples in 20-d: rank-deficient
+    mu, sigma = metrics.feature_statistics(features)
+    value = metrics.frechet_distance(mu, sigma, mu + 0.1, sigma)
+    assert np.isfinite(value) and value == pytest.approx(20 * 0.01, abs=1e-2)
+
+
+def test_kid_matches_a_direct_loop():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(12, 5)), rng.normal(size=(12, 5)) + 0.5
+    k = lambda x, y: (x @ y / 5 + 1) ** 3  # noqa: E731
+    m = 12
+    same_a = sum(k(a[i], a[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    same_b = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    cross = sum(k(a[i], b[j]) for i in range(m) for j in range(m)) / (m * m)
+    assert metrics.polynomial_mmd(a, b) == pytest.approx(same_a + same_b - 2 * cross, rel=1e-10)
+    mean, std = metrics.kernel_inception_distance(a, b, num_subsets=10, subset_size=12)
+    assert mean == pytest.approx(metrics.polynomial_mmd(a, b), rel=1e-10) and std == pytest.approx(0.0, abs=1e-12)
+    far, _ = metrics.kernel_inception_distance(a, b + 2.0, num_subsets=10, subset_size=12)
+    assert far > mean > 0
+
+
+def test_swd_is_zero_against_itself_and_grows_with_blur_and_colour_shift():
+    faces = synthetic_faces(128, 32, seed=0)
+    assert metrics.swd(faces, faces) == {"swd_32": 0.0, "swd_16": 0.0, "swd": 0.0}
+    blurred = [metrics.swd(faces, np.clip(scipy.ndimage.gaussian_filter(faces.astype(float), (0, s, s, 0)), 0, 255)
+                           .astype(np.uint8))["swd"] for s in (0.5, 1.0, 2.0)]
+    shifted = [metrics.swd(faces, np.clip(faces.astype(int) + [d, 0, -d], 0, 255).astype(np.uint8))["swd"]
+               for d in (10, 20, 40)]
+    assert 0 < blurred[0] < blurred[1] < blurred[2]
+    assert 0 < shifted[0] < shifted[1] < shifted[2]
+
+
+def test_missing_inception_weights_say_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(metrics.MissingWeightsError) as error:
+        metrics.fid(np.zeros((2, 8, 8, 3), np.uint8), np.zeros((2, 8, 8, 3), np.uint8))
+    message = str(error.value)
+    assert metrics.INCEPTION_FILE in message and metrics.INCEPTION_URL in message and "--inception-weights" in message
+
+
+def test_inception_extractor_loads_a_weights_file_without_downloading(tmp_path):
+    # A file in the downloaded one's legacy HDF5 layout stands in for it; loading must use it.
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    path = tmp_path / metrics.INCEPTION_FILE
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    extractor = metrics.inception_extractor(str(path), batch_size=2)
+    features = extractor(np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8))
+    assert features.shape == (2, 2048)
+    np.testing.assert_array_equal(extractor.model.get_weights()[0], model.get_weights()[0])
+
+
+def small_extractor():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    return metrics.FeatureExtractor(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)))
+
+
+def test_pluggable_extractor_for_fid_and_kid():
+    extractor = small_extractor()
+    faces, others = synthetic_faces(64, 32, seed=0), synthetic_faces(64, 32, seed=1)
+    noise = np.random.default_rng(0).integers(0, 256, faces.shape, dtype=np.uint8)
+    assert metrics.fid(faces, faces, extractor) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.fid(faces, others, extractor) < metrics.fid(faces, noise, extractor)
+    assert metrics.kid(faces, others, extractor, num_subsets=5)[0] < metrics.kid(faces, noise, extractor, num_subsets=5)[0]
+    results = metrics.compute_metrics(faces, others, ("swd", "kid", "fid"), extractor)
+    assert {"swd", "swd_32", "swd_16", "kid", "kid_std", "fid"} <= set(results)
+    assert metrics.metric_name("fid", 50000) == "fid50k" and metrics.metric_name("kid", 256) == "kid256"
+
+
+def test_metric_callback_logs_jsonl_history_and_plot(tmp_path):
+    from keras_anime_gan import create_gan
+    from keras_anime_gan.callbacks import MetricCallback
+
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0)
+    gan.compile(jit_compile=False)
+    real = synthetic_faces(32, 32, seed=2)
+    callback = MetricCallback(real, ("swd", "kid"), every=1, extractor=small_extractor(),
+                              jsonl_path=str(tmp_path / "metrics.jsonl"), plot_path=str(tmp_path / "metrics.png"))
+    history = gan.fit(real.astype(np.float32) / 127.5 - 1, batch_size=16, epochs=2, verbose=0, callbacks=[callback]).history
+    assert len(history["swd"]) == 2 and len(history["kid"]) == 2 and all(np.isfinite(history["swd"]))
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2] and lines[0]["metrics"] == ["swd32", "kid32"]
+    assert (tmp_path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
