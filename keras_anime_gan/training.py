@@ -281,6 +281,18 @@ def _optimizers(config: TrainConfig, gan):
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
+    """Run (or resume) training as configured; see `_train`. The global Keras dtype policy is put
+    back afterwards, so a mixed-precision run does not leak into the caller's next models."""
+    import keras
+
+    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, resume, callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
     """Run (or resume) training as configured; returns a summary dict. `callbacks` are added to the
     run's own (e.g. a time budget). Leaves in `config.out`:
     config.json, checkpoints/, samples/epoch_NNNN.png, timelapse.gif, history.csv, losses.png,

@@ -80,7 +80,7 @@ def main():
         result["dynamic_refused"] = "single replica" in str(error)
     for name in sys.argv[1:] or ["dcgan", "wgan-gp"]:
         with mirrored_strategy.scope():
-            gan = create_gan(name, 32, 16, width=8, seed=0)
+            gan = create_gan(name, 32, 16, width=8, seed=0, **({"n_critic": 2} if name == "wgan-gp" else {}))
             gan.compile()
         logs = gan.fit(faces, batch_size=16, epochs=1, verbose=0).history
         result[name] = {key: float(values[-1]) for key, values in logs.items()}

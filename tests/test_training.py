@@ -18,12 +18,13 @@ from keras_anime_gan.data import convert_folder
 from keras_anime_gan.errors import UserError
 from keras_anime_gan.training import TrainConfig, train
 
-TINY = ["--resolution", "32", "--width", "8", "--latent-dim", "16", "--batch-size", "8", "--synthetic-images", "64"]
+TINY = ["--resolution", "32", "--width", "8", "--latent-dim", "16", "--batch-size", "8", "--synthetic-images", "64",
+        "--metric-images", "32"]
 
 
 def tiny_config(out, **overrides):
     values = dict(out=str(out), resolution=32, width=8, latent_dim=16, batch_size=8, epochs=2, steps_per_epoch=3,
-                  synthetic_images=64, verbose=0, jit=False)
+                  synthetic_images=64, metric_images=32, verbose=0, jit=False)
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -134,7 +135,7 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
 
 
 def _train_command(out, epochs):
-    return [sys.executable, str(ROOT / "train.py"), *TINY, "--epochs", str(epochs), "--steps-per-epoch", "25",
+    return [sys.executable, str(ROOT / "train.py"), *TINY, "--epochs", str(epochs), "--steps-per-epoch", "15",
             "--no-jit", "--out", str(out), "--quiet"]
 
 
@@ -161,9 +162,9 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_uninterrupted_run(tm
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming the interrupted run" in resumed.stdout
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
-    reference = train(tiny_config(tmp_path / "reference", epochs=3, steps_per_epoch=25))
+    reference = train(tiny_config(tmp_path / "reference", epochs=3, steps_per_epoch=15))
     assert summary["epochs"] == reference["epochs"] == 3
-    assert summary["g_updates"] == reference["g_updates"] == 75
+    assert summary["g_updates"] == reference["g_updates"] == 45
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
     assert sorted(os.listdir(out / "samples"))[-1] == "epoch_0003.png"
 
@@ -225,3 +226,11 @@ def test_sample_diversity_matches_a_direct_computation():
     direct = np.mean([np.sqrt(((flat[i] - flat[j]) ** 2).mean()) for i in range(5) for j in range(i + 1, 5)])
     assert cb.sample_diversity(images) == pytest.approx(direct, rel=1e-9)
     assert cb.sample_diversity(np.repeat(images[:1], 4, axis=0)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_mixed_precision_run_trains_and_leaves_the_policy_as_it_was(tmp_path):
+    summary = train(tiny_config(tmp_path / "run", mixed_precision=True, epochs=1, steps_per_epoch=4))
+    assert summary["epochs"] == 1 and 1 <= summary["g_updates"] <= 4  # loss scaling may skip overflowing steps
+    assert keras.mixed_precision.global_policy().name == "float32"
+    generator = keras.models.load_model(tmp_path / "run" / "generator.keras")
+    assert generator.output.dtype == "float32"  # final layer kept in float32

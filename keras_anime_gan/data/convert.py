@@ -365,6 +365,18 @@ def _results(src, names, options, workers, progress, total, initial=0):
     return generate()
 
 
+def _skip_reason(payload, info, options, seen_hashes) -> str | None:
+    """Why a worker result is not written (its decode error, or a duplicate), else None.
+    `info` is the worker's skip reason when payload is None, else the image's content hash."""
+    if payload is None:
+        return info
+    if options.dedupe:
+        if info in seen_hashes:
+            return "exact duplicate of an earlier image (--dedupe)"
+        seen_hashes.add(info)
+    return None
+
+
 def _convert_sharded(src, dest, names, options, workers, progress, resumed):
     count = math.ceil(len(names) / options.shard_size)
     progress_dir = os.path.join(dest, PROGRESS_DIR)
@@ -396,13 +408,10 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
         with tf.io.TFRecordWriter(tmp) as writer:
             for _ in names[index * options.shard_size : (index + 1) * options.shard_size]:
                 name, payload, info = next(results)
-                if payload is None:
-                    shard_skipped.append({"path": name, "reason": info})
+                reason = _skip_reason(payload, info, options, seen_hashes)
+                if reason:
+                    shard_skipped.append({"path": name, "reason": reason})
                     continue
-                if options.dedupe and info in seen_hashes:
-                    shard_skipped.append({"path": name, "reason": "exact duplicate of an earlier image (--dedupe)"})
-                    continue
-                seen_hashes.add(info)
                 hashes.append(info)
                 writer.write(serialize_example(payload, shape))
                 written += 1
@@ -443,13 +452,10 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
     skipped, seen, written = [], set(), 0
     try:
         for name, payload, info in results:
-            if payload is None:
-                skipped.append({"path": name, "reason": info})
+            reason = _skip_reason(payload, info, options, seen)
+            if reason:
+                skipped.append({"path": name, "reason": reason})
                 continue
-            if options.dedupe and info in seen:
-                skipped.append({"path": name, "reason": "exact duplicate of an earlier image (--dedupe)"})
-                continue
-            seen.add(info)
             hwc = np.frombuffer(payload, np.uint8).reshape(options.resolution, options.resolution, 3)
             for writer, level in zip(writers, stylegan_levels(hwc)):
                 writer.write(serialize_stylegan_example(level))
