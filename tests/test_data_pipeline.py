@@ -95,8 +95,10 @@ def test_fit_makes_exactly_one_update_per_batch(converted):
     # load_dataset declares its length so this does not happen.
     from keras_anime_gan import create_gan
 
+    from keras_anime_gan.data import steps_per_epoch
+
     dataset = load_dataset(str(converted), 8, seed=0)
-    assert int(dataset.cardinality()) == 5
+    assert int(dataset.cardinality()) == 5 == steps_per_epoch(str(converted), 8)
     gan = create_gan("dcgan", 32, 16, width=8, seed=0)
     gan.compile(jit_compile=False)
     gan.fit(dataset, epochs=2, verbose=0)

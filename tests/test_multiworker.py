@@ -51,8 +51,6 @@ def test_two_workers_on_loopback_train_to_identical_weights(tmp_path):
     assert len(chief_weights) == len(other_weights) > 0
     for a, b in zip(chief_weights, other_weights):
         np.testing.assert_array_equal(a, b)
-    initial = keras.models.load_model(tmp_path / "worker0" / "generator.keras")
-    assert initial is not None
 
 
 def test_batch_not_divisible_by_the_replicas_is_refused(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 import re
 import struct
@@ -273,11 +272,9 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def steps_per_epoch(path: str, batch_size: int) -> int | None:
-    """Full batches in one pass over `path`, when its size is known without reading it."""
-    source = describe_source(path)
-    count = source.get("num_images")
-    return None if count is None else math.floor(count / batch_size)
+def steps_per_epoch(path: str, batch_size: int) -> int:
+    """Full batches in one pass over `path` (for fit's steps_per_epoch with repeat=True)."""
+    return describe_source(path)["num_images"] // batch_size
 
 
 def load_real_images(path: str, count: int, resolution: int, seed: int = 0) -> np.ndarray:
