@@ -183,9 +183,12 @@ class GAN(keras.Model):
         real = data[0] if isinstance(data, (tuple, list)) else data
         real = tf.cast(real, tf.float32)
         d_updates, g_updates = self.schedule(real)
-        batch_size = tf.shape(real)[0]
-        d_loss = _repeat(d_updates, lambda: self.discriminator_step(real))
-        g_loss = _repeat(g_updates, lambda: self.generator_step(batch_size))
+        if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1:
+            d_loss, g_loss = self.shared_fake_step(real)
+        else:
+            batch_size = tf.shape(real)[0]
+            d_loss = _repeat(d_updates, lambda: self.discriminator_step(real))
+            g_loss = _repeat(g_updates, lambda: self.generator_step(batch_size))
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -209,6 +212,35 @@ class GAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         return tf.reduce_mean(per_example)
 
+    def shared_fake_step(self, real):
+        """One D update then one G update on the same fake batch, as the PyTorch DCGAN tutorial does:
+        the generator runs forward once per step instead of twice (about 1/4 less compute at 64 px).
+        The G update scores the fakes with the just-updated discriminator."""
+        latents = self.sample_latent(tf.shape(real)[0])
+        with tf.GradientTape() as g_tape:
+            fake = self.generator(latents, training=True)
+            with tf.GradientTape() as d_tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
+                d_per_example = self.discriminator_loss(real_logits, fake_logits)
+                penalty = self.discriminator_penalty(real, tf.stop_gradient(fake))
+                d_total = d_per_example if penalty is None else d_per_example + penalty
+                d_scaled = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(d_total))
+            d_variables = self.discriminator.trainable_variables
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_variables), d_variables))
+            g_per_example = self.generator_loss(self.discriminator(fake, training=True))
+            g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
+        g_variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_variables), g_variables))
+        self._update_ema(g_variables)
+        return tf.reduce_mean(d_per_example), tf.reduce_mean(g_per_example)
+
+    def _update_ema(self, variables):
+        if self._ema_weights:
+            decay = self.ema_decay
+            for average, variable in zip(self._ema_weights, variables):
+                average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
+
     def generator_step(self, batch_size):
         latents = self.sample_latent(batch_size)
         with tf.GradientTape() as tape:
@@ -219,10 +251,7 @@ class GAN(keras.Model):
             scaled = self.g_optimizer.scale_loss(loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        if self._ema_weights:
-            decay = self.ema_decay
-            for average, variable in zip(self._ema_weights, variables):
-                average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
+        self._update_ema(variables)
         return tf.reduce_mean(per_example)
 
     # -- using the trained generator ----------------------------------------------------

@@ -50,8 +50,13 @@ def base_size(resolution: int, arch: str = "dcgan") -> int:
 
 def _norm(kind):
     if kind == "batch":
-        # synchronized: statistics over the global batch under tf.distribute (no effect on one device)
-        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=_gamma_init(), synchronized=True)
+        # Synchronized: statistics over the global batch when several replicas share a batch. On one
+        # replica Keras would still run the (no-op) all-reduce path, which is slower: off there.
+        import tensorflow as tf
+
+        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+        return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=_gamma_init(),
+                                         synchronized=synchronized)
     if kind == "layer":
         return layers.LayerNormalization(axis=[1, 2, 3], epsilon=1e-5)
     if kind == "instance":
