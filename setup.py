@@ -16,6 +16,7 @@ setup(
         "matplotlib",
         "scipy",
         "tqdm",
+        "tensorboard",  # tf.summary and the TensorBoard callback; TensorFlow 2.21 no longer installs it
     ],
     extras_require={
         "test": ["pytest"],
