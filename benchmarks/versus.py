@@ -88,10 +88,9 @@ def main():
         summary = train(config, callbacks=[TimeBudget(budget)])  # a time budget instead of an epoch count
         wall = time.time() - started
         generator = keras.models.load_model(os.path.join(out, "generator.keras"), compile=False)
-        from keras_anime_gan.explore import _render
-        from keras_anime_gan.gans import latents_for_seed
+        from keras_anime_gan.gans import latents_for_seed, render
 
-        fake = _render(generator, latents_for_seed(len(real), int(generator.input_shape[-1]), 0))
+        fake = render(generator, latents_for_seed(len(real), int(generator.input_shape[-1]), 0))
         metrics = ["swd"] + (["kid", "fid"] if extractor else [])
         results = compute_metrics(real, fake, metrics, extractor)
         grid_path = os.path.join(args.out, f"{slug}.png")

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from .data.pipeline import to_uint8
-from .gans import latents_for_seed
+from .gans import latents_for_seed, render
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class SampleGrid(keras.callbacks.Callback):
             return
         gan = self.model
         latents = latents_for_seed(self.rows * self.rows, gan.latent_dim, self.seed)
-        images = to_uint8(keras.ops.convert_to_numpy(gan.ema_generator(latents, training=False)))
+        images = render(gan.ema_generator, latents)
         grid = image_grid(images, self.rows)
         os.makedirs(self.directory, exist_ok=True)
         path = os.path.join(self.directory, f"epoch_{epoch + 1:04d}.png")
@@ -234,7 +234,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             return
         gan = self.model
         latents = latents_for_seed(self.num_samples, gan.latent_dim, self.seed)
-        images = to_uint8(keras.ops.convert_to_numpy(gan.ema_generator(latents, training=False)))
+        images = render(gan.ema_generator, latents)
         diversity = sample_diversity(images)
         if logs is not None:
             logs["diversity"] = diversity
@@ -267,6 +267,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.directory, self.every, self.keep = directory, every, keep
         self.handle_signals = handle_signals
         self.interrupted_by = None
+        self.completed_epochs = 0  # what the last checkpoint holds
         self._previous_handlers = {}
         self._epoch = 0
 
@@ -305,6 +306,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     # -- saving / loading --
     def save(self, completed_epochs):
+        self.completed_epochs = completed_epochs
         return save_checkpoint(self.model, self.directory, completed_epochs, keep=self.keep)
 
 

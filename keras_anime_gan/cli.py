@@ -124,7 +124,7 @@ def _run_evaluate(args) -> int:
 
     from .data.pipeline import load_real_images
     from .export import load_generator
-    from .gans import latents_for_seed
+    from .gans import latents_for_seed, render
     from .metrics import FeatureExtractor, append_jsonl, compute_metrics, metric_name
 
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
@@ -134,9 +134,7 @@ def _run_evaluate(args) -> int:
     resolution = int(generator.output_shape[1])
     real = load_real_images(args.real, args.num_images, resolution, args.seed)
     latents = latents_for_seed(len(real), int(generator.input_shape[-1]), args.seed)
-    from .explore import _render
-
-    fake = _render(generator, latents)
+    fake = render(generator, latents)
     extractor = FeatureExtractor(keras.models.load_model(args.extractor, compile=False)) if args.extractor else None
     results = compute_metrics(real, fake, metrics, extractor, args.inception_weights)
     record = {"metrics": [metric_name(m, len(real)) for m in metrics], "num_images": len(real), "results": results,
@@ -163,9 +161,8 @@ def _run_generate(args) -> int:
     import numpy as np
     from PIL import Image
 
-    from .explore import _render
     from .export import load_generator
-    from .gans import latents_for_seed
+    from .gans import latents_for_seed, render
 
     generator = load_generator(args.source)
     seeds = _parse_seeds(args.seeds)
@@ -174,7 +171,7 @@ def _run_generate(args) -> int:
     if args.truncation is not None:
         latents *= args.truncation
     os.makedirs(args.out, exist_ok=True)
-    for seed, image in zip(seeds, _render(generator, latents)):
+    for seed, image in zip(seeds, render(generator, latents)):
         Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
     print(json.dumps({"out": args.out, "images": len(seeds)}))
     return 0

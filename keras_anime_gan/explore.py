@@ -15,14 +15,7 @@ from PIL import Image
 
 from .callbacks import image_grid
 from .errors import UserError
-from .data.pipeline import to_uint8
-from .gans import latents_for_seed
-
-
-def _render(generator, latents, batch_size=64) -> np.ndarray:
-    latents = np.asarray(latents, np.float32)
-    outputs = [np.asarray(generator(latents[i : i + batch_size], training=False)) for i in range(0, len(latents), batch_size)]
-    return to_uint8(np.concatenate(outputs))
+from .gans import latents_for_seed, render
 
 
 def _latent_dim(generator) -> int:
@@ -62,7 +55,7 @@ def z_grid(generator, path, seed=0, indices=None, factors=None) -> np.ndarray:
     for row, index in enumerate(indices):
         for column, factor in enumerate(factors):
             latents[row * len(factors) + column, index] = base[index] * factor
-    images = _render(generator, latents)
+    images = render(generator, latents)
     return _labelled_grid(images, len(indices), len(factors), [f"z[{i}]" for i in indices],
                           [f"{k:g}" for k in factors], f"Manipulating one z coordinate (seed {seed})",
                           "manipulation factor K", "z variable", path)
@@ -87,7 +80,7 @@ def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method="slerp", gi
     ends = [latents_for_seed(1, dim, seed)[0] for seed in seeds]
     mix = slerp if method == "slerp" else (lambda a, b, t: (1 - t) * a + t * b)
     latents = [mix(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in np.linspace(0, 1, steps)]
-    images = _render(generator, np.stack(latents))
+    images = render(generator, np.stack(latents))
     grid = _labelled_grid(images, len(seeds) - 1, steps, [f"{a}->{b}" for a, b in zip(seeds[:-1], seeds[1:])],
                           [f"{t:.2f}" for t in np.linspace(0, 1, steps)], f"{method} interpolation", "t", "seeds", path)
     if gif_path:
@@ -102,7 +95,7 @@ def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 
     """Rows: seeds; columns: psi. z' = mean + psi (z - mean) with mean 0 for the Gaussian latent."""
     dim = _latent_dim(generator)
     latents = np.stack([latents_for_seed(1, dim, seed)[0] * psi for seed in seeds for psi in psis])
-    images = _render(generator, latents)
+    images = render(generator, latents)
     return _labelled_grid(images, len(seeds), len(psis), [str(seed) for seed in seeds], [f"{p:g}" for p in psis],
                           "Truncation trick", "psi", "seed", path)
 
@@ -118,7 +111,7 @@ def nearest_real(samples, real, k=5) -> np.ndarray:
 def neighbours(generator, real_images, path, num_samples=8, k=5, seed=0) -> np.ndarray:
     """Row i: generated sample i, then its k nearest real images."""
     dim = _latent_dim(generator)
-    samples = _render(generator, latents_for_seed(num_samples, dim, seed))
+    samples = render(generator, latents_for_seed(num_samples, dim, seed))
     real = np.asarray(real_images)
     if real.shape[1:] != samples.shape[1:]:
         raise UserError(f"real images are {real.shape[1:]}, the generator makes {samples.shape[1:]}")

@@ -275,14 +275,10 @@ class GAN(keras.Model):
 
         truncation: scale latents by this factor (psi); values below 1 trade variety for quality.
         """
-        from .data.pipeline import to_uint8
-
         latents = latents_for_seed(num_images, self.latent_dim, seed)
         if truncation is not None:
             latents = latents * float(truncation)
-        generator = self.ema_generator
-        images = [generator(latents[i : i + batch_size], training=False) for i in range(0, num_images, batch_size)]
-        return to_uint8(np.concatenate([keras.ops.convert_to_numpy(x) for x in images]))
+        return render(self.ema_generator, latents, batch_size)
 
     def get_config(self):
         return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
@@ -292,6 +288,15 @@ def latents_for_seed(num_images, latent_dim, seed=None) -> np.ndarray:
     """The project's one mapping from a seed to latents (NumPy, so the same on every device)."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((num_images, latent_dim)).astype(np.float32)
+
+
+def render(generator, latents, batch_size=256) -> np.ndarray:
+    """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode."""
+    from .data.pipeline import to_uint8
+
+    latents = np.asarray(latents, np.float32)
+    images = [generator(latents[i : i + batch_size], training=False) for i in range(0, len(latents), batch_size)]
+    return to_uint8(np.concatenate([keras.ops.convert_to_numpy(x) for x in images]))
 
 
 def _repeat(times, step):

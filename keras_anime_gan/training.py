@@ -364,7 +364,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     epochs_done = initial_epoch + len(history.epoch)
     interrupted = checkpointer.interrupted_by
     summary = {
-        "out": config.out, "epochs": epochs_done if not interrupted else checkpointer._epoch,
+        "out": config.out, "epochs": epochs_done if not interrupted else checkpointer.completed_epochs,
         "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
         "seconds": round(elapsed, 1), "interrupted": interrupted,
         "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],

@@ -7,7 +7,7 @@ from PIL import Image
 from conftest import run_cli
 from keras_anime_gan import create_gan, explore
 from keras_anime_gan.data import synthetic_faces
-from keras_anime_gan.gans import latents_for_seed
+from keras_anime_gan.gans import latents_for_seed, render
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_z_grid_changes_one_coordinate_per_row(generator, tmp_path):
     grid = explore.z_grid(generator, str(tmp_path / "z.png"), seed=3)
     assert grid.shape == (10 * 32, 7 * 32, 3)  # rows z[0], z[10], ..., z[90]; K = -3 ... 3
     tiles = grid.reshape(10, 32, 7, 32, 3).transpose(0, 2, 1, 3, 4)
-    base = explore._render(generator, latents_for_seed(1, 100, 3))[0]
+    base = render(generator, latents_for_seed(1, 100, 3))[0]
     for row in range(10):
         np.testing.assert_array_equal(tiles[row, 4], base)  # K = 1 leaves z unchanged
         assert not np.array_equal(tiles[row, 0], tiles[row, 6])
@@ -65,7 +65,7 @@ def test_cli_generate_evaluate_and_explore(generator_file, faces_dir, tmp_path):
     run_cli("generate", generator_file, "--seeds", "3-5,9", "--out", out)
     names = sorted(path.name for path in out.iterdir())
     assert names == ["seed0003.png", "seed0004.png", "seed0005.png", "seed0009.png"]
-    expected = explore._render(keras.models.load_model(generator_file), latents_for_seed(1, 100, 9))[0]
+    expected = render(keras.models.load_model(generator_file), latents_for_seed(1, 100, 9))[0]
     np.testing.assert_array_equal(np.asarray(Image.open(out / "seed0009.png")), expected)  # seed -> same image
 
     result = run_cli("evaluate", generator_file, "--real", faces_dir, "--metrics", "swd", "--num-images", "32")
