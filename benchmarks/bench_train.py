@@ -1,11 +1,13 @@
-"""DCGAN-64 training speed: our `DCGAN.fit` (XLA on and off) against the reports' legacy Keras
-pattern and the PyTorch DCGAN tutorial loop, same architecture, batch 128, in-memory data.
+"""DCGAN-64 training speed: our `DCGAN.fit` (its default mode, and XLA) against the reports' legacy
+Keras pattern and the PyTorch DCGAN tutorial loop, same architecture, batch 128, in-memory data.
 
     python benchmarks/bench_train.py [--rounds 3] [--steps 6] [--mixed-precision]
 
 Each measurement runs in its own process (so peak memory is its own), and the variants are
 interleaved round by round because this machine's speed drifts; medians are reported, with each
-variant's ratio to PyTorch and to the legacy pattern. Results are appended to
+variant's ratio to PyTorch and to the legacy pattern. The legacy pattern runs twice: with
+TensorFlow's own choice of kernels on this CPU (oneDNN is off by default on non-Intel CPUs) and with
+oneDNN on, as keras_anime_gan sets it. Results are appended to
 benchmarks/results/bench_train.jsonl. PyTorch is a benchmark-only extra (`pip install torch==2.13.0`).
 """
 
@@ -32,10 +34,9 @@ def _data(count=BATCH * 2):
 
 
 def run_ours(steps, jit, mixed_precision):
+    from keras_anime_gan import create_gan  # first: it turns on oneDNN before TensorFlow loads
     import keras
     import tensorflow as tf
-
-    from keras_anime_gan import create_gan
 
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -130,20 +131,35 @@ def run_torch(steps, jit, mixed_precision):
     return time.perf_counter() - started
 
 
+# name: (function, jit_compile, TF_ENABLE_ONEDNN_OPTS or None for TensorFlow's own default)
 VARIANTS = {
-    "ours_xla": (run_ours, True),
-    "ours_graph": (run_ours, False),
-    "legacy_keras": (run_legacy, False),
-    "pytorch_tutorial": (run_torch, False),
+    "ours": (run_ours, None, "1"),  # what `fit` picks: graph mode with oneDNN on a CPU, XLA on a GPU
+    "ours_xla": (run_ours, True, "1"),
+    "legacy_keras": (run_legacy, False, None),
+    "legacy_keras_onednn": (run_legacy, False, "1"),
+    "pytorch_tutorial": (run_torch, False, None),
 }
 
 
 def child(name, steps, mixed_precision):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    function, jit = VARIANTS[name]
+    function, jit, _ = VARIANTS[name]
     seconds = function(steps, jit, mixed_precision)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"variant": name, "images_per_s": steps * BATCH / seconds, "peak_rss_mb": round(peak_mb)}))
+
+
+def child_environment(name):
+    environment = dict(os.environ)
+    onednn = VARIANTS[name][2]
+    if onednn is None:
+        # keras_anime_gan sets TF_ENABLE_ONEDNN_OPTS=1 unless it is set: "0" keeps TensorFlow's
+        # plain kernels, which is its default on CPUs it does not tune for (such as AMD EPYC).
+        from_tensorflow = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0")
+        environment["TF_ENABLE_ONEDNN_OPTS"] = from_tensorflow
+    else:
+        environment["TF_ENABLE_ONEDNN_OPTS"] = onednn
+    return environment
 
 
 def main():
@@ -170,7 +186,7 @@ def main():
             command = [sys.executable, __file__, "--child", name, "--steps", str(args.steps)]
             if args.mixed_precision:
                 command.append("--mixed-precision")
-            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=child_environment(name))
             if result.returncode:
                 raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
             record = json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,6 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
+import keras_anime_gan  # noqa: E402,F401  first: it turns TensorFlow's oneDNN kernels on, as for users
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "data" / "anime-faces-96"))
 

@@ -1,3 +1,8 @@
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -74,6 +79,57 @@ def test_gradient_penalty_is_finite_where_the_critic_gradient_is_zero():
 def _faces_dataset(count=32, resolution=32, batch=8):
     images = synthetic_faces(count, resolution, seed=1).astype(np.float32) / 127.5 - 1.0
     return tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True)
+
+
+ONEDNN_AND_MODE = """
+import json, sys
+import keras_anime_gan
+from keras_anime_gan import create_gan
+from tensorflow.python.util import _pywrap_util_port
+gan = create_gan("dcgan", 32, 8, width=4)
+gan.compile()
+print(json.dumps({"onednn": bool(_pywrap_util_port.IsMklEnabled()), "jit": bool(gan.jit_compile)}))
+"""
+
+
+@pytest.mark.parametrize("setting, onednn", [(None, True), ("0", False)])
+def test_default_mode_is_graph_with_onednn_on_a_cpu_and_xla_without(setting, onednn):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("on a GPU the default is XLA whatever oneDNN does")
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    result = subprocess.run([sys.executable, "-c", ONEDNN_AND_MODE], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    # Importing the package turns oneDNN on unless the user said otherwise; XLA only without it.
+    assert report == {"onednn": onednn, "jit": not onednn}
+
+
+def test_fit_turns_tf_data_autotuning_off_unless_the_dataset_chose():
+    data = tf.data.Dataset.range(4).map(lambda x: x, num_parallel_calls=tf.data.AUTOTUNE)
+    assert gans.without_autotune(data).options().autotune.enabled is False
+    chosen = tf.data.Options()
+    chosen.autotune.enabled = True
+    assert gans.without_autotune(data.with_options(chosen)).options().autotune.enabled is True
+    images = np.zeros((4, 4), np.float32)
+    assert gans.without_autotune(images) is images  # NumPy input passes through unchanged
+
+
+def test_gan_fit_trains_on_the_dataset_without_autotuning(monkeypatch):
+    received = []
+    keras_fit = keras.Model.fit
+
+    def recording_fit(self, x=None, *args, **kwargs):
+        received.append(x)
+        return keras_fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    gan = create_gan("dcgan", 32, 8, width=4, seed=0)
+    gan.compile(jit_compile=False)
+    history = gan.fit(_faces_dataset(count=8, batch=4), epochs=1, verbose=0)
+    assert received[0].options().autotune.enabled is False
+    assert int(gan.d_optimizer.iterations) == 2 and len(history.history["d_loss"]) == 1
 
 
 @pytest.mark.parametrize("name", ["dcgan", "lsgan", "wgan", "wgan-gp", "dynamic"])
