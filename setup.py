@@ -16,6 +16,7 @@ setup(
         "matplotlib",
         "scipy",
         "tqdm",
+        "google-crc32c",  # TFRecord checksums: the converter writes records without importing TensorFlow
         "tensorboard",  # tf.summary and the TensorBoard callback; TensorFlow 2.21 no longer installs it
     ],
     extras_require={

@@ -309,8 +309,8 @@ def render(generator, latents, batch_size=256) -> np.ndarray:
 
 def xla_is_faster() -> bool:
     """Whether XLA beats TensorFlow's own kernels for these GANs here: yes on a GPU; on a CPU only
-    when oneDNN is off. On a 2-core AMD EPYC, DCGAN-64 steps ran 1.6x faster in graph mode with
-    oneDNN than with XLA, and 1.4x faster with XLA than with TF's plain Eigen kernels
+    when oneDNN is off. On a 2-core AMD EPYC, DCGAN-64 steps ran 1.3x faster in graph mode with
+    oneDNN than with XLA, and 1.9x faster with XLA than in graph mode with TF's plain kernels
     (benchmarks/bench_train.py)."""
     if tf.config.list_physical_devices("GPU"):
         return True
