@@ -7,13 +7,12 @@ import glob
 import json
 import os
 import re
-import struct
 
 import numpy as np
 import tensorflow as tf
 
 from ..errors import UserError
-from . import imaging
+from . import imaging, tfrecord
 from .convert import MANIFEST_NAME, STATE_NAME
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,7 +43,10 @@ def describe_source(path: str) -> dict:
         levels = _stylegan_levels(path)
         if levels:
             # Every level file holds every image; the 4x4 one is the quickest to count.
-            count = count_records(levels[min(levels)])
+            try:
+                count = tfrecord.count_records(levels[min(levels)])
+            except ValueError as error:
+                raise DatasetError(str(error)) from None
             return {"kind": "stylegan", "levels": levels, "resolution": max(levels), "num_images": count}
         if glob.glob(os.path.join(path, "*.tfrecords")) or glob.glob(os.path.join(path, "*.tfrecord")):
             raise DatasetError(
@@ -58,21 +60,6 @@ def describe_source(path: str) -> dict:
     if path.endswith(".tfrecords") and _STYLEGAN_FILE.search(path):
         return describe_source(os.path.dirname(path) or ".")
     raise DatasetError(f"dataset path {path!r} is a file; give a folder of images or of TFRecords")
-
-
-def count_records(path: str) -> int:
-    """Records in an uncompressed TFRecord file, from its framing (uint64 length, 4-byte length CRC,
-    data, 4-byte data CRC), without starting TensorFlow's runtime (MultiWorkerMirroredStrategy
-    must be created before that happens)."""
-    count, size = 0, os.path.getsize(path)
-    with open(path, "rb") as file:
-        while file.tell() < size:
-            header = file.read(8)
-            if len(header) < 8:
-                raise DatasetError(f"{path} is truncated (a partial record at its end)")
-            file.seek(4 + struct.unpack("<Q", header)[0] + 4, os.SEEK_CUR)
-            count += 1
-    return count
 
 
 def _stylegan_levels(directory: str) -> dict[int, str]:

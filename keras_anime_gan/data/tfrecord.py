@@ -1,4 +1,4 @@
-"""TFRecord files of `tf.train.Example` records, written without importing TensorFlow.
+"""TFRecord files of `tf.train.Example` records, written (and counted) without importing TensorFlow.
 
 Importing TensorFlow takes about 5 s of one core here, a third of converting 20,000 faces on two
 cores, and it forces decode workers to be spawned rather than forked. The converter only needs two
@@ -16,6 +16,10 @@ import os
 import struct
 
 import google_crc32c
+
+# A TFRecord entry: uint64 length, masked CRC-32C of the length, data, masked CRC-32C of the data.
+_LENGTH = struct.Struct("<Q")
+_CRC_BYTES = 4
 
 
 def _varint(value: int) -> bytes:
@@ -69,8 +73,22 @@ def _masked_crc(data: bytes) -> bytes:
 
 def frame_record(data: bytes) -> bytes:
     """One TFRecord entry holding `data`."""
-    length = struct.pack("<Q", len(data))
+    length = _LENGTH.pack(len(data))
     return length + _masked_crc(length) + data + _masked_crc(data)
+
+
+def count_records(path: str) -> int:
+    """Entries in an uncompressed TFRecord file, from its framing alone: no TensorFlow runtime
+    (MultiWorkerMirroredStrategy must be created before that starts). ValueError if truncated."""
+    count, size = 0, os.path.getsize(path)
+    with open(path, "rb") as file:
+        while file.tell() < size:
+            header = file.read(_LENGTH.size)
+            if len(header) < _LENGTH.size:
+                raise ValueError(f"{path} is truncated (a partial record at its end)")
+            file.seek(_CRC_BYTES + _LENGTH.unpack(header)[0] + _CRC_BYTES, os.SEEK_CUR)
+            count += 1
+    return count
 
 
 class TFRecordFile:
