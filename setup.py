@@ -17,6 +17,7 @@ setup(
         "scipy",
         "tqdm",
         "google-crc32c",  # TFRecord checksums: the converter writes records without importing TensorFlow
+        "simplejpeg",  # the converter decodes plain JPEGs with it: Pillow's libjpeg-turbo pixels, less overhead
         "tensorboard",  # tf.summary and the TensorBoard callback; TensorFlow 2.21 no longer installs it
     ],
     extras_require={

@@ -2,6 +2,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,6 +227,34 @@ def test_dedupe_zip_input_and_deterministic_shuffle(faces_dir, tmp_path):
     other = convert_folder(str(archive), str(tmp_path / "c"), 32, dedupe=True, seed=8, progress=False)
     assert [s["sha256"] for s in other["shards"]] != [s["sha256"] for s in first["shards"]]
     assert digest_set(raw_images(tmp_path / "c")) == digest_set(raw_images(tmp_path / "a"))
+
+
+@pytest.mark.parametrize("format", ["raw", "stylegan"])
+def test_worker_processes_write_the_same_files_as_one_process(shared_faces_dir, tmp_path, capsys, format):
+    """84 files in worker processes: shards are assembled from several workers' parts, later
+    copies are dropped, and every file is byte-identical to a conversion in this process."""
+    from keras_anime_gan.data import convert
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(80):
+        shutil.copy(shared_faces_dir / f"{index}.jpg", source / f"{index:03d}.jpg")
+    for index in range(4):
+        shutil.copy(source / f"{index:03d}.jpg", source / f"copy-{index}.jpg")
+    options = dict(format=format, shard_size=50, dedupe=True, seed=3)
+    assert convert._pool_context() is not None and convert._chunk_size(50, 84, 2) == 32  # 2-3 parts a shard
+    pool, one = tmp_path / "pool" / "out", tmp_path / "one" / "out"  # StyleGAN files are named after the folder
+    pooled = convert_folder(str(source), str(pool), 32, workers=2, progress=True, **options)
+    bar = capsys.readouterr().err
+    single = convert_folder(str(source), str(one), 32, workers=1, progress=False, **options)
+    assert pooled["num_images"] == single["num_images"] == 80
+    assert [s["sha256"] for s in pooled["shards"]] == [s["sha256"] for s in single["shards"]]
+    for shard in pooled["shards"]:
+        assert hashlib.sha256((pool / shard["file"]).read_bytes()).hexdigest() == shard["sha256"]
+    duplicates = [entry["path"] for entry in pooled["skipped"] if "duplicate" in entry["reason"]]
+    assert len(duplicates) == 4 and pooled["skipped"] == single["skipped"]
+    assert "84/84" in bar
+    assert sorted(os.listdir(pool)) == sorted(os.listdir(one))  # no parts or other leftovers
 
 
 def test_user_errors(faces_dir, tmp_path):

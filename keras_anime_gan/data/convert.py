@@ -5,8 +5,10 @@ and a small record per finished shard lands in `.progress/` after the rename. A 
 `dataset.json`, which is written last. Re-running the same command on an unfinished destination
 keeps the finished shards and converts the rest.
 
-Speed: worker processes decode, resize and encode each image into its finished TFRecord entry;
-the main process only writes bytes. TensorFlow is never imported (see `tfrecord`).
+Speed: worker processes decode, resize and encode images and write the TFRecord files themselves
+(a shard, or a part of one), so no pixels travel between processes; the main process only renames
+finished shards, or joins parts where a shard spans several tasks or --dedupe drops an image.
+TensorFlow is never imported (see `tfrecord`).
 """
 
 from __future__ import annotations
@@ -114,14 +116,19 @@ def list_sources(src: str) -> tuple[list[str], list[dict]]:
 _worker_state: dict = {}
 
 
-def _worker_init(src: str, options: ConvertOptions) -> None:
+def _worker_init(src: str, options: ConvertOptions, counter=None) -> None:
+    """Per worker process, once. `counter`: a shared integer the main process reads for its
+    progress bar (None when converting in the caller's process, which updates its bar itself)."""
     _worker_state["src"] = src
     _worker_state["options"] = options
     _worker_state["zip"] = zipfile.ZipFile(src) if os.path.isfile(src) else None
+    _worker_state["counter"] = counter
+    if counter is not None:  # a worker process: its own Pillow state, set for its whole life
+        imaging.pixel_limit(options.max_pixels).__enter__()
 
 
 def _process(name: str):
-    """Worker: one source file -> (name, framed TFRecord entries or None, hash or skip reason).
+    """One source file -> (framed TFRecord entries, content hash) or (None, skip reason).
     Raw and PNG give one entry; StyleGAN one per level, full resolution first."""
     options: ConvertOptions = _worker_state["options"]
     try:
@@ -140,19 +147,63 @@ def _process(name: str):
             transform=options.transform,
             resize_filter=options.resize_filter,
             min_size=options.effective_min_size,
-            max_pixels=options.max_pixels,
             with_hash=options.dedupe,
         )
     except imaging.ImageSkipped as reason:
-        return name, None, str(reason)
+        return None, str(reason)
     except Exception as error:  # never let one odd file stop the run
-        return name, None, f"unexpected {type(error).__name__}: {error}"
+        return None, f"unexpected {type(error).__name__}: {error}"
     shape = (options.resolution, options.resolution, 3)
     if options.format == "stylegan":
         hwc = np.asarray(image, np.uint8).reshape(shape)
-        return name, [frame_record(serialize_stylegan_example(level)) for level in stylegan_levels(hwc)], digest
+        return [frame_record(serialize_stylegan_example(level)) for level in stylegan_levels(hwc)], digest
     payload = imaging.encode_png(image) if options.format == "png" else image.tobytes()
-    return name, [frame_record(serialize_example(payload, shape))], digest
+    return [frame_record(serialize_example(payload, shape))], digest
+
+
+_PROGRESS_EVERY = 16
+
+
+def _convert_chunk(task) -> dict:
+    """Worker: converts a list of source names into part files, one per output stream (raw and png:
+    one; stylegan: one per level), so no pixels travel between processes. Returns what the main
+    process needs to assemble shards: the converted names with their hashes, each record's size
+    per stream, the skips, and each part's SHA-256."""
+    names, paths, durable = task
+    files = [TFRecordFile(path, durable=durable) for path in paths]
+    images, skipped, sizes = [], [], [[] for _ in paths]
+    counter = _worker_state["counter"]
+    try:
+        for position, name in enumerate(names, 1):
+            records, info = _process(name)
+            if records is None:
+                skipped.append({"path": name, "reason": info})
+            else:
+                images.append((name, info))
+                for file, record, stream_sizes in zip(files, records, sizes):
+                    file.write_framed(record)
+                    stream_sizes.append(len(record))
+            if counter is not None and (position % _PROGRESS_EVERY == 0 or position == len(names)):
+                with counter.get_lock():
+                    counter.value += position % _PROGRESS_EVERY or _PROGRESS_EVERY
+    finally:
+        checksums = [file.close() for file in files]
+    return {"paths": paths, "sha256": checksums, "images": images, "sizes": sizes, "skipped": skipped}
+
+
+def _copy_records(part: str, sizes: list[int], keep: list[bool], out: TFRecordFile) -> None:
+    """Appends the kept records of a part file to `out`, then deletes the part."""
+    with open(part, "rb") as file:
+        data = file.read()
+    if all(keep):
+        out.write_framed(data)
+    else:
+        offset = 0
+        for size, wanted in zip(sizes, keep):
+            if wanted:
+                out.write_framed(data[offset : offset + size])
+            offset += size
+    os.remove(part)
 
 
 # ----------------------------------------------------------------------------- records
@@ -196,7 +247,8 @@ def _shard_name(index: int, count: int) -> str:
 def _is_our_output(name: str) -> bool:
     return (
         name in (MANIFEST_NAME, STATE_NAME, PROGRESS_DIR)
-        or name.endswith((".tfrecords", ".tfrecords.tmp", ".json.tmp"))
+        or name.endswith((".tfrecords", ".json.tmp"))
+        or (".tfrecords" in name and name.endswith(".tmp"))  # unfinished shards and their parts
     )
 
 
@@ -320,42 +372,64 @@ def _pool_context():
     return multiprocessing.get_context("spawn")
 
 
-def _results(src, names, options, workers, progress, total, initial=0):
-    """Worker results in `names` order, from a pool of processes (all cores by default)."""
-    workers = workers or os.cpu_count() or 1
-    context = _pool_context() if workers > 1 and len(names) >= 64 else None
-    pool = None
-    if context is not None:
-        pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options))
-    else:
-        _worker_init(src, options)
-    bar = tqdm(total=total, initial=initial, unit="img", desc="convert", disable=not progress, smoothing=0.1)
+def _chunk_size(shard_size: int, images: int, workers: int) -> int:
+    """Images per worker task: a whole shard when that still gives every worker a few tasks (the
+    part then becomes the shard by renaming), smaller for small sets or huge shards."""
+    return max(1, min(shard_size, 1000, max(32, math.ceil(images / (4 * workers)))))
 
-    def generate():
-        try:
-            results = pool.imap(_process, names, chunksize=32) if pool else map(_process, names)
-            for result in results:
+
+def _run_chunks(src, options, tasks, workers, bar):
+    """`_convert_chunk` results in task order, from a pool of processes (all cores by default), or
+    in this process for one worker or few images."""
+    images = sum(len(task[0]) for task in tasks)
+    context = _pool_context() if workers > 1 and images >= 64 else None
+    if context is None:
+        with imaging.pixel_limit(options.max_pixels):
+            _worker_init(src, options)
+            for task in tasks:
+                result = _convert_chunk(task)
+                bar.update(len(task[0]))
                 yield result
-                bar.update()
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-            bar.close()
+        return
+    counter = context.Value("q", 0)
+    start = bar.n
+    pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options, counter))
+    try:
+        results = pool.imap(_convert_chunk, tasks)
+        while True:
+            try:
+                result = results.next(timeout=0.25)
+            except multiprocessing.TimeoutError:
+                bar.update(start + counter.value - bar.n)
+                continue
+            except StopIteration:
+                break
+            bar.update(start + counter.value - bar.n)
+            yield result
+    finally:
+        pool.terminate()
+        pool.join()
 
-    return generate()
+
+def _keep(result, options, seen_hashes, skipped) -> list[bool]:
+    """Which converted images of a chunk result to write: all, except later copies of an image
+    under --dedupe (the first in the shuffled order stays). Appends the chunk's skips to `skipped`."""
+    skipped.extend(result["skipped"])
+    keep = []
+    for name, digest in result["images"]:
+        duplicate = options.dedupe and digest in seen_hashes
+        if duplicate:
+            skipped.append({"path": name, "reason": "exact duplicate of an earlier image (--dedupe)"})
+        elif options.dedupe:
+            seen_hashes.add(digest)
+        keep.append(not duplicate)
+    return keep
 
 
-def _skip_reason(records, info, options, seen_hashes) -> str | None:
-    """Why a worker result is not written (its decode error, or a duplicate), else None.
-    `info` is the worker's skip reason when records is None, else the image's content hash."""
-    if records is None:
-        return info
-    if options.dedupe:
-        if info in seen_hashes:
-            return "exact duplicate of an earlier image (--dedupe)"
-        seen_hashes.add(info)
-    return None
+def _remove_leftovers(dest: str) -> None:
+    for name in os.listdir(dest):
+        if name.endswith(".tmp"):
+            os.remove(os.path.join(dest, name))  # an interrupted run's unfinished files
 
 
 def _convert_sharded(src, dest, names, options, workers, progress, resumed):
@@ -371,40 +445,54 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
                     done[index] = json.load(file)
         if done and progress:
             print(f"resuming: {len(done)} of {count} shards already complete")
-    for name in os.listdir(dest):
-        if name.endswith(".tmp"):
-            os.remove(os.path.join(dest, name))  # leftovers of the interrupted run
-    seen_hashes = {digest for record in done.values() for digest in record["hashes"]}
+    _remove_leftovers(dest)
+    seen_hashes = {digest for record in done.values() for digest in record["hashes"] if digest}
     skipped = [entry for record in done.values() for entry in record["skipped"]]
     todo = [i for i in range(count) if i not in done]
-    todo_names = [name for i in todo for name in names[i * options.shard_size : (i + 1) * options.shard_size]]
-    results = _results(src, todo_names, options, workers, progress, len(names), len(names) - len(todo_names))
+    workers = workers or os.cpu_count() or 1
+    remaining = sum(len(names[i * options.shard_size : (i + 1) * options.shard_size]) for i in todo)
+    chunk = _chunk_size(options.shard_size, remaining, workers)
+    tasks, parts_of = [], {}
     for index in todo:
-        final = os.path.join(dest, _shard_name(index, count))
-        hashes, shard_skipped, written = [], [], 0
-        shard = TFRecordFile(final + ".tmp")
-        for _ in names[index * options.shard_size : (index + 1) * options.shard_size]:
-            name, records, info = next(results)
-            reason = _skip_reason(records, info, options, seen_hashes)
-            if reason:
-                shard_skipped.append({"path": name, "reason": reason})
-                continue
-            hashes.append(info)
-            shard.write_framed(records[0])
-            written += 1
-        checksum = shard.close()
-        os.replace(shard.path, final)
-        record = {
-            "file": os.path.basename(final),
-            "num_images": written,
-            "sha256": checksum,
-            "hashes": hashes,
-            "skipped": shard_skipped,
-        }
-        _write_json_atomic(os.path.join(progress_dir, f"{index:05d}.json"), record)
-        done[index] = record
-        skipped.extend(shard_skipped)
-    results.close()
+        shard_names = names[index * options.shard_size : (index + 1) * options.shard_size]
+        pieces = [shard_names[i : i + chunk] for i in range(0, len(shard_names), chunk)]
+        parts_of[index] = len(pieces)
+        for number, piece in enumerate(pieces):
+            part = os.path.join(dest, f"{_shard_name(index, count)}.part{number:04d}.tmp")
+            tasks.append((piece, [part], len(pieces) == 1))
+    bar = tqdm(total=len(names), initial=len(names) - remaining, unit="img", desc="convert",
+               disable=not progress, smoothing=0.1)
+    results = _run_chunks(src, options, tasks, workers, bar)
+    try:
+        for index in todo:
+            final = os.path.join(dest, _shard_name(index, count))
+            parts = [next(results) for _ in range(parts_of[index])]
+            shard_skipped: list[dict] = []
+            keeps = [_keep(part, options, seen_hashes, shard_skipped) for part in parts]
+            if len(parts) == 1 and all(keeps[0]):  # the worker wrote the shard itself
+                os.replace(parts[0]["paths"][0], final)
+                checksum = parts[0]["sha256"][0]
+            else:
+                with TFRecordFile(final + ".tmp") as shard:
+                    for part, keep in zip(parts, keeps):
+                        _copy_records(part["paths"][0], part["sizes"][0], keep, shard)
+                checksum = shard.close()
+                os.replace(shard.path, final)
+            hashes = [digest for part, keep in zip(parts, keeps)
+                      for (_, digest), kept in zip(part["images"], keep) if kept]
+            record = {
+                "file": os.path.basename(final),
+                "num_images": len(hashes),
+                "sha256": checksum,
+                "hashes": hashes,
+                "skipped": shard_skipped,
+            }
+            _write_json_atomic(os.path.join(progress_dir, f"{index:05d}.json"), record)
+            done[index] = record
+            skipped.extend(shard_skipped)
+    finally:
+        results.close()
+        bar.close()
     shards = [
         {"file": done[i]["file"], "num_images": done[i]["num_images"], "sha256": done[i]["sha256"]}
         for i in range(count)
@@ -420,22 +508,26 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
     prefix = os.path.join(dest, os.path.basename(os.path.normpath(os.path.abspath(dest))))
     log2 = int(round(math.log2(options.resolution)))
     paths = [f"{prefix}-r{level:02d}.tfrecords" for level in range(log2, 1, -1)]
-    for name in os.listdir(dest):
-        if name.endswith(".tmp"):
-            os.remove(os.path.join(dest, name))
-    results = _results(src, names, options, workers, progress, len(names))
+    _remove_leftovers(dest)
+    workers = workers or os.cpu_count() or 1
+    chunk = _chunk_size(1000, len(names), workers)
+    tasks = []
+    for number, start in enumerate(range(0, len(names), chunk)):
+        parts = [f"{path}.part{number:05d}.tmp" for path in paths]
+        tasks.append((names[start : start + chunk], parts, False))
+    bar = tqdm(total=len(names), unit="img", desc="convert", disable=not progress, smoothing=0.1)
+    results = _run_chunks(src, options, tasks, workers, bar)
     files = [TFRecordFile(path + ".tmp") for path in paths]
     skipped, seen, written = [], set(), 0
     try:
-        for name, records, info in results:
-            reason = _skip_reason(records, info, options, seen)
-            if reason:
-                skipped.append({"path": name, "reason": reason})
-                continue
-            for file, framed in zip(files, records):
-                file.write_framed(framed)
-            written += 1
+        for result in results:
+            keep = _keep(result, options, seen, skipped)
+            for file, part, sizes in zip(files, result["paths"], result["sizes"]):
+                _copy_records(part, sizes, keep, file)
+            written += sum(keep)
     finally:
+        results.close()
+        bar.close()
         checksums = [file.close() for file in files]
     shards = []
     for path, checksum in zip(paths, checksums):
