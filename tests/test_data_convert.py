@@ -301,22 +301,68 @@ def _write_synthetic_folder(folder, count):
         Image.fromarray(image).save(folder / f"{index:04d}.png", compress_level=9)
 
 
-def test_interrupted_conversion_leaves_nothing_readable_and_resumes(tmp_path):
+def _children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as file:
+        return [int(child) for child in file.read().split()]
+
+
+def _running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_dies_with_the_converting_process():
+    script = (
+        "import os, time\n"
+        "from keras_anime_gan.data.convert import _die_with_parent\n"
+        "parent = os.getpid()\n"
+        "if os.fork() == 0:\n"
+        "    _die_with_parent(parent)\n"
+        "    print(os.getpid(), flush=True)\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    worker = int(process.stdout.readline())
+    assert _running(worker)
+    process.kill()
+    process.wait()
+    deadline = time.time() + 5
+    while _running(worker):
+        if time.time() > deadline:
+            os.kill(worker, signal.SIGKILL)
+            raise AssertionError("the worker outlived the process that started it")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_conversion_leaves_nothing_readable_and_resumes(tmp_path, workers):
     from keras_anime_gan.data import DatasetError, load_dataset
 
     source = tmp_path / "src"
     _write_synthetic_folder(source, 600)
     dest = tmp_path / "out"
     command = [sys.executable, "-m", "keras_anime_gan", "convert", str(source), str(dest),
-               "--shard-size", "50", "--workers", "1", "--format", "png", "--quiet"]
+               "--shard-size", "50", "--workers", str(workers), "--format", "png", "--quiet"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (dest / ".progress" / "00000.json").exists():
         assert process.poll() is None, "conversion ended before it could be interrupted"
         assert time.time() < deadline
         time.sleep(0.02)
+    pool = _children(process.pid) if sys.platform.startswith("linux") else []
+    assert len(pool) == (workers if workers > 1 else 0)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.time() + 5
+    while any(map(_running, pool)):  # workers die with the converting process
+        assert time.time() < deadline, [pid for pid in pool if _running(pid)]
+        time.sleep(0.02)
     assert not (dest / "dataset.json").exists()
     finished = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
     assert 1 <= len(finished) < 12

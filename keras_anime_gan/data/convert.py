@@ -13,12 +13,14 @@ TensorFlow is never imported (see `tfrecord`).
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 import zipfile
@@ -116,15 +118,32 @@ def list_sources(src: str) -> tuple[list[str], list[dict]]:
 _worker_state: dict = {}
 
 
-def _worker_init(src: str, options: ConvertOptions, counter=None) -> None:
+def _worker_init(src: str, options: ConvertOptions, counter=None, parent: int | None = None) -> None:
     """Per worker process, once. `counter`: a shared integer the main process reads for its
-    progress bar (None when converting in the caller's process, which updates its bar itself)."""
+    progress bar (None when converting in the caller's process, which updates its bar itself);
+    `parent`: the converting process's pid."""
     _worker_state["src"] = src
     _worker_state["options"] = options
     _worker_state["zip"] = zipfile.ZipFile(src) if os.path.isfile(src) else None
     _worker_state["counter"] = counter
     if counter is not None:  # a worker process: its own Pillow state, set for its whole life
         imaging.pixel_limit(options.max_pixels).__enter__()
+        _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker when the converting process dies, kill -9 included.
+    Otherwise an orphan finishes its task, writing a part file the next run deletes, and dies on a
+    BrokenPipeError traceback."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
 
 
 def _process(name: str):
@@ -393,7 +412,7 @@ def _run_chunks(src, options, tasks, workers, bar):
         return
     counter = context.Value("q", 0)
     start = bar.n
-    pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options, counter))
+    pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options, counter, os.getpid()))
     try:
         results = pool.imap(_convert_chunk, tasks)
         while True:
