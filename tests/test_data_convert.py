@@ -295,10 +295,19 @@ def test_cli_convert_exit_codes_and_messages(faces_dir, tmp_path):
     assert bad_option.returncode == 2 and "invalid choice" in bad_option.stderr
 
 
-def _write_synthetic_folder(folder, count):
+@pytest.fixture(scope="module")
+def synthetic_pngs(tmp_path_factory):
+    """600 synthetic faces as PNG files, shared by the interruption tests."""
+    folder = tmp_path_factory.mktemp("synthetic") / "src"
     folder.mkdir()
-    for index, image in enumerate(synthetic_faces(count, 96, seed=3)):
+    for index, image in enumerate(synthetic_faces(600, 96, seed=3)):
         Image.fromarray(image).save(folder / f"{index:04d}.png", compress_level=9)
+    return folder
+
+
+def _convert_command(source, dest, workers):
+    return [sys.executable, "-m", "keras_anime_gan", "convert", str(source), str(dest),
+            "--shard-size", "50", "--workers", str(workers), "--format", "png", "--quiet"]
 
 
 def _children(pid):
@@ -341,14 +350,11 @@ def test_a_worker_dies_with_the_converting_process():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_interrupted_conversion_leaves_nothing_readable_and_resumes(tmp_path, workers):
+def test_interrupted_conversion_leaves_nothing_readable_and_resumes(synthetic_pngs, tmp_path, workers):
     from keras_anime_gan.data import DatasetError, load_dataset
 
-    source = tmp_path / "src"
-    _write_synthetic_folder(source, 600)
-    dest = tmp_path / "out"
-    command = [sys.executable, "-m", "keras_anime_gan", "convert", str(source), str(dest),
-               "--shard-size", "50", "--workers", str(workers), "--format", "png", "--quiet"]
+    source, dest = synthetic_pngs, tmp_path / "out"
+    command = _convert_command(source, dest, workers)
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (dest / ".progress" / "00000.json").exists():
@@ -377,3 +383,26 @@ def test_interrupted_conversion_leaves_nothing_readable_and_resumes(tmp_path, wo
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
     reference = convert_folder(str(source), str(tmp_path / "ref"), 64, shard_size=50, format="png", progress=False)
     assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in reference["shards"]]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers through /proc")
+def test_a_worker_killed_mid_run_gives_a_clear_error_not_a_hang(synthetic_pngs, tmp_path):
+    dest = tmp_path / "out"
+    command = _convert_command(synthetic_pngs, dest, 2)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (dest.is_dir() and any(".part" in name for name in os.listdir(dest))):  # workers are busy
+        assert process.poll() is None and time.time() < deadline, "conversion ended before a worker was killed"
+        time.sleep(0.01)
+    os.kill(_children(process.pid)[0], signal.SIGKILL)  # as the OOM killer would
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the conversion hung after losing a worker")
+    assert process.returncode == 2 and "worker process died" in stderr, stderr
+    assert not (dest / "dataset.json").exists()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    manifest = json.loads((dest / "dataset.json").read_text())
+    assert manifest["num_images"] == 600
+    assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]

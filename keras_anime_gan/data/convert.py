@@ -13,6 +13,7 @@ TensorFlow is never imported (see `tfrecord`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import hashlib
 import json
@@ -129,6 +130,7 @@ def _worker_init(src: str, options: ConvertOptions, counter=None, parent: int | 
     if counter is not None:  # a worker process: its own Pillow state, set for its whole life
         imaging.pixel_limit(options.max_pixels).__enter__()
         _die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the converting process's to handle
 
 
 def _die_with_parent(parent: int) -> None:
@@ -412,22 +414,42 @@ def _run_chunks(src, options, tasks, workers, bar):
         return
     counter = context.Value("q", 0)
     start = bar.n
-    pool = context.Pool(workers, initializer=_worker_init, initargs=(src, options, counter, os.getpid()))
+    # concurrent.futures rather than multiprocessing.Pool: a worker killed mid-task (the OOM killer,
+    # a crashing decoder) breaks the executor and raises here; Pool would wait forever.
+    executor = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_worker_init, initargs=(src, options, counter, os.getpid())
+    )
+    finished = False
     try:
-        results = pool.imap(_convert_chunk, tasks)
-        while True:
-            try:
-                result = results.next(timeout=0.25)
-            except multiprocessing.TimeoutError:
+        futures = [executor.submit(_convert_chunk, task) for task in tasks]
+        for future in futures:
+            while not future.done():
+                concurrent.futures.wait([future], timeout=0.25)
                 bar.update(start + counter.value - bar.n)
-                continue
-            except StopIteration:
-                break
+            try:
+                result = future.result()
+            except concurrent.futures.BrokenExecutor:
+                raise ConversionError(
+                    "a converter worker process died (killed by the system, e.g. out of memory, or crashed "
+                    "decoding a file); the shards finished so far are kept: run the same command again to "
+                    "continue, and if it dies again, lower --max-pixels or --workers"
+                ) from None
             bar.update(start + counter.value - bar.n)
             yield result
+        finished = True
     finally:
-        pool.terminate()
-        pool.join()
+        if not finished:  # Ctrl-C or an error: stop the workers now, not after their current task
+            _terminate_workers(executor)
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _terminate_workers(executor) -> None:
+    terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _keep(result, options, seen_hashes, skipped) -> list[bool]:
