@@ -213,17 +213,18 @@ def _convert_chunk(task) -> dict:
 
 
 def _copy_records(part: str, sizes: list[int], keep: list[bool], out: TFRecordFile) -> None:
-    """Appends the kept records of a part file to `out`, then deletes the part."""
+    """Appends the kept records of a part file to `out`, then deletes the part. Reads 16 MiB or one
+    record at a time: parts of high-resolution datasets can be gigabytes."""
     with open(part, "rb") as file:
-        data = file.read()
-    if all(keep):
-        out.write_framed(data)
-    else:
-        offset = 0
-        for size, wanted in zip(sizes, keep):
-            if wanted:
-                out.write_framed(data[offset : offset + size])
-            offset += size
+        if all(keep):
+            while block := file.read(1 << 24):
+                out.write_framed(block)
+        else:
+            for size, wanted in zip(sizes, keep):
+                if wanted:
+                    out.write_framed(file.read(size))
+                else:
+                    file.seek(size, os.SEEK_CUR)
     os.remove(part)
 
 

@@ -123,6 +123,7 @@ class TFRecordFile:
         self._sha256 = hashlib.sha256()
 
     def write_framed(self, framed: bytes) -> None:
+        """Bytes already framed: one or more whole records."""
         self._file.write(framed)
         self._sha256.update(framed)
 
