@@ -400,13 +400,18 @@ def _chunk_size(shard_size: int, images: int, workers: int) -> int:
     return max(1, min(shard_size, 1000, max(32, math.ceil(images / (4 * workers)))))
 
 
-def _run_chunks(src, options, tasks, workers, bar):
+def _progress_bar(total: int, images: int, progress: bool):
+    """The images/s bar over all `total` images, `images` of them still to convert."""
+    return tqdm(total=total, initial=total - images, unit="img", desc="convert", disable=not progress, smoothing=0.1)
+
+
+def _run_chunks(src, options, tasks, workers, progress, total):
     """`_convert_chunk` results in task order, from a pool of processes (all cores by default), or
-    in this process for one worker or few images."""
+    in this process for one worker or few images, with a progress bar over `total` images."""
     images = sum(len(task[0]) for task in tasks)
     context = _pool_context() if workers > 1 and images >= 64 else None
     if context is None:
-        with imaging.pixel_limit(options.max_pixels):
+        with imaging.pixel_limit(options.max_pixels), _progress_bar(total, images, progress) as bar:
             _worker_init(src, options)
             for task in tasks:
                 result = _convert_chunk(task)
@@ -414,15 +419,17 @@ def _run_chunks(src, options, tasks, workers, bar):
                 yield result
         return
     counter = context.Value("q", 0)
-    start = bar.n
     # concurrent.futures rather than multiprocessing.Pool: a worker killed mid-task (the OOM killer,
     # a crashing decoder) breaks the executor and raises here; Pool would wait forever.
     executor = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_worker_init, initargs=(src, options, counter, os.getpid())
     )
-    finished = False
+    finished, bar = False, None
     try:
         futures = [executor.submit(_convert_chunk, task) for task in tasks]
+        # The bar after the workers exist: its monitor thread would otherwise be forked with them.
+        bar = _progress_bar(total, images, progress)
+        start = bar.n
         for future in futures:
             while not future.done():
                 concurrent.futures.wait([future], timeout=0.25)
@@ -442,6 +449,8 @@ def _run_chunks(src, options, tasks, workers, bar):
         if not finished:  # Ctrl-C or an error: stop the workers now, not after their current task
             _terminate_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
 
 
 def _terminate_workers(executor) -> None:
@@ -502,9 +511,7 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
         for number, piece in enumerate(pieces):
             part = os.path.join(dest, f"{_shard_name(index, count)}.part{number:04d}.tmp")
             tasks.append((piece, [part], len(pieces) == 1))
-    bar = tqdm(total=len(names), initial=len(names) - remaining, unit="img", desc="convert",
-               disable=not progress, smoothing=0.1)
-    results = _run_chunks(src, options, tasks, workers, bar)
+    results = _run_chunks(src, options, tasks, workers, progress, len(names))
     try:
         for index in todo:
             final = os.path.join(dest, _shard_name(index, count))
@@ -534,7 +541,6 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
             skipped.extend(shard_skipped)
     finally:
         results.close()
-        bar.close()
     shards = [
         {"file": done[i]["file"], "num_images": done[i]["num_images"], "sha256": done[i]["sha256"]}
         for i in range(count)
@@ -557,8 +563,7 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
     for number, start in enumerate(range(0, len(names), chunk)):
         parts = [f"{path}.part{number:05d}.tmp" for path in paths]
         tasks.append((names[start : start + chunk], parts, False))
-    bar = tqdm(total=len(names), unit="img", desc="convert", disable=not progress, smoothing=0.1)
-    results = _run_chunks(src, options, tasks, workers, bar)
+    results = _run_chunks(src, options, tasks, workers, progress, len(names))
     files = [TFRecordFile(path + ".tmp") for path in paths]
     skipped, seen, written = [], set(), 0
     try:
@@ -569,7 +574,6 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
             written += sum(keep)
     finally:
         results.close()
-        bar.close()
         checksums = [file.close() for file in files]
     shards = []
     for path, checksum in zip(paths, checksums):
