@@ -19,22 +19,9 @@ import keras
 import numpy as np
 from PIL import Image
 
-from .data.pipeline import to_uint8
-from .gans import latents_for_seed, render
+from .sampling import image_grid, latents_for_seed, render, to_uint8  # noqa: F401  (image_grid public here too)
 
 log = logging.getLogger(__name__)
-
-
-def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
-    """(N, H, W, 3) uint8 -> one (rows*H, columns*W, 3) image, filled row by row."""
-    count, height, width, channels = images.shape
-    columns = columns or int(math.ceil(math.sqrt(count)))
-    rows = int(math.ceil(count / columns))
-    grid = np.full((rows * height, columns * width, channels), 255, np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return grid
 
 
 def _write_atomic(path: str, write) -> None:

@@ -124,7 +124,7 @@ def _run_evaluate(args) -> int:
 
     from .data.pipeline import load_real_images
     from .export import load_generator
-    from .gans import latents_for_seed, render
+    from .sampling import latents_for_seed, render
     from .metrics import FeatureExtractor, append_jsonl, compute_metrics, metric_name
 
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
@@ -162,7 +162,7 @@ def _run_generate(args) -> int:
     from PIL import Image
 
     from .export import load_generator
-    from .gans import latents_for_seed, render
+    from .sampling import latents_for_seed, render
 
     generator = load_generator(args.source)
     seeds = _parse_seeds(args.seeds)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .callbacks import image_grid
 from .errors import UserError
-from .gans import latents_for_seed, render
+from .sampling import image_grid, latents_for_seed, render
 
 
 def _latent_dim(generator) -> int:

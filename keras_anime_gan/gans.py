@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import models
+from .sampling import latents_for_seed, render  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
@@ -290,21 +291,6 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
-
-
-def latents_for_seed(num_images, latent_dim, seed=None) -> np.ndarray:
-    """The project's one mapping from a seed to latents (NumPy, so the same on every device)."""
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((num_images, latent_dim)).astype(np.float32)
-
-
-def render(generator, latents, batch_size=256) -> np.ndarray:
-    """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode."""
-    from .data.pipeline import to_uint8
-
-    latents = np.asarray(latents, np.float32)
-    images = [generator(latents[i : i + batch_size], training=False) for i in range(0, len(latents), batch_size)]
-    return to_uint8(np.concatenate([keras.ops.convert_to_numpy(x) for x in images]))
 
 
 def xla_is_faster() -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import UserError
+from ..sampling import to_uint8  # noqa: F401  (re-exported: keras_anime_gan.data.pipeline.to_uint8)
 from . import imaging, tfrecord
 from .convert import MANIFEST_NAME, STATE_NAME
 
@@ -251,12 +252,6 @@ def _finish_batch(images, seed_pair, resolution, flip):
         coin = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed_pair) < 0.5
         images = tf.where(coin[:, None, None, None], tf.reverse(images, axis=[2]), images)
     return images / 127.5 - 1.0
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] floats (tensor or array) -> uint8, the project's one rounding rule (NaN -> 0)."""
-    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=-1.0)
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def steps_per_epoch(path: str, batch_size: int) -> int:

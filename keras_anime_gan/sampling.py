@@ -1,0 +1,96 @@
+"""Seeds -> latents -> pixels: the one mapping every part of the package uses.
+
+- `seeded_latents` draws latents with TensorFlow's stateless normal (Philox), so the same seed
+  gives the same latents eagerly, inside a `tf.function`, and inside an exported SavedModel.
+  Row i of `seeded_latents(n, dim, s)` is the same for every n >= i + 1: `gan.generate(16, seed=s)`
+  starts with the image `generate --seeds s` writes, and the served `generate(num_images, seed)`
+  signature returns the same pixels.
+- `to_uint8` (NumPy) and `to_uint8_tensor` (TensorFlow) share one rounding rule for [-1, 1] images.
+- `as_uint8_images` / `pixel_range` check what a caller passed instead of guessing silently.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def seeded_latents(num_images, latent_dim, seed):
+    """float32 tensor (num_images, latent_dim) ~ N(0, 1), a pure function of (seed, shape).
+
+    Works on Python ints and on scalar tensors (e.g. a SavedModel signature's inputs)."""
+    seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    return tf.random.stateless_normal(tf.stack([num_images, latent_dim]), seed=seed_pair, dtype=tf.float32)
+
+
+def latents_for_seed(num_images, latent_dim, seed=None) -> np.ndarray:
+    """NumPy latents from `seeded_latents`; seed None draws a fresh random seed."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return seeded_latents(int(num_images), int(latent_dim), int(seed)).numpy()
+
+
+def latents_for_seeds(seeds, latent_dim) -> np.ndarray:
+    """One latent per seed: row k is the first latent of seed `seeds[k]` (what `generate(1, seed)` uses)."""
+    return np.stack([latents_for_seed(1, latent_dim, seed)[0] for seed in seeds])
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] floats (tensor or array) -> uint8, the project's one rounding rule (NaN -> 0)."""
+    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=-1.0)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_uint8_tensor(images):
+    """`to_uint8` in TensorFlow ops, for graphs such as the serving signatures (NaN -> 0)."""
+    images = tf.cast(images, tf.float32)
+    images = tf.where(tf.math.is_nan(images), -1.0, images)
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def render(generator, latents, batch_size=256) -> np.ndarray:
+    """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode."""
+    latents = np.asarray(latents, np.float32)
+    images = [generator(latents[i : i + batch_size], training=False) for i in range(0, len(latents), batch_size)]
+    return to_uint8(np.concatenate([np.asarray(x, np.float32) for x in images]))
+
+
+def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> one (rows*H, columns*W, 3) image, filled row by row."""
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(count)))
+    rows = int(math.ceil(count / columns))
+    grid = np.full((rows * height, columns * width, channels), 255, np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def pixel_range(images, what="images") -> str:
+    """'uint8' for uint8 pixels, 'signed' for floats in [-1, 1]; a clear ValueError otherwise.
+
+    Floats that are all in [0, 1] are refused rather than guessed at: the CSC412 code scaled to
+    [0, 1], and training a tanh generator against such data silently learns washed-out faces."""
+    array = np.asarray(images)
+    if array.dtype == np.uint8:
+        return "uint8"
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"{what} must be uint8 pixels or floats in [-1, 1], got dtype {array.dtype}")
+    low, high = float(np.nanmin(array)), float(np.nanmax(array))
+    if high > 1.0 + 1e-3 or low < -1.0 - 1e-3:
+        hint = "divide by 127.5 and subtract 1" if high <= 255.5 and low >= -0.5 else "rescale them"
+        raise ValueError(f"{what} range from {low:.3g} to {high:.3g}; the GANs work on [-1, 1] floats "
+                         f"(or uint8 pixels): {hint}")
+    if low >= 0.0 and array.size > 1:
+        raise ValueError(f"{what} are floats in [0, 1] ({low:.3g} to {high:.3g}); the GANs work on [-1, 1]: "
+                         "pass images * 2 - 1 (keras_anime_gan.data.load_dataset already does)")
+    return "signed"
+
+
+def as_uint8_images(images, what="images") -> np.ndarray:
+    """uint8 pixels from uint8 input or [-1, 1] floats; anything else is a clear ValueError."""
+    array = np.asarray(images)
+    return array if pixel_range(array, what) == "uint8" else to_uint8(array)
