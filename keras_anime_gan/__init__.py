@@ -12,6 +12,10 @@ import os
 # loads; a user's own TF_ENABLE_ONEDNN_OPTS=0 still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from . import _tf_logs  # noqa: E402
+
+_tf_logs.install()  # TensorFlow's C++ start-up lines stay out of the output (TF_CPP_MIN_LOG_LEVEL=0 shows them)
+
 __version__ = "0.1.0"
 
 _GAN_NAMES = ("GAN", "DCGAN", "LSGAN", "WGAN", "WGANGP", "DynamicGAN", "create_gan")

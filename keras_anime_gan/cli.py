@@ -158,16 +158,14 @@ def _add_generate(sub):
 def _run_generate(args) -> int:
     import os
 
-    import numpy as np
     from PIL import Image
 
     from .export import load_generator
-    from .sampling import latents_for_seed, render
+    from .sampling import latents_for_seeds, render
 
     generator = load_generator(args.source)
     seeds = _parse_seeds(args.seeds)
-    dim = int(generator.input_shape[-1])
-    latents = np.stack([latents_for_seed(1, dim, seed)[0] for seed in seeds])
+    latents = latents_for_seeds(seeds, int(generator.input_shape[-1]))  # seed s: the image of generate(1, s)
     if args.truncation is not None:
         latents *= args.truncation
     os.makedirs(args.out, exist_ok=True)

@@ -4,7 +4,8 @@
 
 - `serving_default`: `latent` float32 [None, latent_dim] -> `images` uint8 [None, H, W, 3]
 - `generate`: `num_images` int32 scalar, `seed` int64 scalar, `truncation_psi` float32 scalar ->
-  `images` uint8; stateless random latents, so the same seed gives the same images
+  `images` uint8; stateless random latents (`sampling.seeded_latents`), so the same seed gives
+  the same images as `GAN.generate(num_images, seed)` and `keras-anime-gan generate --seeds`
 - `generate_png`: the same inputs -> `png_bytes` string [None], one PNG per image. The `_bytes`
   suffix makes TF Serving's REST API return them base64-encoded (`{"b64": ...}`).
 
@@ -22,6 +23,7 @@ import keras
 import tensorflow as tf
 
 from .errors import UserError
+from .sampling import seeded_latents, to_uint8_tensor
 
 MODELS_CONFIG = "models.config"
 
@@ -94,16 +96,14 @@ class GeneratorServing(tf.Module):
 
     def _generate(self, num_images, seed, truncation_psi):
         with tf.control_dependencies(self._check_count(num_images, "num_images")):
-            seed_pair = tf.stack([seed, tf.constant(0, tf.int64)])
-            latents = tf.random.stateless_normal(tf.stack([num_images, self.latent_dim]), seed=seed_pair)
+            # The package's one seed -> latents mapping: the same faces as GAN.generate(n, seed).
+            latents = seeded_latents(num_images, self.latent_dim, seed)
             # The truncation trick on z: psi < 1 pulls latents toward the mean (0), trading variety for quality.
             return self._to_uint8(self.generator(latents * truncation_psi, training=False))
 
     @staticmethod
     def _to_uint8(images):
-        """The same rounding as keras_anime_gan.data.to_uint8: rint((x + 1) * 127.5), clipped."""
-        images = tf.cast(images, tf.float32)
-        return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+        return to_uint8_tensor(images)
 
 
 def existing_versions(model_dir) -> list[int]:

@@ -4,6 +4,11 @@
 updates. Variants change only their losses (`discriminator_loss`, `generator_loss`,
 `discriminator_penalty`) or their schedule, never the loop.
 
+Real data per step: a GAN that updates its discriminator k times per step (`real_batches_per_step`:
+WGAN's `n_critic`, DynamicGAN's largest schedule) gives every update a fresh real batch, as
+Algorithm 1 of the WGAN and WGAN-GP papers does. `fit` groups k consecutive batches of the dataset
+into one step, so an epoch (one pass over the data) has len(data) / (batch * k) steps.
+
 Distribution: per-example losses are averaged over the global batch with
 `tf.nn.compute_average_loss` (Keras's optimizers sum gradients across replicas), and every random
 draw comes from a `tf.random.Generator`, which gives each replica its own stream and is saved in
@@ -19,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import models
-from .sampling import latents_for_seed, render  # noqa: F401  (public here too)
+from .sampling import latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +46,11 @@ def bce_generator_loss(fake_logits):
     return tf.reduce_mean(tf.nn.softplus(-fake_logits), axis=-1)
 
 
-def least_squares_discriminator_loss(real_logits, fake_logits):
-    """Mao et al.: 1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]."""
-    return tf.reduce_mean(0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits), axis=-1)
+def least_squares_discriminator_loss(real_logits, fake_logits, real_target=1.0, fake_target=0.0):
+    """Mao et al.: 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2] with b = real_target, a = fake_target
+    (1 and 0 in the paper's 0-1 coding; fuzzy labels move them toward each other)."""
+    return tf.reduce_mean(0.5 * tf.square(real_logits - real_target) + 0.5 * tf.square(fake_logits - fake_target),
+                          axis=-1)
 
 
 def least_squares_generator_loss(fake_logits):
@@ -78,6 +85,36 @@ def gradient_penalty(critic, real, fake, alpha):
 # ----------------------------------------------------------------------------- base
 
 
+class GANOptimizers:
+    """What `GAN.optimizer` is: both networks' optimizers, in the shape Keras's callbacks expect of a
+    multi-optimizer (an `optimizers` list). `LearningRateScheduler` and `ReduceLROnPlateau` then set
+    the rate of D and G (each from its own current value), and `TensorBoard` logs both as
+    `learning_rate_d_optimizer` / `learning_rate_g_optimizer`. Not a Keras optimizer itself: the
+    GAN's `train_step` applies each network's gradients with its own optimizer."""
+
+    built = True  # Keras's fit builds an unbuilt `model.optimizer` on all of the GAN's variables
+
+    def __init__(self, d_optimizer, g_optimizer):
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    @property
+    def optimizers(self):
+        return [self.d_optimizer, self.g_optimizer]
+
+    @property
+    def iterations(self):
+        """TensorBoard's step counter: generator updates."""
+        return self.g_optimizer.iterations
+
+    @property
+    def learning_rate(self):
+        raise AttributeError("a GAN has two learning rates: use gan.d_optimizer.learning_rate and "
+                             "gan.g_optimizer.learning_rate")
+
+    def build(self, variables):
+        pass
+
+
 class GAN(keras.Model):
     """A generator and a discriminator trained adversarially by `fit`.
 
@@ -85,14 +122,22 @@ class GAN(keras.Model):
         generator: latent (batch, latent_dim) -> images in [-1, 1].
         discriminator: images -> logits (batch, 1).
         latent_dim: width of z; read from the generator when omitted.
-        ema: decay of an exponential moving average of the generator's weights (e.g. 0.999);
-            `generate` and `ema_generator` then use the averaged weights.
+        ema: decay of an exponential moving average of the generator's variables (e.g. 0.999);
+            `generate`, `ema_generator` and the export then use the averaged generator. The decay
+            is ramped up as TensorFlow's `ExponentialMovingAverage(num_updates=...)` does,
+            min(ema, (1 + t) / (10 + t)) after t updates, so a short run does not export mostly its
+            random initialisation. BatchNorm statistics are averaged alongside the weights, so the
+            averaged generator normalises with statistics of (nearly) its own weights.
         seed: seed of the random stream (latents, interpolation weights).
+
+    Data: `fit` takes float images in [-1, 1] or uint8 pixels (converted in the step); other ranges,
+    [0, 1] floats included, are refused with a message on the first batch.
     """
 
     metric_names: tuple[str, ...] = ("d_loss", "g_loss")
     default_d_learning_rate = 2e-4
     default_g_learning_rate = 2e-4
+    loss_family = "bce"  # how the failure monitor reads d_loss: "bce", "least_squares" or "wasserstein"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, name=None, **kwargs):
         super().__init__(name=name or type(self).__name__.lower(), **kwargs)
@@ -107,17 +152,15 @@ class GAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self._ema_weights = []
         if ema is not None:
+            # Every replica computes the same average; take the first instead of syncing.
             self._ema_weights = [
-                self.add_weight(
-                    shape=variable.shape,
-                    initializer=keras.initializers.Constant(keras.ops.convert_to_numpy(variable)),
-                    trainable=False,
-                    # Every replica computes the same average; take the first instead of syncing.
-                    aggregation="only_first_replica",
-                    name=f"ema_{index}",
-                )
-                for index, variable in enumerate(generator.trainable_variables)
+                self.add_weight(shape=variable.shape,
+                                initializer=keras.initializers.Constant(keras.ops.convert_to_numpy(variable)),
+                                trainable=False, aggregation="only_first_replica", name=f"ema_{index}")
+                for index, variable in enumerate(generator.variables)
             ]
+            self.ema_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="float32",
+                                               aggregation="only_first_replica", name="ema_updates")
         self.__dict__["_ema_generator_cache"] = None  # a plain attribute: not tracked, not saved twice
         # The sub-models are built already. Keras would otherwise build this model by calling it
         # on a batch of real images, which `call` (latents -> images) does not accept.
@@ -133,7 +176,9 @@ class GAN(keras.Model):
         return self.generator(latents, training=training)
 
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=None, **kwargs):
-        """Optimizers default to this GAN's paper settings (`default_optimizers`).
+        """Optimizers default to this GAN's paper settings (`default_optimizers`). Either may have a
+        `keras.optimizers.schedules` learning rate; `model.optimizer` exposes both to Keras's
+        learning-rate callbacks (see `GANOptimizers`).
 
         jit_compile: None picks the faster working mode: XLA on a GPU, and on a CPU only when
         TensorFlow's oneDNN kernels are off (see `xla_is_faster`); never under a strategy with
@@ -149,16 +194,47 @@ class GAN(keras.Model):
         default_d, default_g = self.default_optimizers()
         self.d_optimizer = _with_loss_scaling(d_optimizer or default_d)
         self.g_optimizer = _with_loss_scaling(g_optimizer or default_g)
+        # Names that tell the two apart in callbacks' logs (learning_rate_d_optimizer, ...).
+        self.d_optimizer.name, self.g_optimizer.name = "d_optimizer", "g_optimizer"
         # Built up front: variables created inside a distributed or XLA step are not allowed.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        # Keras's compile left a default optimizer that nothing uses; callbacks read this one.
+        self.optimizer = GANOptimizers(self.d_optimizer, self.g_optimizer)
 
     def fit(self, x=None, *args, **kwargs):
-        """`keras.Model.fit`. A `tf.data.Dataset` that did not choose `autotune.enabled` trains with
-        tf.data's autotuner off: in TensorFlow 2.21 freeing the iterator at the end of `fit` waits
-        for the autotuner's next wake-up, up to 60 s of idling after the last batch.
-        AUTOTUNE parallelism then defaults to the number of CPU cores."""
+        """`keras.Model.fit`, with three additions:
+
+        - the first batch is checked: [-1, 1] floats or uint8 pixels, anything else a ValueError;
+        - with `real_batches_per_step` k > 1, k consecutive batches form one step (a `tf.data`
+          dataset is grouped, an array is batched by `batch_size` x k), so `steps_per_epoch` counts
+          steps of k batches;
+        - a `tf.data.Dataset` that did not choose `autotune.enabled` trains with tf.data's
+          autotuner off: in TensorFlow 2.21 freeing the iterator at the end of `fit` waits for the
+          autotuner's next wake-up, up to 60 s of idling after the last batch. AUTOTUNE
+          parallelism then defaults to the number of CPU cores."""
+        _check_first_batch(x)
+        x, kwargs = self._group_real_batches(x, kwargs)
         return super().fit(without_autotune(x), *args, **kwargs)
+
+    def _group_real_batches(self, x, kwargs):
+        k = self.real_batches_per_step
+        if k == 1:
+            return x, kwargs
+        if isinstance(x, np.ndarray):
+            batch_size = kwargs.pop("batch_size", None) or 32
+            dataset = tf.data.Dataset.from_tensor_slices(x)
+            if kwargs.pop("shuffle", True):
+                dataset = dataset.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+            x = dataset.batch(batch_size, drop_remainder=True)
+        if not isinstance(x, tf.data.Dataset):
+            raise ValueError(f"{type(self).__name__} takes {k} real batches per step: pass a tf.data.Dataset of "
+                             f"batches or an array to fit, not {type(x).__name__}")
+        # (k, B, H, W, C) -> (B, k, H, W, C): tf.distribute splits the first axis over replicas,
+        # so each replica gets its share of every one of the k batches.
+        grouped = x.batch(k, drop_remainder=True).map(
+            lambda group: tf.experimental.numpy.swapaxes(group, 0, 1), num_parallel_calls=tf.data.AUTOTUNE)
+        return grouped, kwargs
 
     def default_optimizers(self):
         """(discriminator optimizer, generator optimizer): Adam(2e-4, beta_1=0.5) as in DCGAN."""
@@ -180,8 +256,14 @@ class GAN(keras.Model):
         return None
 
     def schedule(self, real):
-        """(discriminator updates, generator updates) for this step: Python ints or int32 tensors."""
+        """(discriminator updates, generator updates) for this step: Python ints or int32 tensors,
+        at most `real_batches_per_step` discriminator updates."""
         return 1, 1
+
+    @property
+    def real_batches_per_step(self) -> int:
+        """Real batches one step consumes: one per discriminator update."""
+        return 1
 
     # -- the training loop --------------------------------------------------------------
 
@@ -190,14 +272,24 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
-        real = tf.cast(real, tf.float32)
+        real = tf.cast(real, tf.float32) / 127.5 - 1.0 if real.dtype == tf.uint8 else tf.cast(real, tf.float32)
+        k = self.real_batches_per_step
+        if k > 1 and real.shape.rank != 5:
+            raise ValueError(f"{type(self).__name__} takes {k} real batches per step, grouped as (batch, {k}, H, W, C); "
+                             "GAN.fit groups them for you")
         d_updates, g_updates = self.schedule(real)
-        if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1:
+        if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1 and k == 1:
             d_loss, g_loss = self.shared_fake_step(real)
         else:
             batch_size = tf.shape(real)[0]
-            d_loss = _repeat(d_updates, lambda: self.discriminator_step(real))
-            g_loss = _repeat(g_updates, lambda: self.generator_step(batch_size))
+
+            def real_batch(index):
+                if k == 1:
+                    return real
+                return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
+
+            d_loss = _repeat(d_updates, lambda index: self.discriminator_step(real_batch(index)))
+            g_loss = _repeat(g_updates, lambda index: self.generator_step(batch_size))
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -219,7 +311,11 @@ class GAN(keras.Model):
             scaled = self.d_optimizer.scale_loss(loss)
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self.observe_discriminator(real_logits, fake_logits)
         return tf.reduce_mean(per_example)
+
+    def observe_discriminator(self, real_logits, fake_logits):
+        """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
 
     def shared_fake_step(self, real):
         """One D update then one G update on the same fake batch, as the PyTorch DCGAN tutorial does:
@@ -241,14 +337,19 @@ class GAN(keras.Model):
             g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
         g_variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_variables), g_variables))
-        self._update_ema(g_variables)
+        self._update_ema()
         return tf.reduce_mean(d_per_example), tf.reduce_mean(g_per_example)
 
-    def _update_ema(self, variables):
+    def ema_decay_now(self, updates):
+        """The ramped decay after `updates` previous updates: min(ema, (1 + t) / (10 + t))."""
+        return tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + updates) / (10.0 + updates))
+
+    def _update_ema(self):
         if self._ema_weights:
-            decay = self.ema_decay
-            for average, variable in zip(self._ema_weights, variables):
+            decay = self.ema_decay_now(self.ema_updates)
+            for average, variable in zip(self._ema_weights, self.generator.variables):
                 average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
+            self.ema_updates.assign_add(1.0)
 
     def generator_step(self, batch_size):
         latents = self.sample_latent(batch_size)
@@ -260,27 +361,28 @@ class GAN(keras.Model):
             scaled = self.g_optimizer.scale_loss(loss)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        self._update_ema(variables)
+        self._update_ema()
         return tf.reduce_mean(per_example)
 
     # -- using the trained generator ----------------------------------------------------
 
     @property
     def ema_generator(self):
-        """The generator with the moving-average weights (the generator itself without `ema`)."""
+        """The generator with the moving-average variables (the generator itself without `ema`)."""
         if not self._ema_weights:
             return self.generator
         cache = self.__dict__["_ema_generator_cache"]
         if cache is None:
             cache = keras.models.clone_model(self.generator)
             self.__dict__["_ema_generator_cache"] = cache
-        cache.set_weights(self.generator.get_weights())  # BatchNorm statistics and any non-trainable state
-        for target, average in zip(cache.trainable_variables, self._ema_weights):
-            target.assign(average)
+        for target, average in zip(cache.variables, self._ema_weights):
+            target.assign(tf.cast(average, target.dtype))
         return cache
 
     def generate(self, num_images, seed=None, truncation=None, batch_size=256):
-        """`num_images` uint8 images (N, H, W, 3); the same seed gives the same images.
+        """`num_images` uint8 images (N, H, W, 3); the same seed gives the same images here, in
+        `keras-anime-gan generate --seeds` (image i of seed s is `generate(i + 1, s)[i]`) and in the
+        exported `generate` signature.
 
         truncation: scale latents by this factor (psi); values below 1 trade variety for quality.
         """
@@ -291,6 +393,23 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
+
+
+def _check_first_batch(x):
+    """Refuse data in the wrong range before training on it (see `sampling.pixel_range`)."""
+    if isinstance(x, tf.data.Dataset):
+        element = next(iter(x.take(1)), None)
+        if element is None:
+            return
+        first = element[0] if isinstance(element, (tuple, list)) else element
+        if isinstance(first, dict):
+            return
+        first = first.numpy()
+    elif isinstance(x, np.ndarray):
+        first = x[:256]
+    else:
+        return
+    pixel_range(first, "the training images")
 
 
 def xla_is_faster() -> bool:
@@ -322,18 +441,19 @@ def without_autotune(dataset):
 
 
 def _repeat(times, step):
-    """Run `step` `times` times; a Python int unrolls, a tensor becomes a tf.while_loop."""
+    """Run `step(index)` for index 0..times-1; a Python int unrolls, a tensor becomes a tf.while_loop.
+    Returns the last step's value."""
     if isinstance(times, int):
-        loss = step()
-        for _ in range(times - 1):
-            loss = step()
-        return loss
+        value = step(0)
+        for index in range(1, times):
+            value = step(index)
+        return value
 
     def body(index, _):
-        return index + 1, step()
+        return index + 1, step(index)
 
-    _, loss = tf.while_loop(lambda index, _: index < times, body, (tf.constant(0), tf.constant(0.0)))
-    return loss
+    _, value = tf.while_loop(lambda index, _: index < times, body, (tf.constant(0), tf.constant(0.0)))
+    return value
 
 
 def _with_loss_scaling(optimizer):
@@ -364,9 +484,12 @@ class DCGAN(GAN):
         self.default_d_learning_rate = d_learning_rate or type(self).default_d_learning_rate
         self.default_g_learning_rate = g_learning_rate or type(self).default_g_learning_rate
 
+    def targets(self):
+        """(real target, fake target) of the discriminator: 1 - s and s (0 when one-sided)."""
+        return 1.0 - self.label_smoothing, 0.0 if self.one_sided else self.label_smoothing
+
     def discriminator_loss(self, real_logits, fake_logits):
-        fake_target = 0.0 if self.one_sided else self.label_smoothing
-        return bce_discriminator_loss(real_logits, fake_logits, 1.0 - self.label_smoothing, fake_target)
+        return bce_discriminator_loss(real_logits, fake_logits, *self.targets())
 
     def generator_loss(self, fake_logits):
         return bce_generator_loss(fake_logits)
@@ -377,10 +500,15 @@ class DCGAN(GAN):
 
 class LSGAN(DCGAN):
     """Least-squares objectives (Mao et al.) as written in the Artificial Anime Character Design
-    report; the same networks and optimizers as DCGAN, no sigmoid on the discriminator."""
+    report; the same networks and optimizers as DCGAN, no sigmoid on the discriminator.
+    `label_smoothing` / `one_sided` move the least-squares targets as they move DCGAN's: real
+    1 - s, fake s (0 when one-sided); the generator still aims at 1."""
+
+    loss_family = "least_squares"
 
     def discriminator_loss(self, real_logits, fake_logits):
-        return least_squares_discriminator_loss(real_logits, fake_logits)
+        real_target, fake_target = self.targets()
+        return least_squares_discriminator_loss(real_logits, fake_logits, real_target, fake_target)
 
     def generator_loss(self, fake_logits):
         return least_squares_generator_loss(fake_logits)
@@ -390,10 +518,12 @@ class WGAN(GAN):
     """Wasserstein GAN with weight clipping: every critic weight stays in [-clip_value, clip_value]
     (enforced as a Keras constraint, applied by the optimizer after each update, so it also holds
     under tf.distribute), RMSprop(5e-5), `n_critic` critic updates per generator update, each with
-    the step's real batch and fresh latents (as keras.io's WGAN-GP example does)."""
+    its own real batch and fresh latents (Algorithm 1 of the paper): one step consumes `n_critic`
+    batches, so an epoch has len(data) / (batch * n_critic) steps."""
 
     default_d_learning_rate = 5e-5
     default_g_learning_rate = 5e-5
+    loss_family = "wasserstein"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, clip_value=0.01, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)
@@ -414,6 +544,10 @@ class WGAN(GAN):
 
     def schedule(self, real):
         return self.n_critic, 1
+
+    @property
+    def real_batches_per_step(self):
+        return self.n_critic
 
     def discriminator_loss(self, real_logits, fake_logits):
         return wasserstein_critic_loss(real_logits, fake_logits)
@@ -470,25 +604,42 @@ class WGANGP(WGAN):
 
 
 class DynamicGAN(DCGAN):
-    """The CSC412 report's dynamic schedule. Each step first measures the discriminator's accuracy
-    `acc` on the step's real batch and a fresh fake batch (real: logit > 0, fake: logit < 0), then
-    performs int(max(scale * acc, d_min)) discriminator updates and int(max(scale * (1 - acc), g_min))
-    generator updates (scale 10, d_min 1, g_min 3 in the report; these are the report's formulas,
-    although its prose describes the opposite direction). The loop runs inside the compiled graph
-    (tf.while_loop), also under XLA.
+    """The CSC412 report's dynamic schedule: with the discriminator's accuracy `acc` (real: logit > 0,
+    fake: logit < 0), a step performs int(max(scale * acc, d_min)) discriminator updates and
+    int(max(scale * (1 - acc), g_min)) generator updates (scale 10, d_min 1, g_min 3 in the report;
+    these are the report's formulas, although its prose describes the opposite direction).
+
+    `acc` is measured as the report does, on the discriminator's own work: the accuracy of the
+    previous discriminator update on its batch (real and fake), read from the logits that update
+    computed anyway, so no extra forward pass. The first step, with no update behind it, uses
+    `initial_accuracy` (0.5, chance level). The accuracy is a GAN variable, saved in checkpoints.
+
+    Each discriminator update gets a fresh real batch: a step receives `real_batches_per_step`
+    = max(int(scale), d_min) batches (the most the rule can ask for) and uses as many as it
+    performs updates, so an epoch has len(data) / (batch * that) steps. The loop runs inside the
+    compiled graph (tf.while_loop), also under XLA.
 
     One replica only: TensorFlow cannot synchronise gradients across replicas inside a loop whose
     trip count is data-dependent (`merge_call` inside control flow), so `compile` refuses a
-    strategy with several replicas instead of failing in the middle of `fit`. The accuracy is
-    still reduced across replicas, ready for when TensorFlow allows it."""
+    strategy with several replicas instead of failing in the middle of `fit`."""
 
     metric_names = GAN.metric_names + ("d_acc", "d_steps", "g_steps")
 
-    def __init__(self, generator, discriminator, latent_dim=None, *, scale=10.0, d_min=1, g_min=3, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim=None, *, scale=10.0, d_min=1, g_min=3,
+                 initial_accuracy=0.5, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)
         if scale <= 0 or d_min < 1 or g_min < 1:
             raise ValueError(f"need scale > 0, d_min >= 1 and g_min >= 1; got {scale}, {d_min}, {g_min}")
+        if not 0.0 <= initial_accuracy <= 1.0:
+            raise ValueError(f"initial_accuracy must be in [0, 1], got {initial_accuracy}")
         self.scale, self.d_min, self.g_min = float(scale), int(d_min), int(g_min)
+        self.initial_accuracy = float(initial_accuracy)
+        # (correct, total) of the last discriminator update, float64 so 10 * 7/10 is exactly 7. The
+        # initial accuracy as a count out of 10^6: initialisers pass through float32, integers stay exact.
+        self.last_correct = self.add_weight(shape=(), dtype="float64", trainable=False, name="last_correct",
+                                            initializer=keras.initializers.Constant(round(self.initial_accuracy * 1e6)))
+        self.last_total = self.add_weight(shape=(), dtype="float64", trainable=False, name="last_total",
+                                          initializer=keras.initializers.Constant(1e6))
 
     def compile(self, *args, **kwargs):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -500,17 +651,14 @@ class DynamicGAN(DCGAN):
             )
         super().compile(*args, **kwargs)
 
-    def discriminator_accuracy(self, real):
-        """(correct, total) over the real batch and an equally large fake batch, summed over replicas."""
-        fake = self.generator(self.sample_latent(tf.shape(real)[0]), training=True)
-        real_logits = self.discriminator(real, training=True)
-        fake_logits = self.discriminator(fake, training=True)
+    @property
+    def real_batches_per_step(self):
+        return max(int(self.scale), self.d_min)
+
+    def observe_discriminator(self, real_logits, fake_logits):
         correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float64)) + tf.reduce_sum(tf.cast(fake_logits < 0, tf.float64))
-        total = tf.cast(tf.size(real_logits) + tf.size(fake_logits), tf.float64)
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            correct, total = context.all_reduce("sum", correct), context.all_reduce("sum", total)
-        return correct, total
+        self.last_correct.assign(correct)
+        self.last_total.assign(tf.cast(tf.size(real_logits) + tf.size(fake_logits), tf.float64))
 
     def updates_for(self, correct, total):
         """The report's rule in float64, multiplying before dividing so 10 * 7/10 is exactly 7."""
@@ -519,15 +667,17 @@ class DynamicGAN(DCGAN):
         return tf.cast(d_updates, tf.int32), tf.cast(g_updates, tf.int32)
 
     def schedule(self, real):
-        correct, total = self.discriminator_accuracy(real)
+        correct, total = tf.identity(self.last_correct), tf.identity(self.last_total)
         d_updates, g_updates = self.updates_for(correct, total)
+        d_updates = tf.minimum(d_updates, self.real_batches_per_step)
         self.trackers["d_acc"].update_state(tf.cast(correct / total, tf.float32))
         self.trackers["d_steps"].update_state(tf.cast(d_updates, tf.float32))
         self.trackers["g_steps"].update_state(tf.cast(g_updates, tf.float32))
         return d_updates, g_updates
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "d_min": self.d_min, "g_min": self.g_min}
+        return {**super().get_config(), "scale": self.scale, "d_min": self.d_min, "g_min": self.g_min,
+                "initial_accuracy": self.initial_accuracy}
 
 
 # ----------------------------------------------------------------------------- factory

@@ -17,20 +17,30 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_anime_gan import DCGAN, create_gan  # noqa: E402
+from keras_anime_gan import DCGAN, WGAN, create_gan  # noqa: E402
+from keras_anime_gan import models  # noqa: E402
 
 GLOBAL_BATCH, LATENT = 8, 6
 LATENTS = np.random.default_rng(1).normal(size=(GLOBAL_BATCH, LATENT)).astype(np.float32)
 REAL = np.random.default_rng(2).uniform(-1, 1, size=(GLOBAL_BATCH, 8, 8, 3)).astype(np.float32)
+REAL_16 = np.random.default_rng(4).uniform(-1, 1, size=(2 * GLOBAL_BATCH, 16, 16, 3)).astype(np.float32)
 
 
-class FixedLatentDCGAN(DCGAN):
+class FixedLatents:
     """Each replica takes its slice of one fixed latent table, so both runs see the same global batch."""
 
     def sample_latent(self, batch_size):
         context = tf.distribute.get_replica_context()
         start = context.replica_id_in_sync_group * batch_size
         return tf.slice(tf.constant(LATENTS), [start, 0], [batch_size, LATENT])
+
+
+class FixedLatentDCGAN(FixedLatents, DCGAN):
+    pass
+
+
+class FixedLatentWGAN(FixedLatents, WGAN):
+    pass
 
 
 def small_networks():
@@ -52,6 +62,34 @@ def one_step(strategy):
     return gan, history
 
 
+def real_networks_step(strategy, cls, **options):
+    """The package's own 16 px networks: BatchNorm (synchronized under 2 replicas) in both, and for
+    WGAN the clip constraint on a critic with n_critic=2 fresh batches per step."""
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        generator = models.build_generator(16, LATENT, 4)
+        discriminator = models.build_discriminator(16, 4, norm="batch")
+        gan = cls(generator, discriminator, LATENT, **options)
+        # Plain SGD, big enough that WGAN's updates hit its clip bound.
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.5), g_optimizer=keras.optimizers.SGD(0.1))
+    gan.fit(REAL_16, batch_size=GLOBAL_BATCH, epochs=1, verbose=0, shuffle=False)
+    return gan
+
+
+def compare_real_networks(mirrored_strategy, cls, **options):
+    one = real_networks_step(tf.distribute.OneDeviceStrategy("/cpu:0"), cls, **options)
+    two = real_networks_step(mirrored_strategy, cls, **options)
+    keras.utils.set_random_seed(0)
+    initial_generator = models.build_generator(16, LATENT, 4).get_weights()
+    weights = [gan.generator.get_weights() + gan.discriminator.get_weights() for gan in (one, two)]
+    return {
+        "max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
+        "generator_min_update": min(float(np.abs(a - b).max()) for a, b in zip(weights[0], initial_generator)),
+        "max_abs_critic_weight": max(float(np.abs(w.numpy()).max()) for w in two.discriminator.trainable_weights),
+        "d_iterations": int(two.d_optimizer.iterations.numpy()),
+    }
+
+
 def main():
     single, single_history = one_step(tf.distribute.OneDeviceStrategy("/cpu:0"))
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -69,6 +107,8 @@ def main():
         "jit_compile_mirrored": bool(mirrored.jit_compile),
         "d_loss": [single_history["d_loss"][-1], mirrored_history["d_loss"][-1]],
         "g_loss": [single_history["g_loss"][-1], mirrored_history["g_loss"][-1]],
+        "batchnorm_dcgan": compare_real_networks(mirrored_strategy, FixedLatentDCGAN),
+        "clipped_wgan": compare_real_networks(mirrored_strategy, FixedLatentWGAN, n_critic=2, clip_value=0.01),
     }
     # The real networks (BatchNorm included) and the dynamic schedule also train on 2 replicas.
     faces = np.random.default_rng(3).uniform(-1, 1, size=(32, 32, 32, 3)).astype(np.float32)

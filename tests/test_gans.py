@@ -42,6 +42,21 @@ def test_lsgan_and_wasserstein_losses_match_numpy():
     np.testing.assert_allclose(w.generator_loss(LOGITS_FAKE), -f[:, 0], rtol=1e-6)
 
 
+@pytest.mark.parametrize("smoothing, one_sided, real_t, fake_t", [(0.1, False, 0.9, 0.1), (0.2, True, 0.8, 0.0)])
+def test_lsgan_label_smoothing_moves_the_least_squares_targets(smoothing, one_sided, real_t, fake_t):
+    ls = create_gan("lsgan", 32, 8, width=4, label_smoothing=smoothing, one_sided=one_sided)
+    r, f = LOGITS_REAL.astype(np.float64), LOGITS_FAKE.astype(np.float64)
+    expected = (0.5 * (r - real_t) ** 2 + 0.5 * (f - fake_t) ** 2)[:, 0]
+    np.testing.assert_allclose(ls.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), expected, rtol=1e-6)
+    np.testing.assert_allclose(ls.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
+
+
+def test_each_gan_names_its_loss_family():
+    families = {name: create_gan(name, 32, 8, width=4).loss_family for name in gans.GAN_CLASSES}
+    assert families == {"dcgan": "bce", "lsgan": "least_squares", "wgan": "wasserstein", "wgan-gp": "wasserstein",
+                        "dynamic": "bce"}
+
+
 def _critic(kind, weights):
     inputs = keras.Input((2, 2, 3))
     flat = keras.layers.Flatten()(inputs)
@@ -140,11 +155,18 @@ def test_every_gan_trains_and_reloads(name, jit, tmp_path):
     gan.compile(jit_compile=jit)
     assert gan.jit_compile is jit
     before = [w.copy() for w in gan.generator.get_weights()]
-    history = gan.fit(_faces_dataset(), epochs=1, verbose=0).history
+    k = gan.real_batches_per_step  # one real batch per discriminator update
+    history = gan.fit(_faces_dataset(count=8 * 2 * k), epochs=1, verbose=0).history
     assert set(gans.GAN_CLASSES[name].metric_names) == set(history)
     assert all(np.isfinite(values[-1]) for values in history.values()), history
     assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
-    assert int(gan.d_optimizer.iterations) >= 4 and int(gan.g_optimizer.iterations) >= 4
+    # 2 steps of k batches each: an epoch is one pass over the data.
+    if name == "dynamic":  # k = 10; the schedule decides how many of them D uses
+        assert k == 10 and int(gan.d_optimizer.iterations) == round(2 * history["d_steps"][-1])
+        assert int(gan.g_optimizer.iterations) == round(2 * history["g_steps"][-1])
+    else:
+        assert k == (2 if name.startswith("wgan") else 1)
+        assert int(gan.d_optimizer.iterations) == 2 * k and int(gan.g_optimizer.iterations) == 2
 
     gan.save_weights(str(tmp_path / "gan.weights.h5"))
     clone = create_gan(name, 32, 16, width=8, seed=9, **options)
@@ -158,14 +180,35 @@ def test_every_gan_trains_and_reloads(name, jit, tmp_path):
 
 def test_wgan_weights_stay_clipped():
     gan = create_gan("wgan", 32, 16, width=8, clip_value=0.01, n_critic=2, seed=0)
+    weights = gan.discriminator.trainable_weights
+    at_bound = lambda: sum(int((np.abs(w.numpy()) >= 0.01 - 1e-7).sum()) for w in weights)  # noqa: E731
+    before = at_bound()
     gan.compile(d_optimizer=keras.optimizers.RMSprop(0.05), jit_compile=False)  # big steps would leave the box
     gan.fit(_faces_dataset(), epochs=1, verbose=0)
-    weights = gan.discriminator.trainable_weights
     assert max(float(np.abs(w.numpy()).max()) for w in weights) <= 0.01 + 1e-7
-    assert max(float(np.abs(w.numpy()).max()) for w in weights) > 0.009  # the clip is actually hit
+    # The updates pushed many more weights past the bound, and the constraint put them back on it.
+    assert at_bound() > before + 100, (before, at_bound())
 
 
-def _controlled_dynamic_gan(real_correct_threshold, fake_value):
+def test_every_critic_update_gets_a_fresh_real_batch():
+    class RecordingWGAN(WGAN):
+        def discriminator_step(self, real):
+            self.seen.assign(tf.concat([self.seen, [tf.reduce_mean(real)]], 0))
+            return super().discriminator_step(real)
+
+    gan = create_gan("wgan", 32, 8, width=4, n_critic=3, seed=0)
+    gan = RecordingWGAN(gan.generator, gan.discriminator, 8, n_critic=3, seed=0)
+    gan.seen = tf.Variable(tf.zeros([0]), shape=[None], trainable=False)
+    gan.compile(jit_compile=False)
+    # Batch i holds only the value (i - 3) / 10: the sequence of means says which batch each update saw.
+    values = np.repeat((np.arange(6, dtype=np.float32) - 3) / 10, 4)
+    images = np.broadcast_to(values[:, None, None, None], (24, 32, 32, 3)).copy()
+    gan.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=1, verbose=0)
+    np.testing.assert_allclose(gan.seen.numpy(), (np.arange(6) - 3) / 10, atol=1e-6)  # 2 steps x 3 fresh batches
+    assert int(gan.d_optimizer.iterations) == 6 and int(gan.g_optimizer.iterations) == 2
+
+
+def _controlled_dynamic_gan(real_correct_threshold, fake_value, initial_accuracy):
     """A discriminator whose logit is 10 * (mean pixel - threshold), and a generator that always
     paints `fake_value`: the accuracy is then fixed by the data we feed."""
     latent = keras.Input((4,))
@@ -176,41 +219,64 @@ def _controlled_dynamic_gan(real_correct_threshold, fake_value):
     logit = keras.layers.Dense(
         1, kernel_initializer=keras.initializers.Constant(10.0 / 3), bias_initializer=keras.initializers.Constant(-10.0 * real_correct_threshold)
     )(mean)
-    return DynamicGAN(generator, keras.Model(images, logit), 4, seed=0)
+    return DynamicGAN(generator, keras.Model(images, logit), 4, seed=0, initial_accuracy=initial_accuracy)
+
+
+def _report_rule(acc):
+    return int(max(10 * acc, 1)), int(max(10 * (1 - acc), 3))
 
 
 @pytest.mark.parametrize("jit", [False, True])
-@pytest.mark.parametrize("real_above, fakes_fooled", [(0, True), (3, True), (7, True), (2, False), (7, False), (10, False)])
-def test_dynamic_schedule_performs_exactly_the_reported_number_of_updates(jit, real_above, fakes_fooled):
+@pytest.mark.parametrize("real_above, fakes_fooled, initial", [(0, True, 0.5), (3, True, 0.9), (7, True, 0.0),
+                                                                (2, False, 0.5), (7, False, 1.0), (10, False, 0.35)])
+def test_dynamic_schedule_performs_exactly_the_reported_number_of_updates(jit, real_above, fakes_fooled, initial):
     threshold = 0.0
     fake_value = 0.5 if fakes_fooled else -0.5  # above the threshold: D calls the fakes real
-    gan = _controlled_dynamic_gan(threshold, fake_value)
+    gan = _controlled_dynamic_gan(threshold, fake_value, initial)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0), jit_compile=jit)
     values = np.where(np.arange(10) < real_above, 0.5, -0.5).astype(np.float32)
-    real = np.broadcast_to(values[:, None, None, None], (10, 4, 4, 3)).copy()
+    batch = np.broadcast_to(values[:, None, None, None], (10, 4, 4, 3)).copy()
+    # Each image gets one value of the other sign (same mean), so every batch spans both signs, as
+    # [-1, 1] images do.
+    sign = np.sign(values)[:, None]
+    batch[:, 0, 0, 0] -= 0.75 * sign[:, 0]
+    batch[:, 0, 0, 1:] += 0.25 * sign
+    batch[:, 0, 1, 0] += 0.25 * sign[:, 0]
+    real = np.concatenate([batch] * 20)  # two steps of 10 batches of 10
     logs = gan.fit(real, batch_size=10, epochs=1, verbose=0, shuffle=False).history
+    # Step 1 follows the initial accuracy; step 2 the accuracy of step 1's last D update on its batch.
     acc = (real_above + (0 if fakes_fooled else 10)) / 20
-    expected_d, expected_g = int(max(10 * acc, 1)), int(max(10 * (1 - acc), 3))
-    assert logs["d_acc"][-1] == pytest.approx(acc)
-    assert int(gan.d_optimizer.iterations) == expected_d
-    assert int(gan.g_optimizer.iterations) == expected_g
-    assert logs["d_steps"][-1] == expected_d and logs["g_steps"][-1] == expected_g
+    (d1, g1), (d2, g2) = _report_rule(initial), _report_rule(acc)
+    assert int(gan.d_optimizer.iterations) == d1 + d2
+    assert int(gan.g_optimizer.iterations) == g1 + g2
+    assert logs["d_acc"][-1] == pytest.approx((initial + acc) / 2)
+    assert logs["d_steps"][-1] == pytest.approx((d1 + d2) / 2) and logs["g_steps"][-1] == pytest.approx((g1 + g2) / 2)
+    assert float(gan.last_correct.numpy() / gan.last_total.numpy()) == pytest.approx(acc)
 
 
-def test_ema_tracks_the_generator_and_is_used_by_generate():
-    gan = create_gan("dcgan", 32, 16, width=8, seed=0, ema=0.5)
+def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_generator():
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0, ema=0.999)
     gan.compile(jit_compile=False)
-    initial = [w.numpy().copy() for w in gan.generator.trainable_weights]
-    gan.fit(_faces_dataset(16), epochs=1, verbose=0)  # two generator updates
-    trained = [w.numpy() for w in gan.generator.trainable_weights]
-    averaged = [w.numpy() for w in gan.ema_generator.trainable_weights]
-    # After updates w1, w2 from w0: ema = 0.25 w0 + 0.25 w1 + 0.5 w2; it differs from both ends.
-    assert not np.allclose(averaged[0], trained[0]) and not np.allclose(averaged[0], initial[0])
-    between = [(a - i) / np.where(t - i == 0, 1, t - i) for a, i, t in zip(averaged, initial, trained)]
-    assert 0.0 < np.median(np.concatenate([b.ravel() for b in between])) < 1.0
-    latents = gans.latents_for_seed(2, 16, 7)
-    expected = np.clip(np.rint((gan.ema_generator(latents, training=False).numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
-    np.testing.assert_array_equal(gan.generate(2, seed=7), expected)
+    initial_generator = keras.models.clone_model(gan.generator)
+    initial_generator.set_weights(gan.generator.get_weights())
+    trajectory = [[v.numpy().astype(np.float64) for v in gan.generator.variables]]
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: trajectory.append([v.numpy().astype(np.float64) for v in gan.generator.variables]))
+    gan.fit(_faces_dataset(64), epochs=1, verbose=0, callbacks=[record])  # 8 generator updates
+    assert len(trajectory) == 9 and float(gan.ema_updates.numpy()) == 8
+    # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable,
+    # BatchNorm's moving statistics included, decays with min(0.999, (1 + t) / (10 + t)).
+    expected = trajectory[0]
+    for t, weights in enumerate(trajectory[1:]):
+        decay = min(0.999, (1 + t) / (10 + t))
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
+    for average, value in zip(gan.ema_generator.variables, expected):
+        np.testing.assert_allclose(average.numpy(), value, rtol=1e-4, atol=1e-6)
+    # Without the ramp, 0.999^8 would leave it 99% the initialisation; with it, it is near the live one.
+    latents = gans.latents_for_seed(16, 16, 3)
+    live, ema, init = (np.asarray(model(latents, training=False)) for model in (gan.generator, gan.ema_generator, initial_generator))
+    assert np.abs(ema - live).mean() < 0.5 * np.abs(init - live).mean()
+    np.testing.assert_array_equal(gan.generate(2, seed=7), gans.render(gan.ema_generator, gans.latents_for_seed(2, 16, 7)))
 
 
 def test_generate_is_reproducible_per_seed():
@@ -287,4 +353,62 @@ def test_two_replica_mirrored_step_equals_one_replica_step():
     assert report["dynamic_refused"] is True
     for name in ("dcgan", "wgan-gp"):
         assert all(np.isfinite(value) for value in report[name].values()), report[name]
-    assert report["wgan-gp"]["d_iterations"] == 2 * 2  # 2 steps x n_critic 2
+    assert report["wgan-gp"]["d_iterations"] == 2  # 32 images / 16 = 2 batches: 1 step of n_critic 2
+    # The package's networks: synchronized BatchNorm gives the one-device update on 2 replicas, and
+    # the clip constraint holds on every replica's copy of the critic.
+    batchnorm, clipped = report["batchnorm_dcgan"], report["clipped_wgan"]
+    assert batchnorm["max_weight_difference"] < 1e-5 and batchnorm["generator_min_update"] > 1e-4
+    assert clipped["max_weight_difference"] < 1e-6 and clipped["generator_min_update"] > 1e-5
+    assert clipped["max_abs_critic_weight"] <= 0.01 + 1e-7 and clipped["d_iterations"] == 2
+
+
+def _rates(gan):
+    return float(gan.d_optimizer.learning_rate.numpy()), float(gan.g_optimizer.learning_rate.numpy())
+
+
+def test_keras_learning_rate_callbacks_act_on_both_networks_and_tensorboard_logs_both(tmp_path):
+    gan = create_gan("dcgan", 32, 8, width=4, seed=0, d_learning_rate=1e-4, g_learning_rate=4e-4)
+    gan.compile(jit_compile=False)
+    halve = keras.callbacks.LearningRateScheduler(lambda epoch, rate: rate * 0.5 if epoch else rate)
+    history = gan.fit(_faces_dataset(16), epochs=3, verbose=0, callbacks=[halve]).history
+    np.testing.assert_allclose(_rates(gan), (2.5e-5, 1e-4), rtol=1e-6)  # two halvings each, ratio kept
+    np.testing.assert_allclose(history["learning_rate_d_optimizer"], [1e-4, 5e-5, 2.5e-5], rtol=1e-6)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="g_loss", mode="max", factor=0.1, patience=0, min_delta=1e9)
+    gan.fit(_faces_dataset(16), epochs=2, verbose=0, callbacks=[plateau])  # never "improves": cut each epoch
+    np.testing.assert_allclose(_rates(gan), (2.5e-7, 1e-6), rtol=1e-5)
+    board = keras.callbacks.TensorBoard(str(tmp_path))
+    board.set_model(gan)
+    logged = board._collect_learning_rate({})
+    np.testing.assert_allclose([logged["learning_rate_d_optimizer"], logged["learning_rate_g_optimizer"]], _rates(gan), rtol=1e-5)
+
+
+def test_a_schedule_per_network_is_followed_step_by_step():
+    gan = create_gan("wgan", 32, 8, width=4, seed=0, n_critic=2)
+    decay = keras.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1, decay_rate=0.5)
+    gan.compile(d_optimizer=keras.optimizers.RMSprop(decay), g_optimizer=keras.optimizers.RMSprop(1e-4), jit_compile=False)
+    gan.fit(_faces_dataset(32), epochs=1, verbose=0)  # 2 steps: 4 critic updates, 2 generator updates
+    np.testing.assert_allclose(_rates(gan), (1e-3 * 0.5**4, 1e-4), rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale, message", [(lambda x: (x + 1) / 2, r"floats in \[0, 1\]"),
+                                            (lambda x: (x + 1) * 127.5, "divide by 127.5")])
+def test_fit_refuses_images_outside_minus_one_to_one(scale, message):
+    gan = create_gan("dcgan", 32, 8, width=4, seed=0)
+    gan.compile(jit_compile=False)
+    images = synthetic_faces(8, 32, seed=1).astype(np.float32) / 127.5 - 1.0
+    for data in (scale(images), tf.data.Dataset.from_tensor_slices(scale(images)).batch(4)):
+        with pytest.raises(ValueError, match=message):
+            gan.fit(data, batch_size=4, epochs=1, verbose=0)
+    assert int(gan.d_optimizer.iterations) == 0
+
+
+def test_uint8_pixels_train_exactly_like_their_signed_floats():
+    pixels = synthetic_faces(16, 32, seed=1)
+    losses = []
+    for data in (pixels, pixels.astype(np.float32) / 127.5 - 1.0):
+        keras.utils.set_random_seed(0)
+        gan = create_gan("dcgan", 32, 8, width=4, seed=0)
+        gan.compile(jit_compile=False)
+        history = gan.fit(tf.data.Dataset.from_tensor_slices(data).batch(8), epochs=1, verbose=0).history
+        losses.append((history["d_loss"][-1], history["g_loss"][-1]))
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
