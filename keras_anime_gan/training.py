@@ -209,8 +209,9 @@ def _write_json(path, payload):
 # ----------------------------------------------------------------------------- data
 
 
-def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int):
-    """(endless dataset of global batches, batches per epoch).
+def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batches_per_step: int = 1):
+    """(endless dataset of global batches, steps per epoch): one pass over the data, each step
+    consuming `batches_per_step` batches (a GAN's `real_batches_per_step`, e.g. WGAN's n_critic).
 
     Always repeated with an explicit epoch length: with a dataset of unknown length Keras 3.15's
     fit performs one extra optimizer update at the end of every epoch."""
@@ -232,7 +233,7 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int):
         dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
                                shuffle=True, repeat=True, seed=epoch_seed)
         count = describe_source(config.data)["num_images"]
-    steps = config.steps_per_epoch or count // global_batch
+    steps = config.steps_per_epoch or count // (global_batch * batches_per_step)
     if steps < 1:
         raise ConfigError(f"{count} images make no full batch of {global_batch}: lower --batch-size")
     return dataset, steps
@@ -328,7 +329,6 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     _write_json(os.path.join(out, "config.json"), config.to_json())
     _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
 
-    dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch)
     with strategy.scope():
         gan = build_gan(config)
         d_optimizer, g_optimizer = _optimizers(config, gan)
@@ -336,6 +336,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
         if checkpoint:
             state = cb.restore_checkpoint(gan, checkpoint)
             print(f"restored {checkpoint}: epoch {state['epoch']}, {state['g_updates']} generator updates", flush=True)
+    dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
     print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
 
@@ -369,7 +370,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
         "seconds": round(elapsed, 1), "interrupted": interrupted,
         "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
     }
-    batches = len(history.epoch) * steps
+    batches = len(history.epoch) * steps * gan.real_batches_per_step
     if batches and elapsed > 0:
         summary["images_per_second"] = round(batches * config.batch_size / elapsed, 1)
     if not interrupted:
@@ -417,7 +418,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--norm", choices=("batch", "layer", "instance", "none"), help="discriminator normalisation")
     add("--batch-size", type=int, help="global batch size, split over replicas (default 128)")
     add("--epochs", type=int)
-    add("--steps-per-epoch", type=int, help="batches per epoch (default: one pass over the data)")
+    add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
+                                            "(n_critic for wgan) (default: one pass over the data)")
     add("--synthetic-images", type=int, help="size of the embedded default dataset")
     add("--d-learning-rate", "--d-lr", type=float, dest="d_learning_rate")
     add("--g-learning-rate", "--g-lr", type=float, dest="g_learning_rate")
