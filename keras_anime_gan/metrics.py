@@ -67,12 +67,28 @@ def polynomial_mmd(features_a, features_b) -> float:
     )
 
 
-def kernel_inception_distance(features_real, features_fake, num_subsets=100, subset_size=1000, seed=0):
-    """(mean, std) of polynomial_mmd over random subsets of both feature sets."""
-    rng = np.random.default_rng(seed)
+def kid_subset_size(num_real, num_fake, max_size=1000) -> int:
+    """Default KID subset size: half the smaller set, at most `max_size` (and at least 2).
+
+    Subsets must be smaller than the sets: subsets that are the whole set all give the same MMD,
+    so the reported std would be 0 whatever the noise (Binkowski et al. draw subsets of 1000 from
+    far larger sets)."""
+    return max(2, min(max_size, min(num_real, num_fake) // 2))
+
+
+def kernel_inception_distance(features_real, features_fake, num_subsets=100, subset_size=None, seed=0):
+    """(mean, std) of polynomial_mmd over `num_subsets` random subsets of both feature sets, each
+    drawn without replacement. `subset_size` defaults to `kid_subset_size` (half the smaller set, at
+    most 1000) and is capped at the smaller set; a subset as large as the set gives a std of 0."""
+    features_real, features_fake = np.asarray(features_real), np.asarray(features_fake)
+    if min(len(features_real), len(features_fake)) < 2:
+        raise UserError("KID needs at least 2 images on each side")
+    if subset_size is None:
+        subset_size = kid_subset_size(len(features_real), len(features_fake))
     size = min(subset_size, len(features_real), len(features_fake))
     if size < 2:
-        raise UserError("KID needs at least 2 images on each side")
+        raise UserError(f"KID subsets need at least 2 images, got subset_size={subset_size}")
+    rng = np.random.default_rng(seed)
     values = [
         polynomial_mmd(features_real[rng.choice(len(features_real), size, replace=False)],
                        features_fake[rng.choice(len(features_fake), size, replace=False)])
@@ -142,8 +158,8 @@ def fid(real, fake, extractor=None, weights_path=None) -> float:
     return frechet_distance(*feature_statistics(extractor(real)), *feature_statistics(extractor(fake)))
 
 
-def kid(real, fake, extractor=None, weights_path=None, num_subsets=100, subset_size=1000, seed=0):
-    """(KID, its std over subsets) between two uint8 image sets."""
+def kid(real, fake, extractor=None, weights_path=None, num_subsets=100, subset_size=None, seed=0):
+    """(KID, its std over subsets) between two uint8 image sets; subsets as in `kernel_inception_distance`."""
     extractor = extractor or inception_extractor(weights_path)
     return kernel_inception_distance(extractor(real), extractor(fake), num_subsets, subset_size, seed)
 
@@ -242,8 +258,7 @@ def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weig
         elif metric == "fid":
             results["fid"] = frechet_distance(*feature_statistics(features[0]), *feature_statistics(features[1]))
         elif metric == "kid":
-            subset = min(1000, len(real), len(fake))
-            results["kid"], results["kid_std"] = kernel_inception_distance(*features, num_subsets=50, subset_size=subset)
+            results["kid"], results["kid_std"] = kernel_inception_distance(*features, num_subsets=50)
         else:
             raise UserError(f"unknown metric {metric!r}; choose from swd, kid, fid")
     return results

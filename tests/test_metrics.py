@@ -48,6 +48,27 @@ def test_kid_matches_a_direct_loop():
     assert far > mean > 0
 
 
+def test_kid_std_is_positive_at_the_training_default_of_256_images():
+    # Subsets as large as the set all give the same MMD: the std must come from smaller subsets.
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(256, 8)), rng.normal(size=(256, 8)) + 0.3
+    mean, std = metrics.kernel_inception_distance(a, b)
+    assert std > 0.01 * mean > 0
+    # Subset MMDs are unbiased too: their mean stays near the full-set value.
+    assert abs(mean - metrics.polynomial_mmd(a, b)) < 3 * std
+    assert metrics.kid_subset_size(256, 256) == 128 and metrics.kid_subset_size(50000, 50000) == 1000
+    assert metrics.kid_subset_size(3, 256) == 2
+
+    # compute_metrics, as MetricCallback calls it, with a tiny extractor (mean colour per 8x8 block).
+    def extractor(images):
+        scaled = np.asarray(images, np.float64) / 127.5 - 1
+        return scaled.reshape(len(images), 8, 8, 8, 8, 3).mean(axis=(2, 4)).reshape(len(images), -1)
+
+    faces, others = synthetic_faces(256, 64, seed=0), synthetic_faces(256, 64, seed=1)
+    results = metrics.compute_metrics(faces, others, ("kid",), extractor)
+    assert results["kid_std"] > 1e-6 and np.isfinite(results["kid"])  # not rounding noise (~1e-16)
+
+
 def test_swd_is_zero_against_itself_and_grows_with_blur_and_colour_shift():
     faces = synthetic_faces(128, 32, seed=0)
     assert metrics.swd(faces, faces) == {"swd_32": 0.0, "swd_16": 0.0, "swd": 0.0}
