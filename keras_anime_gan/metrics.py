@@ -166,15 +166,18 @@ def kid(real, fake, extractor=None, weights_path=None, num_subsets=100, subset_s
 
 # ----------------------------------------------------------------------------- SWD
 
-_GAUSSIAN = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float32) / 256.0
+_BINOMIAL = np.array([1, 4, 6, 4, 1], np.float32) / 16.0  # NVIDIA's 5x5 Gaussian is its outer product
 
 
 def _blur(images, factor=1.0):
-    """5x5 Gaussian per channel, reflect-padded. images: (N, C, H, W) float32."""
+    """5x5 Gaussian (times `factor`) per channel, reflect-padded. images: (N, C, H, W) float32.
+
+    The kernel is separable, so two 1-D passes give the 2-D convolution at a fraction of its cost."""
     import scipy.ndimage
 
-    kernel = (_GAUSSIAN * factor)[None, None]
-    return scipy.ndimage.convolve(images, kernel, mode="mirror")
+    kernel = _BINOMIAL * np.float32(np.sqrt(factor))
+    rows = scipy.ndimage.correlate1d(images, kernel, axis=2, mode="mirror")
+    return scipy.ndimage.correlate1d(rows, kernel, axis=3, mode="mirror")
 
 
 def laplacian_pyramid(images, levels):
@@ -193,10 +196,8 @@ def _descriptors(level, per_image, rng, size=7):
     n, c, h, w = level.shape
     ys = rng.integers(0, h - size + 1, (n, per_image))
     xs = rng.integers(0, w - size + 1, (n, per_image))
-    patches = np.empty((n * per_image, c, size, size), np.float32)
-    for i in range(n):
-        for j in range(per_image):
-            patches[i * per_image + j] = level[i, :, ys[i, j] : ys[i, j] + size, xs[i, j] : xs[i, j] + size]
+    windows = np.lib.stride_tricks.sliding_window_view(level, (size, size), axis=(2, 3))  # (n, c, y, x, 7, 7)
+    patches = np.array(windows[np.arange(n)[:, None], :, ys, xs], np.float32).reshape(n * per_image, c, size, size)
     patches -= patches.mean(axis=(0, 2, 3), keepdims=True)  # per-channel normalisation, per set
     patches /= patches.std(axis=(0, 2, 3), keepdims=True) + 1e-8
     return patches.reshape(len(patches), -1)
@@ -208,7 +209,8 @@ def sliced_wasserstein(a, b, repeats=4, directions=128, rng=None):
     for _ in range(repeats):
         dirs = rng.standard_normal((a.shape[1], directions)).astype(np.float32)
         dirs /= np.sqrt(np.sum(dirs**2, axis=0, keepdims=True))
-        projected_a, projected_b = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
+        # One row per direction: sorting contiguous rows is faster than sorting columns.
+        projected_a, projected_b = np.sort(dirs.T @ a.T, axis=1), np.sort(dirs.T @ b.T, axis=1)
         results.append(np.abs(projected_a - projected_b).mean())
     return float(np.mean(results))
 
