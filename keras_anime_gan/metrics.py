@@ -1,10 +1,12 @@
-"""Sample-quality metrics: FID, KID and the sliced Wasserstein distance (SWD).
+"""Sample-quality metrics: FID, KID, the sliced Wasserstein distance (SWD) and a colour distance.
 
 - `fid` / `kid` compare feature statistics of real and generated images. The features come from
   InceptionV3's 2048-d pool layer (bilinear resize to 299, Inception preprocessing), loaded only
   from the standard Keras weights file on disk (never downloaded, never random), or from any Keras
   model you pass as `extractor` (a classifier trained on anime faces, a discriminator's features).
 - `swd` needs no weights: NVIDIA's progressive-GAN metric over a Laplacian pyramid of 7x7 patches.
+  It normalises each set's patches by that set's own per-channel mean and std, so it is blind to
+  colour, brightness and contrast changes that do not clip; `color_distance` ("color") covers them.
 Results use stylegan2-ada-style names (`swd1k`, `kid256`, `fid10k`) and are appended as JSON lines.
 """
 
@@ -218,7 +220,12 @@ def sliced_wasserstein(a, b, repeats=4, directions=128, rng=None):
 def swd(real, fake, patches_per_image=64, min_resolution=16, seed=0) -> dict[str, float]:
     """Sliced Wasserstein distance x 1e3 per pyramid level ({"swd_64": ..., "swd_32": ..., "swd_16": ...})
     and their average ("swd"), as in NVIDIA's progressive GAN. Both sets: uint8 (N, H, W, 3), same size.
-    The same seed picks the same patches, so a set against itself gives 0."""
+    The same seed picks the same patches, so a set against itself gives 0.
+
+    As in NVIDIA's code, each set's patches are normalised by that set's own per-channel mean and
+    std, so SWD compares textures and detail but not colour: a brightness, contrast or per-channel
+    colour change x -> a_c x + b_c (a_c > 0) leaves it unchanged, up to rounding, unless pixels clip.
+    Use "color" for those."""
     real, fake = np.asarray(real), np.asarray(fake)
     if real.shape[1:] != fake.shape[1:]:
         raise ValueError(f"image sizes differ: {real.shape[1:]} vs {fake.shape[1:]}")
@@ -237,6 +244,53 @@ def swd(real, fake, patches_per_image=64, min_resolution=16, seed=0) -> dict[str
     return result
 
 
+# ----------------------------------------------------------------------------- colour statistics
+
+
+def _as_uint8(images) -> np.ndarray:
+    images = np.asarray(images)
+    return images if images.dtype == np.uint8 else np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def color_histograms(images) -> np.ndarray:
+    """(3, 256) per-channel histograms (pixel counts) of a uint8 set (N, H, W, 3); other dtypes are
+    rounded and clipped to 0..255 first."""
+    pixels = _as_uint8(images).reshape(-1, 3)
+    return np.stack([np.bincount(pixels[:, channel], minlength=256) for channel in range(3)]).astype(np.float64)
+
+
+def color_distance(real, fake) -> dict[str, float]:
+    """Distance between the colour statistics of two image sets, in grey levels (0..255 units).
+
+    With mu_c, sigma_c the mean and std of channel c over all pixels of a set, and F_c its
+    cumulative histogram (fraction of pixels <= v, v = 0..255):
+
+        color_moments = sqrt(mean_c[(mu_real,c - mu_fake,c)^2 + (sigma_real,c - sigma_fake,c)^2])
+        color_hist    = mean_c sum_v |F_real,c(v) - F_fake,c(v)|
+        color         = (color_moments + color_hist) / 2
+
+    color_moments is the RMS over channels of the 2-Wasserstein distance between per-channel
+    Gaussian fits; color_hist is the mean over channels of the earth mover's distance between the
+    per-channel histograms. Both are 0 for a set against itself, symmetric, and equal d for a shift
+    of every pixel by d grey levels (so color = d too); they grow with a colour shift or a
+    brightness or contrast change, which SWD's per-set patch normalisation cannot see. Channels are
+    compared one at a time, so a change of the colour correlations alone is not seen. Both sets may
+    differ in size; the cost is a few histogram passes."""
+    histograms = [color_histograms(images) for images in (real, fake)]
+    levels = np.arange(256, dtype=np.float64)
+    moments, cdfs = [], []
+    for histogram in histograms:
+        weights = histogram / histogram.sum(axis=1, keepdims=True)
+        mean = weights @ levels
+        std = np.sqrt(np.maximum((weights * (levels - mean[:, None]) ** 2).sum(axis=1), 0.0))
+        moments.append((mean, std))
+        cdfs.append(np.cumsum(weights, axis=1))
+    (mean_a, std_a), (mean_b, std_b) = moments
+    color_moments = float(np.sqrt(np.mean((mean_a - mean_b) ** 2 + (std_a - std_b) ** 2)))
+    color_hist = float(np.abs(cdfs[0] - cdfs[1])[:, :-1].sum(axis=1).mean())
+    return {"color": (color_moments + color_hist) / 2, "color_moments": color_moments, "color_hist": color_hist}
+
+
 # ----------------------------------------------------------------------------- named results
 
 
@@ -247,7 +301,8 @@ def metric_name(metric: str, num_images: int) -> str:
 
 
 def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weights=None) -> dict:
-    """The requested metrics between two uint8 sets, as a flat dict of floats."""
+    """The requested metrics between two uint8 sets, as a flat dict of floats: "swd" (swd, swd_64, ...),
+    "color" (color, color_moments, color_hist), "kid" (kid, kid_std), "fid" (fid)."""
     results = {}
     needs_features = [metric for metric in metrics if metric in ("fid", "kid")]
     features = None
@@ -257,12 +312,14 @@ def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weig
     for metric in metrics:
         if metric == "swd":
             results.update(swd(real, fake))
+        elif metric == "color":
+            results.update(color_distance(real, fake))
         elif metric == "fid":
             results["fid"] = frechet_distance(*feature_statistics(features[0]), *feature_statistics(features[1]))
         elif metric == "kid":
             results["kid"], results["kid_std"] = kernel_inception_distance(*features, num_subsets=50)
         else:
-            raise UserError(f"unknown metric {metric!r}; choose from swd, kid, fid")
+            raise UserError(f"unknown metric {metric!r}; choose from swd, color, kid, fid")
     return results
 
 
