@@ -7,14 +7,18 @@
 - `swd` needs no weights: NVIDIA's progressive-GAN metric over a Laplacian pyramid of 7x7 patches.
   It normalises each set's patches by that set's own per-channel mean and std, so it is blind to
   colour, brightness and contrast changes that do not clip; `color_distance` ("color") covers them.
+- `noise_floor` gives each metric between two disjoint real sets of the same size: what a generator
+  indistinguishable from the data would score with that many images, to report beside the value.
 Results use stylegan2-ada-style names (`swd1k`, `kid256`, `fid10k`) and are appended as JSON lines.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import warnings
 
 import numpy as np
 import scipy.linalg
@@ -321,6 +325,33 @@ def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weig
         else:
             raise UserError(f"unknown metric {metric!r}; choose from swd, color, kid, fid")
     return results
+
+
+def noise_floor(real_a, real_b, metrics=("swd",), extractor=None, inception_weights=None) -> dict:
+    """The requested metrics between two disjoint real sets of the same size, every key suffixed
+    "_floor" ("swd_floor", "swd_64_floor", "color_floor", "kid_floor", "kid_std_floor", "fid_floor").
+
+    That is what a generator indistinguishable from the data scores with that many images: SWD and
+    FID are biased upwards at small sample sizes, so a value means little without its floor. Use as
+    many images per set as for the value itself; the floor shrinks as the sets grow."""
+    real_a, real_b = np.asarray(real_a), np.asarray(real_b)
+    if len(real_a) != len(real_b):
+        raise UserError(f"the noise floor needs two real sets of the same size, got {len(real_a)} and {len(real_b)}")
+    shared = len({_image_digest(image) for image in real_a} & {_image_digest(image) for image in real_b})
+    if shared == len(real_a):
+        raise UserError("the two real sets hold the same images: the noise floor needs two disjoint sets")
+    if shared:
+        # A dataset may hold duplicate images; a few barely move the floor, many would lower it.
+        warnings.warn(f"{shared} of {len(real_a)} images appear in both real sets; the floor is lowered", stacklevel=2)
+    results = compute_metrics(real_a, real_b, metrics, extractor, inception_weights)
+    return {f"{key}_floor": value for key, value in results.items()}
+
+
+real_noise_floor = noise_floor
+
+
+def _image_digest(image) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
 
 
 def append_jsonl(path, record) -> None:

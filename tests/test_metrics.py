@@ -215,3 +215,28 @@ def test_metric_callback_logs_jsonl_history_and_plot(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == [1, 2] and lines[0]["metrics"] == ["swd32", "kid32"]
     assert (tmp_path / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_noise_floor_is_each_metric_between_two_disjoint_real_sets(shared_faces_dir):
+    small, large = [[load_faces(shared_faces_dir, range(start, start + n)) for start in (1000, 1000 + n)]
+                    for n in (48, 192)]
+    floor = metrics.noise_floor(*small, ("swd", "color"))
+    expected = metrics.compute_metrics(*small, ("swd", "color"))
+    assert floor == {f"{key}_floor": value for key, value in expected.items()}
+    assert {"swd_floor", "swd_64_floor", "color_floor", "color_hist_floor"} <= set(floor)
+    larger = metrics.real_noise_floor(*large, ("swd", "color"))
+    assert 0 < larger["swd_floor"] < floor["swd_floor"]  # SWD's small-sample bias: the floor falls with n
+    assert 0 < larger["color_floor"] and 0 < floor["color_floor"]
+
+
+def test_noise_floor_checks_its_sets():
+    faces, others = synthetic_faces(40, 32, seed=0), synthetic_faces(40, 32, seed=1)
+    some_pixels = lambda images: images.reshape(len(images), -1)[:, ::97] / 255  # noqa: E731  a tiny extractor
+    kid = metrics.noise_floor(faces, others, ("kid",), extractor=some_pixels)
+    assert set(kid) == {"kid_floor", "kid_std_floor"} and kid["kid_std_floor"] > 0
+    with pytest.raises(metrics.UserError, match="same size"):
+        metrics.noise_floor(faces, others[:30])
+    with pytest.raises(metrics.UserError, match="disjoint"):
+        metrics.noise_floor(faces, faces.copy())
+    with pytest.warns(UserWarning, match="5 of 40 images appear in both"):
+        metrics.noise_floor(faces, np.concatenate([others[:35], faces[:5]]), ("color",))
