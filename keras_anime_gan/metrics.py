@@ -286,7 +286,7 @@ def color_distance(real, fake) -> dict[str, float]:
     for histogram in histograms:
         weights = histogram / histogram.sum(axis=1, keepdims=True)
         mean = weights @ levels
-        std = np.sqrt(np.maximum((weights * (levels - mean[:, None]) ** 2).sum(axis=1), 0.0))
+        std = np.sqrt((weights * (levels - mean[:, None]) ** 2).sum(axis=1))
         moments.append((mean, std))
         cdfs.append(np.cumsum(weights, axis=1))
     (mean_a, std_a), (mean_b, std_b) = moments
@@ -337,8 +337,9 @@ def noise_floor(real_a, real_b, metrics=("swd",), extractor=None, inception_weig
     real_a, real_b = np.asarray(real_a), np.asarray(real_b)
     if len(real_a) != len(real_b):
         raise UserError(f"the noise floor needs two real sets of the same size, got {len(real_a)} and {len(real_b)}")
-    shared = len({_image_digest(image) for image in real_a} & {_image_digest(image) for image in real_b})
-    if shared == len(real_a):
+    digests_a = {_image_digest(image) for image in real_a}
+    shared = len(digests_a & {_image_digest(image) for image in real_b})
+    if digests_a and shared == len(digests_a):
         raise UserError("the two real sets hold the same images: the noise floor needs two disjoint sets")
     if shared:
         # A dataset may hold duplicate images; a few barely move the floor, many would lower it.
