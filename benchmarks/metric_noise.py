@@ -12,7 +12,6 @@ benchmarks/results/metric_noise.jsonl. Takes a few minutes on 2 cores at the def
 """
 
 import argparse
-import json
 import os
 import platform
 import re
