@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-from .sampling import image_grid, latents_for_seed, render, to_uint8  # noqa: F401  (image_grid public here too)
+from .sampling import as_uint8_images, image_grid, latents_for_seed, render, to_uint8  # noqa: F401  (image_grid, to_uint8 public here too)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,19 @@ def _write_atomic(path: str, write) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     write(tmp)
     os.replace(tmp, path)
+
+
+def _scalar(value):
+    """A float from a log value (Python number, NumPy or tensor scalar, 1-element array), else None."""
+    try:
+        array = np.asarray(keras.ops.convert_to_numpy(value) if hasattr(value, "shape") else value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return float(array.reshape(-1)[0]) if array.size == 1 else None
+
+
+def _non_finite_logs(logs) -> list[str]:
+    return [key for key, value in (logs or {}).items() if (number := _scalar(value)) is not None and not math.isfinite(number)]
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -163,58 +176,155 @@ def sample_diversity(images: np.ndarray) -> float:
     return float(np.sqrt(distances[upper]).mean())
 
 
+def binary_entropy(p: float) -> float:
+    """H(p) in nats (TensorFlow's cross-entropy uses natural logs); 0 at p = 0 or 1."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
+
+
+def discriminator_loss_minimum(gan) -> float | None:
+    """The lowest discriminator loss `gan`'s loss family can reach, or None where a lowest value
+    means nothing (a Wasserstein critic's loss is unbounded below).
+
+    bce: each side's cross-entropy against target t is at least H(t), so the minimum is
+    0.5 * (H(1 - s) + H(s)), or 0.5 * H(1 - s) with one-sided smoothing (0 without smoothing).
+    least_squares: the squared errors can reach their targets exactly, so 0 with any targets."""
+    family = getattr(gan, "loss_family", "bce")
+    if family == "bce":
+        smoothing = float(getattr(gan, "label_smoothing", 0.0) or 0.0)
+        fake_target = 0.0 if getattr(gan, "one_sided", False) else smoothing
+        return 0.5 * (binary_entropy(1.0 - smoothing) + binary_entropy(fake_target))
+    if family == "least_squares":
+        return 0.0
+    return None
+
+
+def lipschitz_critic_bound(gan) -> float | None:
+    """The largest Wasserstein estimate |E f(x) - E f(G(z))| a 1-Lipschitz critic can give on
+    images in [-1, 1]: at most the largest distance between two such images, 2 * sqrt(pixels x
+    channels). None when the critic's input shape is unknown."""
+    try:
+        shape = gan.discriminator.input_shape
+    except AttributeError:
+        return None
+    if isinstance(shape, list):
+        shape = shape[0]
+    dims = [int(d) for d in tuple(shape)[1:] if d is not None]
+    if not dims or len(dims) != len(tuple(shape)) - 1:
+        return None
+    return 2.0 * math.sqrt(float(np.prod(dims)))
+
+
 class TrainingMonitor(keras.callbacks.Callback):
     """Watches for the failures the reports watched for by eye.
 
     - any metric NaN or infinite: warns, and always stops (nothing useful follows);
-    - discriminator loss below `d_loss_floor` for `patience` consecutive batches: D has won;
+    - the discriminator has won, by the GAN's `loss_family` (DCGAN and DynamicGAN: "bce"; LSGAN:
+      "least_squares"; WGAN and WGAN-GP: "wasserstein"; "bce" when the GAN does not say):
+      bce and least_squares: D's loss stays within `d_loss_margin` of the lowest value it can
+      reach for `patience` consecutive batches. That minimum is 0 without label smoothing, but
+      with smoothing s the BCE targets 1 - s and s (0 when one-sided) cannot be hit with zero
+      loss: the minimum is 0.5 * (H(1 - s) + H(s)), about 0.325 for s = 0.1
+      (`discriminator_loss_minimum`). Least-squares targets are reachable: 0 with any targets.
+    - wasserstein: a critic's loss has no floor, so "D has won" means nothing there; instead the
+      critic has diverged when its Wasserstein estimate |d_loss| stays above `critic_bound` for
+      `patience` consecutive batches. By default that is the most a 1-Lipschitz critic can give
+      on these images, 2 * sqrt(height x width x channels) (`lipschitz_critic_bound`): beyond it
+      the Lipschitz constraint (gradient penalty or clipping, both keep the constant near or
+      below 1) has failed. A bound relative to the estimate's own running level would misfire:
+      |d_loss| rightly grows by orders of magnitude early on, from about 0 for an untrained
+      critic. Where it explodes to inf or NaN, the first rule stops the run;
     - mode collapse, from the sample diversity of a fixed latent grid: it falls below
       `collapse_ratio` x the highest diversity this run has shown (a collapse after training went
       well), or, after `warmup_epochs`, below `collapse_ratio` x the diversity of `real_images`
-      (an untrained generator is nearly constant, so the real reference waits for the warm-up).
-    Diversity is added to the epoch logs as `diversity`. Warnings are logged, kept in `events`,
-    and stop training when `stop_on_failure` is set.
+      (uint8 pixels or [-1, 1] floats; an untrained generator is nearly constant, so the real
+      reference waits for the warm-up).
+    Diversity is added to the epoch logs as `diversity`. Each kind of warning is logged once (a
+    `logging` warning, shown on stderr when logging is not configured), every occurrence is kept
+    in `events`, and it stops training when `stop_on_failure` is set; `failure` holds the event
+    that stopped training. `d_loss_floor` is the old name of `d_loss_margin`.
     """
 
-    def __init__(self, d_loss_floor=0.01, patience=50, collapse_ratio=0.25, real_images=None, num_samples=64,
-                 seed=1234, stop_on_failure=False, check_every=1, warmup_epochs=5):
+    def __init__(self, d_loss_margin=0.01, patience=50, collapse_ratio=0.25, real_images=None, num_samples=64,
+                 seed=1234, stop_on_failure=False, check_every=1, warmup_epochs=5, critic_bound=None, *,
+                 d_loss_floor=None):
         super().__init__()
-        self.d_loss_floor, self.patience, self.collapse_ratio = d_loss_floor, patience, collapse_ratio
-        self.real_diversity = None if real_images is None else sample_diversity(to_uint8(real_images))
+        self.d_loss_margin = d_loss_margin if d_loss_floor is None else d_loss_floor
+        self.patience, self.collapse_ratio = patience, collapse_ratio
+        self.critic_bound = critic_bound
+        self.real_diversity = None
+        if real_images is not None:
+            self.real_diversity = sample_diversity(as_uint8_images(real_images, "TrainingMonitor real_images"))
         self.num_samples, self.seed, self.stop_on_failure, self.check_every = num_samples, seed, stop_on_failure, check_every
         self.warmup_epochs = warmup_epochs
         self.peak_diversity = 0.0
         self.events: list[dict] = []
-        self._low_d_batches = 0
+        self.failure: dict | None = None
+        self._streak = 0
+        self._rule = None
         self._reported = set()
 
     def _event(self, kind, message, stop):
-        self.events.append({"kind": kind, "message": message, "time": time.time()})
+        event = {"kind": kind, "message": message, "time": time.time()}
+        self.events.append(event)
         if kind not in self._reported:
             log.warning("training monitor: %s", message)
-            print(f"WARNING training monitor: {message}", flush=True)
             self._reported.add(kind)
         if stop:
+            if self.failure is None:
+                self.failure = event
             self.model.stop_training = True
+
+    def _discriminator_rule(self):
+        """(loss family, threshold): D-won below minimum + margin, or critic-diverged above a bound."""
+        if self._rule is None:
+            family = getattr(self.model, "loss_family", "bce")
+            if family in ("bce", "least_squares"):
+                self._rule = (family, discriminator_loss_minimum(self.model))
+            elif family == "wasserstein":
+                bound = self.critic_bound if self.critic_bound is not None else lipschitz_critic_bound(self.model)
+                self._rule = (family, bound)
+            else:
+                self._rule = (family, None)  # an unknown family: no rule to apply
+        return self._rule
+
+    def on_train_begin(self, logs=None):
+        self._rule, self._streak = None, 0
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        bad = [key for key, value in logs.items() if not math.isfinite(float(value))]
+        bad = _non_finite_logs(logs)
         if bad:
             self._event("non_finite", f"non-finite metrics {bad} at batch {batch}; stopping", stop=True)
             return
-        d_loss = logs.get("d_loss")
-        if d_loss is not None and abs(float(d_loss)) < self.d_loss_floor:
-            self._low_d_batches += 1
-            if self._low_d_batches == self.patience:
-                self._event(
-                    "d_loss_zero",
-                    f"discriminator loss below {self.d_loss_floor} for {self.patience} batches: D has won, G gets no "
-                    "useful gradient (try label smoothing, a lower D learning rate, or WGAN-GP)",
-                    stop=self.stop_on_failure,
-                )
+        d_loss = _scalar(logs["d_loss"]) if "d_loss" in logs else None
+        family, threshold = self._discriminator_rule()
+        if d_loss is None or threshold is None:
+            return
+        if family == "wasserstein":
+            flagged = abs(d_loss) > threshold
         else:
-            self._low_d_batches = 0
+            flagged = d_loss < threshold + self.d_loss_margin
+        self._streak = self._streak + 1 if flagged else 0
+        if self._streak != self.patience:
+            return
+        if family == "wasserstein":
+            self._event(
+                "critic_diverged",
+                f"the critic's Wasserstein estimate |d_loss| has stayed above {threshold:.4g} (the most a 1-Lipschitz "
+                f"critic can give on these images) for {self.patience} batches, now {abs(d_loss):.4g}: the critic has "
+                "diverged (try a lower critic learning rate, a larger --gp-weight, or a critic without BatchNorm)",
+                stop=self.stop_on_failure,
+            )
+        else:
+            lowest = f"its lowest possible value {threshold:.4f}" if threshold else "0, its lowest possible value"
+            self._event(
+                "d_won",
+                f"discriminator loss within {self.d_loss_margin} of {lowest} for {self.patience} batches: D has "
+                "won, G gets no useful gradient (try label smoothing, a lower D learning rate, or WGAN-GP)",
+                stop=self.stop_on_failure,
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.check_every:
@@ -354,14 +464,14 @@ def restore_checkpoint(gan, path) -> dict:
 
 class MetricCallback(keras.callbacks.Callback):
     """Every `every` epochs: generate `num_images` from fixed seeds, compute `metrics` ("swd", "kid",
-    "fid") against a fixed set of real uint8 images, add them to the epoch logs (so history.csv
+    "fid") against a fixed set of real images (uint8 pixels or [-1, 1] floats), add them to the epoch logs (so history.csv
     and TensorBoard get them), append a stylegan2-ada style line to `jsonl_path`, and plot every
     metric over epochs into `plot_path` (the GAN Versus report's FID-during-training figure)."""
 
     def __init__(self, real_images, metrics=("swd",), every=1, num_images=None, extractor=None,
                  inception_weights=None, jsonl_path=None, plot_path=None, seed=0):
         super().__init__()
-        self.real = np.asarray(real_images)
+        self.real = as_uint8_images(real_images, "MetricCallback real_images")
         self.metrics, self.every = tuple(metrics), every
         self.num_images = num_images or len(self.real)
         self.extractor, self.inception_weights = extractor, inception_weights

@@ -188,14 +188,16 @@ def _broken_gan(**kwargs):
     return gan
 
 
-def test_monitor_flags_a_discriminator_that_wins():
-    gan = _broken_gan()
-    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to 0.
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_monitor_flags_a_discriminator_that_wins(smoothing):
+    gan = _broken_gan(label_smoothing=smoothing)
+    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to its
+    # minimum: 0, or H(0.9) = 0.325 with targets 0.9 / 0.1.
     gan.compile(d_optimizer=keras.optimizers.Adam(2e-3), g_optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
     faces = np.random.default_rng(0).uniform(0.5, 1, (8 * 40, 32, 32, 3)).astype(np.float32)
-    monitor = cb.TrainingMonitor(d_loss_floor=0.01, patience=5, stop_on_failure=True)
+    monitor = cb.TrainingMonitor(0.01, patience=5, stop_on_failure=True)  # within 0.01 of the minimum
     history = gan.fit(faces, batch_size=8, epochs=20, verbose=0, callbacks=[monitor])
-    assert "d_loss_zero" in [event["kind"] for event in monitor.events]
+    assert "d_won" in [event["kind"] for event in monitor.events]
     assert len(history.epoch) < 20  # stopped early
 
 
