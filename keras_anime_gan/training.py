@@ -168,8 +168,13 @@ def _read_json(path):
 
 
 def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | None]:
-    """Check the output folder; returns (initial epoch, checkpoint to restore or None)."""
-    from .callbacks import latest_checkpoint
+    """Check the output folder; returns (initial epoch, checkpoint to restore or None).
+
+    A run folder with a readable checkpoint resumes from it: the one latest.json names, or the
+    newest complete one when latest.json is broken. A run folder without one starts over only
+    when nothing would be lost (it stopped before its first checkpoint and recorded no epoch),
+    and says so; otherwise it is refused."""
+    from .callbacks import _checkpoints, history_rows, latest_checkpoint
 
     config_path = os.path.join(config.out, "config.json")
     if not os.path.exists(config.out) or not os.listdir(config.out):
@@ -184,26 +189,47 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
         raise ConfigError(
             f"--out {config.out} holds another run (different {', '.join(differing)}); choose another --out"
         )
-    status = _read_json(os.path.join(config.out, "status.json")) if os.path.exists(os.path.join(config.out, "status.json")) else {}
-    latest = latest_checkpoint(os.path.join(config.out, "checkpoints"))
+    status_path = os.path.join(config.out, "status.json")
+    try:
+        status = _read_json(status_path) if os.path.exists(status_path) else {}
+    except ValueError:
+        status = {}
+    directory = os.path.join(config.out, "checkpoints")
+    latest = latest_checkpoint(directory)
     if status.get("state") == "complete" and not resume:
         raise ConfigError(
             f"--out {config.out} holds a finished run; pass --resume (with a larger --epochs) to continue it, "
             "or choose another --out"
         )
     if latest is None:
+        leftovers = [entry for entry, _ in _checkpoints(directory)]
+        if leftovers or os.path.exists(os.path.join(directory, "latest.json")):
+            raise ConfigError(
+                f"--out {config.out} holds checkpoints but none is complete ({', '.join(leftovers) or 'only latest.json'}); "
+                "refusing to start the run over: choose another --out, or delete the folder to start again"
+            )
+        rows = history_rows(os.path.join(config.out, "history.csv"))
+        if rows:
+            raise ConfigError(
+                f"--out {config.out} holds {len(rows)} epoch(s) of history but no checkpoint to resume from; "
+                "refusing to start the run over and overwrite them: choose another --out, or delete the folder"
+            )
+        print(f"WARNING: --out {config.out} holds a run that stopped before its first checkpoint: "
+              "starting it again from epoch 0", flush=True)
         return 0, None
     path, epoch = latest
-    if not resume:
+    if status.get("state") == "failed":
+        print(f"resuming the failed run in {config.out} from its last good checkpoint {os.path.basename(path)} "
+              f"(it failed: {status.get('reason', 'unknown reason')})", flush=True)
+    elif not resume:
         print(f"resuming the interrupted run in {config.out} from {os.path.basename(path)}", flush=True)
     return epoch, path
 
 
 def _write_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
-    os.replace(tmp, path)
+    from .callbacks import write_json_atomic
+
+    write_json_atomic(path, payload, indent=2)
 
 
 # ----------------------------------------------------------------------------- data
@@ -296,7 +322,14 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     """Run (or resume) training as configured; returns a summary dict. `callbacks` are added to the
     run's own (e.g. a time budget). Leaves in `config.out`:
     config.json, checkpoints/, samples/epoch_NNNN.png, timelapse.gif, history.csv, losses.png,
-    tensorboard/, generator.keras, status.json."""
+    tensorboard/, generator.keras, status.json.
+
+    status.json `state`: "running" while it trains (and after a kill); then "complete" (all
+    epochs), "stopped" (a callback stopped it early), "interrupted" (SIGTERM/SIGINT, with an
+    interrupt checkpoint) or "failed" (the monitor stopped it, or the weights went non-finite:
+    `failure` and `reason` say why). Each names `checkpoint` / `checkpoint_epoch`, the checkpoint
+    a new run resumes from, and `generator`, what generator.keras was written from: the final
+    weights, or for a failed run the last good checkpoint's (never non-finite weights)."""
     config.validate()
     initial_epoch, checkpoint = prepare_run_folder(config, resume)
 
@@ -326,32 +359,40 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     out = config.out if task_id in (0, None) else os.path.join(config.out, f".worker-{task_id}")
     os.makedirs(out, exist_ok=True)
     _write_json(os.path.join(out, "config.json"), config.to_json())
-    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
+    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch,
+                                                   "checkpoint": checkpoint and os.path.basename(checkpoint)})
 
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch)
     with strategy.scope():
         gan = build_gan(config)
         d_optimizer, g_optimizer = _optimizers(config, gan)
         gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=config.jit)
+        restored = {}
         if checkpoint:
-            state = cb.restore_checkpoint(gan, checkpoint)
-            print(f"restored {checkpoint}: epoch {state['epoch']}, {state['g_updates']} generator updates", flush=True)
+            restored = cb.restore_checkpoint(gan, checkpoint)
+            print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
+                  flush=True)
     print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
     real_batch = next(iter(dataset)).numpy()
+    history_csv = os.path.join(out, "history.csv")
+    rows = restored.get("history")
+    if rows is None:  # a checkpoint from before checkpoints held the history: trust history.csv up to it
+        rows = cb.history_rows(history_csv, before_epoch=initial_epoch) if checkpoint else []
+    history_log = cb.HistoryLog(history_csv, rows=rows)
     checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
-                                    keep=config.keep_checkpoints)
+                                    keep=config.keep_checkpoints, history=history_log)
     monitor = cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
                                  check_every=config.metric_interval)
     callbacks = [
         *(callbacks or []),
-        checkpointer,
-        monitor,  # before CSVLogger and TensorBoard: they record the diversity and metrics it adds
+        monitor,  # before the checkpoint, the history and TensorBoard: they record the diversity and metrics it adds
         *_metric_callbacks(config, out),
-        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0),
-        cb.LossPlot(os.path.join(out, "history.csv"), os.path.join(out, "losses.png")),
+        checkpointer,  # stores the epoch's history row: history.csv is rebuilt from it on resume
+        history_log,
+        cb.LossPlot(history_csv, os.path.join(out, "losses.png")),
         cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
                       tensorboard_dir=tensorboard_dir),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False),
@@ -361,23 +402,43 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=config.verbose)
     elapsed = time.time() - started
-    epochs_done = initial_epoch + len(history.epoch)
+    epochs_done = max(initial_epoch, checkpointer.trained_epochs or 0)  # epochs run to their end
     interrupted = checkpointer.interrupted_by
-    summary = {
-        "out": config.out, "epochs": epochs_done if not interrupted else checkpointer.completed_epochs,
-        "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
-        "seconds": round(elapsed, 1), "interrupted": interrupted,
-        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
-    }
-    batches = len(history.epoch) * steps
-    if batches and elapsed > 0:
-        summary["images_per_second"] = round(batches * config.batch_size / elapsed, 1)
-    if not interrupted:
-        gan.ema_generator.save(os.path.join(out, "generator.keras"))
-        state = "complete" if epochs_done >= config.epochs else "stopped"
-    else:
+    failure = monitor.failure or checkpointer.failure
+    g_updates = int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations))
+    generator_path = os.path.join(out, "generator.keras")
+    generator_from = None
+    if failure is None and not interrupted:
+        bad = cb.non_finite_variables(gan)
+        if bad:
+            failure = {"kind": "non_finite", "message": f"non-finite weights at the end of training ({', '.join(bad[:3])})"}
+    found = cb.latest_checkpoint(os.path.join(out, "checkpoints"))
+    if failure is not None:
+        state = "failed"
+        if found is not None:  # the last good weights, never the failed ones
+            gan.load_weights(os.path.join(found[0], "gan.weights.h5"))
+            gan.ema_generator.save(generator_path)
+            generator_from = os.path.basename(found[0])
+    elif interrupted:
         state = "interrupted"
-    _write_json(os.path.join(out, "status.json"), {"state": state, **summary})
+    else:
+        gan.ema_generator.save(generator_path)
+        generator_from = "final weights"
+        state = "complete" if epochs_done >= config.epochs else "stopped"
+    summary = {
+        "out": config.out, "state": state, "epochs": epochs_done,
+        "g_updates": g_updates, "seconds": round(elapsed, 1), "interrupted": interrupted,
+        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
+        "failure": failure and failure["kind"], "reason": failure and failure["message"],
+        "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1],
+        "generator": generator_from,
+    }
+    if checkpointer.batches_run and elapsed > 0:
+        summary["images_per_second"] = round(checkpointer.batches_run * config.batch_size / elapsed, 1)
+    _write_json(os.path.join(out, "status.json"), summary)
+    if failure is not None:
+        print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
+              f"{summary['checkpoint'] or 'none'}, which running the command again resumes from", flush=True)
     return summary
 
 

@@ -134,9 +134,9 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _train_command(out, epochs):
+def _train_command(out, epochs, *extra):
     return [sys.executable, str(ROOT / "train.py"), *TINY, "--epochs", str(epochs), "--steps-per-epoch", "15",
-            "--no-jit", "--out", str(out), "--quiet"]
+            "--no-jit", "--out", str(out), "--quiet", *extra]
 
 
 def _wait_for_checkpoint(process, out, timeout=180):
@@ -145,6 +145,11 @@ def _wait_for_checkpoint(process, out, timeout=180):
         assert process.poll() is None, "training ended before its first checkpoint"
         assert time.time() < deadline, "no checkpoint in time"
         time.sleep(0.05)
+
+
+def _history(out):
+    with open(out / "history.csv", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def test_sigkill_after_first_checkpoint_then_resume_matches_uninterrupted_run(tmp_path):
@@ -236,3 +241,113 @@ def test_mixed_precision_run_trains_and_leaves_the_policy_as_it_was(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
     generator = keras.models.load_model(tmp_path / "run" / "generator.keras")
     assert generator.output.dtype == "float32"  # final layer kept in float32
+
+
+class PoisonDiscriminator(keras.callbacks.Callback):
+    """NaN into a discriminator weight at one batch, as a diverging update would."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            variable = self.model.discriminator.trainable_variables[0]
+            variable.assign(np.full(variable.shape, np.nan, np.float32))
+
+
+def test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_from_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = tiny_config(out, epochs=4, steps_per_epoch=3, metrics="none")
+    train(config, callbacks=[PoisonDiscriminator(epoch=2, batch=1)])
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["failure"] == "non_finite" and "non-finite" in status["reason"]
+    assert status["checkpoint"] == "epoch-0002" and status["checkpoint_epoch"] == 2 and status["epochs"] == 2
+    assert sorted(name for name in os.listdir(out / "checkpoints") if name.startswith("epoch-")) == ["epoch-0001", "epoch-0002"]
+    path, epoch = cb.latest_checkpoint(str(out / "checkpoints"))
+    assert os.path.basename(path) == "epoch-0002" and epoch == 2
+    generator = keras.models.load_model(out / "generator.keras")  # the last good weights, not the NaN ones
+    assert status["generator"] == "epoch-0002" and all(np.isfinite(w).all() for w in generator.get_weights())
+    assert [row["epoch"] for row in _history(out)] == ["0", "1"]  # the failed epoch has no row
+    capsys.readouterr()
+
+    summary = train(config)  # the same command again
+    assert "resuming the failed run" in capsys.readouterr().out
+    assert summary["state"] == "complete" and summary["epochs"] == 4 and summary["g_updates"] == 12
+    assert [row["epoch"] for row in _history(out)] == ["0", "1", "2", "3"]
+    assert all(np.isfinite(float(row["d_loss"])) for row in _history(out))
+
+
+KILL_AFTER_CHECKPOINT = """
+import json, os, sys
+from keras_anime_gan import callbacks as cb
+from keras_anime_gan.training import TrainConfig, train
+
+save_checkpoint = cb.save_checkpoint
+
+def save_then_die(gan, directory, completed_epochs, *args, **kwargs):
+    path = save_checkpoint(gan, directory, completed_epochs, *args, **kwargs)
+    if completed_epochs == 3:
+        os._exit(17)  # kill -9 right after the epoch-3 checkpoint, before anything else runs
+    return path
+
+cb.save_checkpoint = save_then_die
+train(TrainConfig(**json.loads(sys.argv[1])))
+"""
+
+
+def test_a_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(out, epochs=5, steps_per_epoch=2, metric_interval=2)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, json.dumps(config.to_json())], cwd=ROOT,
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert killed.returncode == 17, killed.stderr[-3000:]
+    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == 3
+    summary = train(config)
+    rows = _history(out)
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3", "4"]  # each epoch exactly once
+    assert summary["state"] == "complete" and summary["epochs"] == 5
+    columns = list(rows[0])
+    assert not [column for column in columns if column.startswith("val_")]
+    assert {"d_loss", "g_loss", "swd", "diversity"} <= set(columns)  # metrics every 2 epochs: columns kept
+    for row in rows:
+        measured = int(row["epoch"]) % 2 == 1
+        assert (row["swd"] != "") == measured and (row["diversity"] != "") == measured, row
+        assert np.isfinite(float(row["d_loss"]))
+    assert cb.plot_history(str(out / "history.csv"), str(tmp_path / "losses.png"))
+
+
+def test_a_run_folder_without_a_checkpoint_is_never_restarted_silently(tmp_path, capsys):
+    from keras_anime_gan.training import prepare_run_folder
+
+    def run_folder(name, history_rows=0, checkpoint_files=None):
+        out = tmp_path / name
+        out.mkdir()
+        config = tiny_config(out)
+        (out / "config.json").write_text(json.dumps(config.to_json()))
+        (out / "status.json").write_text(json.dumps({"state": "running", "epoch": 0}))
+        if history_rows:
+            (out / "history.csv").write_text("epoch,d_loss,g_loss\n" + "".join(f"{i},0.5,0.7\n" for i in range(history_rows)))
+        if checkpoint_files is not None:
+            folder = out / "checkpoints" / "epoch-0002"
+            folder.mkdir(parents=True)
+            for name in checkpoint_files:
+                (folder / name).write_bytes(b"x")
+            (out / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": "epoch-0002", "epoch": 2}))
+        return config
+
+    # History but no checkpoint (e.g. --checkpoint-interval 5, stopped at epoch 3): refused, nothing overwritten.
+    config = run_folder("history-only", history_rows=3)
+    with pytest.raises(UserError, match="3 epoch.* of history but no checkpoint"):
+        prepare_run_folder(config, resume=False)
+    # A checkpoint folder that is incomplete: refused, not silently restarted from epoch 0.
+    config = run_folder("broken", history_rows=2, checkpoint_files=["gan.weights.h5", "state.json"])
+    with pytest.raises(UserError, match="none is complete"):
+        prepare_run_folder(config, resume=False)
+    # Truly nothing to lose (stopped before its first checkpoint): starts over, and says so.
+    capsys.readouterr()
+    assert prepare_run_folder(run_folder("fresh"), resume=False) == (0, None)
+    assert "stopped before its first checkpoint" in capsys.readouterr().out
