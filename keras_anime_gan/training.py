@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MODELS = ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
+METRICS = ("swd", "color", "kid", "fid")
 DEFAULT_SYNTHETIC_IMAGES = 2048
 
 
@@ -60,8 +61,8 @@ class TrainConfig:
     sample_interval: int = 1
     checkpoint_interval: int = 1
     metric_interval: int = 1
-    metrics: str = "swd"
-    metric_images: int = 256
+    metrics: str = "swd,color"
+    metric_images: int = 512
     inception_weights: str | None = None
     keep_checkpoints: int = 2
     stop_on_failure: bool = False
@@ -100,9 +101,9 @@ class TrainConfig:
             raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
-        unknown = [m for m in self.metric_list if m not in ("swd", "kid", "fid")]
+        unknown = [m for m in self.metric_list if m not in METRICS]
         if unknown:
-            raise ConfigError(f"--metrics takes swd, kid and fid (comma-separated, or none), got {unknown}")
+            raise ConfigError(f"--metrics takes {', '.join(METRICS)} (comma-separated, or none), got {unknown}")
         if {"kid", "fid"} & set(self.metric_list):
             from .metrics import inception_weights_path
 
@@ -168,8 +169,13 @@ def _read_json(path):
 
 
 def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | None]:
-    """Check the output folder; returns (initial epoch, checkpoint to restore or None)."""
-    from .callbacks import latest_checkpoint
+    """Check the output folder; returns (initial epoch, checkpoint to restore or None).
+
+    A run folder with a readable checkpoint resumes from it: the one latest.json names, or the
+    newest complete one when latest.json is broken. A run folder without one starts over only
+    when nothing would be lost (it stopped before its first checkpoint and recorded no epoch),
+    and says so; otherwise it is refused."""
+    from .callbacks import _checkpoints, history_rows, latest_checkpoint
 
     config_path = os.path.join(config.out, "config.json")
     if not os.path.exists(config.out) or not os.listdir(config.out):
@@ -184,26 +190,47 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
         raise ConfigError(
             f"--out {config.out} holds another run (different {', '.join(differing)}); choose another --out"
         )
-    status = _read_json(os.path.join(config.out, "status.json")) if os.path.exists(os.path.join(config.out, "status.json")) else {}
-    latest = latest_checkpoint(os.path.join(config.out, "checkpoints"))
+    status_path = os.path.join(config.out, "status.json")
+    try:
+        status = _read_json(status_path) if os.path.exists(status_path) else {}
+    except ValueError:
+        status = {}
+    directory = os.path.join(config.out, "checkpoints")
+    latest = latest_checkpoint(directory)
     if status.get("state") == "complete" and not resume:
         raise ConfigError(
             f"--out {config.out} holds a finished run; pass --resume (with a larger --epochs) to continue it, "
             "or choose another --out"
         )
     if latest is None:
+        leftovers = [entry for entry, _ in _checkpoints(directory)]
+        if leftovers or os.path.exists(os.path.join(directory, "latest.json")):
+            raise ConfigError(
+                f"--out {config.out} holds checkpoints but none is complete ({', '.join(leftovers) or 'only latest.json'}); "
+                "refusing to start the run over: choose another --out, or delete the folder to start again"
+            )
+        rows = history_rows(os.path.join(config.out, "history.csv"))
+        if rows:
+            raise ConfigError(
+                f"--out {config.out} holds {len(rows)} epoch(s) of history but no checkpoint to resume from; "
+                "refusing to start the run over and overwrite them: choose another --out, or delete the folder"
+            )
+        print(f"WARNING: --out {config.out} holds a run that stopped before its first checkpoint: "
+              "starting it again from epoch 0", flush=True)
         return 0, None
     path, epoch = latest
-    if not resume:
+    if status.get("state") == "failed":
+        print(f"resuming the failed run in {config.out} from its last good checkpoint {os.path.basename(path)} "
+              f"(it failed: {status.get('reason', 'unknown reason')})", flush=True)
+    elif not resume:
         print(f"resuming the interrupted run in {config.out} from {os.path.basename(path)}", flush=True)
     return epoch, path
 
 
 def _write_json(path, payload):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
-    os.replace(tmp, path)
+    from .callbacks import write_json_atomic
+
+    write_json_atomic(path, payload, indent=2)
 
 
 # ----------------------------------------------------------------------------- data
@@ -297,7 +324,14 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     """Run (or resume) training as configured; returns a summary dict. `callbacks` are added to the
     run's own (e.g. a time budget). Leaves in `config.out`:
     config.json, checkpoints/, samples/epoch_NNNN.png, timelapse.gif, history.csv, losses.png,
-    tensorboard/, generator.keras, status.json."""
+    tensorboard/, generator.keras, status.json.
+
+    status.json `state`: "running" while it trains (and after a kill); then "complete" (all
+    epochs), "stopped" (a callback stopped it early), "interrupted" (SIGTERM/SIGINT, with an
+    interrupt checkpoint) or "failed" (the monitor stopped it, or the weights went non-finite:
+    `failure` and `reason` say why). Each names `checkpoint` / `checkpoint_epoch`, the checkpoint
+    a new run resumes from, and `generator`, what generator.keras was written from: the final
+    weights, or for a failed run the last good checkpoint's (never non-finite weights)."""
     config.validate()
     initial_epoch, checkpoint = prepare_run_folder(config, resume)
 
@@ -327,32 +361,40 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     out = config.out if task_id in (0, None) else os.path.join(config.out, f".worker-{task_id}")
     os.makedirs(out, exist_ok=True)
     _write_json(os.path.join(out, "config.json"), config.to_json())
-    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch})
+    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch,
+                                                   "checkpoint": checkpoint and os.path.basename(checkpoint)})
 
     with strategy.scope():
         gan = build_gan(config)
         d_optimizer, g_optimizer = _optimizers(config, gan)
         gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=config.jit)
+        restored = {}
         if checkpoint:
-            state = cb.restore_checkpoint(gan, checkpoint)
-            print(f"restored {checkpoint}: epoch {state['epoch']}, {state['g_updates']} generator updates", flush=True)
+            restored = cb.restore_checkpoint(gan, checkpoint)
+            print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
+                  flush=True)
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
     print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
     real_batch = next(iter(dataset)).numpy()
+    history_csv = os.path.join(out, "history.csv")
+    rows = restored.get("history")
+    if rows is None:  # a checkpoint from before checkpoints held the history: trust history.csv up to it
+        rows = cb.history_rows(history_csv, before_epoch=initial_epoch) if checkpoint else []
+    history_log = cb.HistoryLog(history_csv, rows=rows)
     checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
-                                    keep=config.keep_checkpoints)
+                                    keep=config.keep_checkpoints, history=history_log)
     monitor = cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
                                  check_every=config.metric_interval)
     callbacks = [
         *(callbacks or []),
-        checkpointer,
-        monitor,  # before CSVLogger and TensorBoard: they record the diversity and metrics it adds
+        monitor,  # before the checkpoint, the history and TensorBoard: they record the diversity and metrics it adds
         *_metric_callbacks(config, out),
-        keras.callbacks.CSVLogger(os.path.join(out, "history.csv"), append=initial_epoch > 0),
-        cb.LossPlot(os.path.join(out, "history.csv"), os.path.join(out, "losses.png")),
+        checkpointer,  # stores the epoch's history row: history.csv is rebuilt from it on resume
+        history_log,
+        cb.LossPlot(history_csv, os.path.join(out, "losses.png")),
         cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
                       tensorboard_dir=tensorboard_dir),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False),
@@ -362,23 +404,44 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=config.verbose)
     elapsed = time.time() - started
-    epochs_done = initial_epoch + len(history.epoch)
+    epochs_done = max(initial_epoch, checkpointer.trained_epochs or 0)  # epochs run to their end
     interrupted = checkpointer.interrupted_by
-    summary = {
-        "out": config.out, "epochs": epochs_done if not interrupted else checkpointer.completed_epochs,
-        "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
-        "seconds": round(elapsed, 1), "interrupted": interrupted,
-        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
-    }
-    batches = len(history.epoch) * steps * gan.real_batches_per_step
-    if batches and elapsed > 0:
-        summary["images_per_second"] = round(batches * config.batch_size / elapsed, 1)
-    if not interrupted:
-        gan.ema_generator.save(os.path.join(out, "generator.keras"))
-        state = "complete" if epochs_done >= config.epochs else "stopped"
-    else:
+    failure = monitor.failure or checkpointer.failure
+    g_updates = int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations))
+    generator_path = os.path.join(out, "generator.keras")
+    generator_from = None
+    if failure is None and not interrupted:
+        bad = cb.non_finite_variables(gan)
+        if bad:
+            failure = {"kind": "non_finite", "message": f"non-finite weights at the end of training ({', '.join(bad[:3])})"}
+    found = cb.latest_checkpoint(os.path.join(out, "checkpoints"))
+    if failure is not None:
+        state = "failed"
+        if found is not None:  # the last good weights, never the failed ones
+            gan.load_weights(os.path.join(found[0], "gan.weights.h5"))
+            gan.ema_generator.save(generator_path)
+            generator_from = os.path.basename(found[0])
+    elif interrupted:
         state = "interrupted"
-    _write_json(os.path.join(out, "status.json"), {"state": state, **summary})
+    else:
+        gan.ema_generator.save(generator_path)
+        generator_from = "final weights"
+        state = "complete" if epochs_done >= config.epochs else "stopped"
+    summary = {
+        "out": config.out, "state": state, "epochs": epochs_done,
+        "g_updates": g_updates, "seconds": round(elapsed, 1), "interrupted": interrupted,
+        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
+        "failure": failure and failure["kind"], "reason": failure and failure["message"],
+        "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1],
+        "generator": generator_from,
+    }
+    if checkpointer.batches_run and elapsed > 0:
+        images = checkpointer.batches_run * gan.real_batches_per_step * config.batch_size  # batches_run counts steps
+        summary["images_per_second"] = round(images / elapsed, 1)
+    _write_json(os.path.join(out, "status.json"), summary)
+    if failure is not None:
+        print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
+              f"{summary['checkpoint'] or 'none'}, which running the command again resumes from", flush=True)
     return summary
 
 
@@ -386,20 +449,27 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
 
 
 def _metric_callbacks(config: TrainConfig, out: str) -> list:
-    """The MetricCallback of a run: `metric_images` fixed real images against as many samples."""
+    """The MetricCallback of a run: `metric_images` fixed real images against as many samples, and a
+    second, disjoint set of as many real images for the noise floor (when the data has that many)."""
     if not config.metric_list:
         return []
     from .callbacks import MetricCallback
     from .data import synthetic_faces
     from .data.pipeline import load_real_images
 
+    count = config.metric_images
     if config.data is None:
-        real = synthetic_faces(config.metric_images, config.resolution, seed=config.seed + 1)  # unseen faces
+        real = synthetic_faces(2 * count, config.resolution, seed=config.seed + 1)  # faces the run never sees
     else:
-        real = load_real_images(config.data, config.metric_images, config.resolution, seed=config.seed)
-    return [MetricCallback(real, config.metric_list, every=config.metric_interval, num_images=len(real),
+        real = load_real_images(config.data, 2 * count, config.resolution, seed=config.seed)
+    reference, floor = real[:count], real[count:]
+    if len(floor) < len(reference):
+        print(f"note: {len(real)} real images are too few for a noise floor at {len(reference)} metric images "
+              "(it needs twice as many); metrics are reported without it", flush=True)
+        floor = None
+    return [MetricCallback(reference, config.metric_list, every=config.metric_interval, num_images=len(reference),
                            inception_weights=config.inception_weights, jsonl_path=os.path.join(out, "metrics.jsonl"),
-                           plot_path=os.path.join(out, "metrics.png"))]
+                           plot_path=os.path.join(out, "metrics.png"), floor_images=floor)]
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -443,8 +513,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--sample-interval", type=int, help="epochs between sample grids")
     add("--checkpoint-interval", type=int, help="epochs between checkpoints")
     add("--metric-interval", type=int, help="epochs between metric and diversity checks")
-    add("--metrics", help="quality metrics during training: swd (default; no weights needed), kid, fid, or none")
-    add("--metric-images", type=int, help="real and generated images per metric evaluation (default 256)")
+    add("--metrics", help="quality metrics during training, comma-separated: swd and color (the default; no "
+                          "weights needed), kid, fid, or none")
+    add("--metric-images", type=int, help=f"real and generated images per metric evaluation (default "
+                                          f"{defaults.metric_images}; the noise floor uses as many more real ones)")
     add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid")
     add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
     add("--quiet", action="store_true", help="no progress bars")
@@ -472,7 +544,9 @@ def run_train_command(args) -> int:
     config = config_from_args(args)
     summary = train(config, resume=args.resume)
     print(json.dumps(summary))
-    return 130 if summary["interrupted"] else 0
+    if summary["interrupted"]:
+        return 130
+    return 1 if summary.get("state") == "failed" else 0
 
 
 def main(argv=None) -> int:

@@ -134,9 +134,9 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _train_command(out, epochs):
+def _train_command(out, epochs, *extra):
     return [sys.executable, str(ROOT / "train.py"), *TINY, "--epochs", str(epochs), "--steps-per-epoch", "15",
-            "--no-jit", "--out", str(out), "--quiet"]
+            "--no-jit", "--out", str(out), "--quiet", *extra]
 
 
 def _wait_for_checkpoint(process, out, timeout=180):
@@ -147,10 +147,40 @@ def _wait_for_checkpoint(process, out, timeout=180):
         time.sleep(0.05)
 
 
-def test_sigkill_after_first_checkpoint_then_resume_matches_uninterrupted_run(tmp_path):
+def _history(out):
+    with open(out / "history.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+class ResumeProbe(keras.callbacks.Callback):
+    """Records the GAN's state when the resumed fit begins and after its first batch."""
+
+    def on_train_begin(self, logs=None):
+        gan = self.model
+        self.begin = {"weights": gan.get_weights(), "ema": [w.numpy() for w in gan._ema_weights],
+                      "d_optimizer": [v.numpy() for v in gan.d_optimizer.variables],
+                      "g_optimizer": [v.numpy() for v in gan.g_optimizer.variables],
+                      "rng": gan.rng.state.numpy().copy()}
+        self.first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not hasattr(self, "after_one"):
+            gan = self.model
+            self.after_one = {"g_iterations": int(gan.g_optimizer.iterations.numpy()),
+                              "d_iterations": int(gan.d_optimizer.iterations.numpy()),
+                              "ema": [w.numpy() for w in gan._ema_weights],
+                              "generator": [v.numpy() for v in gan.generator.trainable_variables]}
+
+
+def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp_path, capsys):
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(_train_command(out, 3), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(_train_command(out, 3, "--ema", "0.9"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     _wait_for_checkpoint(process, out)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -158,15 +188,47 @@ def test_sigkill_after_first_checkpoint_then_resume_matches_uninterrupted_run(tm
     for name in os.listdir(out / "checkpoints"):  # only complete checkpoints under final names
         if name.startswith("epoch-"):
             assert {"gan.weights.h5", "d_optimizer.npz", "g_optimizer.npz", "rng_state.npy", "state.json"} <= set(os.listdir(out / "checkpoints" / name))
-    resumed = subprocess.run(_train_command(out, 3), cwd=ROOT, env=env, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming the interrupted run" in resumed.stdout
-    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
-    reference = train(tiny_config(tmp_path / "reference", epochs=3, steps_per_epoch=15))
+    path, saved_epoch = cb.latest_checkpoint(str(out / "checkpoints"))
+    saved = json.loads(open(os.path.join(path, "state.json")).read())
+    assert saved_epoch == saved["epoch"] >= 1 and saved["g_updates"] == saved["d_updates"] == 15 * saved_epoch
+    optimizers = {name: np.load(os.path.join(path, f"{name}.npz")) for name in ("d_optimizer", "g_optimizer")}
+    rng = np.load(os.path.join(path, "rng_state.npy"))
+    expected = create_gan("dcgan", 32, 16, width=8, seed=123, ema=0.9)  # Keras's own loader, as a reference
+    expected.load_weights(os.path.join(path, "gan.weights.h5"))
+    capsys.readouterr()
+
+    probe = ResumeProbe()
+    summary = train(tiny_config(out, epochs=3, steps_per_epoch=15, ema=0.9), callbacks=[probe])
+    assert "resuming the interrupted run" in capsys.readouterr().out
+    # The resumed fit started from exactly what the checkpoint holds ...
+    assert probe.first_epoch == saved_epoch
+    for a, b in zip(probe.begin["weights"], expected.get_weights()):  # generator, discriminator, EMA
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(probe.begin["ema"], [w.numpy() for w in expected._ema_weights]):
+        np.testing.assert_array_equal(a, b)
+    for name in ("d_optimizer", "g_optimizer"):
+        arrays = optimizers[name]
+        assert len(probe.begin[name]) == len(arrays.files)
+        for index, value in enumerate(probe.begin[name]):
+            np.testing.assert_array_equal(value, arrays[f"v{index}"])
+    np.testing.assert_array_equal(probe.begin["rng"], rng)
+    # ... and continued from it: counters go on from the saved values, the EMA averages on from its saved state.
+    assert probe.after_one["g_iterations"] == saved["g_updates"] + 1
+    assert probe.after_one["d_iterations"] == saved["d_updates"] + 1
+    for average, before, weight in zip(probe.after_one["ema"], probe.begin["ema"], probe.after_one["generator"]):
+        np.testing.assert_allclose(average, 0.9 * before + 0.1 * weight, rtol=1e-5, atol=1e-6)
+
+    reference = train(tiny_config(tmp_path / "reference", epochs=3, steps_per_epoch=15, ema=0.9))
     assert summary["epochs"] == reference["epochs"] == 3
     assert summary["g_updates"] == reference["g_updates"] == 45
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
     assert sorted(os.listdir(out / "samples"))[-1] == "epoch_0003.png"
+    rows, reference_rows = _history(out), _history(tmp_path / "reference")
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
+    # Up to the checkpoint both runs saw the same data in the same order: the same losses.
+    for row, twin in zip(rows[:saved_epoch], reference_rows):
+        for key in ("d_loss", "g_loss"):
+            assert float(row[key]) == pytest.approx(float(twin[key]), rel=1e-3), (row, twin)
 
 
 def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
@@ -188,14 +250,16 @@ def _broken_gan(**kwargs):
     return gan
 
 
-def test_monitor_flags_a_discriminator_that_wins():
-    gan = _broken_gan()
-    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to 0.
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_monitor_flags_a_discriminator_that_wins(smoothing):
+    gan = _broken_gan(label_smoothing=smoothing)
+    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to its
+    # minimum: 0, or H(0.9) = 0.325 with targets 0.9 / 0.1.
     gan.compile(d_optimizer=keras.optimizers.Adam(2e-3), g_optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
     faces = np.random.default_rng(0).uniform(0.5, 1, (8 * 40, 32, 32, 3)).astype(np.float32)
-    monitor = cb.TrainingMonitor(d_loss_floor=0.01, patience=5, stop_on_failure=True)
+    monitor = cb.TrainingMonitor(0.01, patience=5, stop_on_failure=True)  # within 0.01 of the minimum
     history = gan.fit(faces, batch_size=8, epochs=20, verbose=0, callbacks=[monitor])
-    assert "d_loss_zero" in [event["kind"] for event in monitor.events]
+    assert "d_won" in [event["kind"] for event in monitor.events]
     assert len(history.epoch) < 20  # stopped early
 
 
@@ -234,3 +298,113 @@ def test_mixed_precision_run_trains_and_leaves_the_policy_as_it_was(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
     generator = keras.models.load_model(tmp_path / "run" / "generator.keras")
     assert generator.output.dtype == "float32"  # final layer kept in float32
+
+
+class PoisonDiscriminator(keras.callbacks.Callback):
+    """NaN into a discriminator weight at one batch, as a diverging update would."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at, self.epoch = (epoch, batch), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            variable = self.model.discriminator.trainable_variables[0]
+            variable.assign(np.full(variable.shape, np.nan, np.float32))
+
+
+def test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_from_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    config = tiny_config(out, epochs=4, steps_per_epoch=3, metrics="none")
+    train(config, callbacks=[PoisonDiscriminator(epoch=2, batch=1)])
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["failure"] == "non_finite" and "non-finite" in status["reason"]
+    assert status["checkpoint"] == "epoch-0002" and status["checkpoint_epoch"] == 2 and status["epochs"] == 2
+    assert sorted(name for name in os.listdir(out / "checkpoints") if name.startswith("epoch-")) == ["epoch-0001", "epoch-0002"]
+    path, epoch = cb.latest_checkpoint(str(out / "checkpoints"))
+    assert os.path.basename(path) == "epoch-0002" and epoch == 2
+    generator = keras.models.load_model(out / "generator.keras")  # the last good weights, not the NaN ones
+    assert status["generator"] == "epoch-0002" and all(np.isfinite(w).all() for w in generator.get_weights())
+    assert [row["epoch"] for row in _history(out)] == ["0", "1"]  # the failed epoch has no row
+    capsys.readouterr()
+
+    summary = train(config)  # the same command again
+    assert "resuming the failed run" in capsys.readouterr().out
+    assert summary["state"] == "complete" and summary["epochs"] == 4 and summary["g_updates"] == 12
+    assert [row["epoch"] for row in _history(out)] == ["0", "1", "2", "3"]
+    assert all(np.isfinite(float(row["d_loss"])) for row in _history(out))
+
+
+KILL_AFTER_CHECKPOINT = """
+import json, os, sys
+from keras_anime_gan import callbacks as cb
+from keras_anime_gan.training import TrainConfig, train
+
+save_checkpoint = cb.save_checkpoint
+
+def save_then_die(gan, directory, completed_epochs, *args, **kwargs):
+    path = save_checkpoint(gan, directory, completed_epochs, *args, **kwargs)
+    if completed_epochs == 3:
+        os._exit(17)  # kill -9 right after the epoch-3 checkpoint, before anything else runs
+    return path
+
+cb.save_checkpoint = save_then_die
+train(TrainConfig(**json.loads(sys.argv[1])))
+"""
+
+
+def test_a_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path):
+    out = tmp_path / "run"
+    config = tiny_config(out, epochs=5, steps_per_epoch=2, metric_interval=2)
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, json.dumps(config.to_json())], cwd=ROOT,
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert killed.returncode == 17, killed.stderr[-3000:]
+    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == 3
+    summary = train(config)
+    rows = _history(out)
+    assert [row["epoch"] for row in rows] == ["0", "1", "2", "3", "4"]  # each epoch exactly once
+    assert summary["state"] == "complete" and summary["epochs"] == 5
+    columns = list(rows[0])
+    assert not [column for column in columns if column.startswith("val_")]
+    assert {"d_loss", "g_loss", "swd", "diversity"} <= set(columns)  # metrics every 2 epochs: columns kept
+    for row in rows:
+        measured = int(row["epoch"]) % 2 == 1
+        assert (row["swd"] != "") == measured and (row["diversity"] != "") == measured, row
+        assert np.isfinite(float(row["d_loss"]))
+    assert cb.plot_history(str(out / "history.csv"), str(tmp_path / "losses.png"))
+
+
+def test_a_run_folder_without_a_checkpoint_is_never_restarted_silently(tmp_path, capsys):
+    from keras_anime_gan.training import prepare_run_folder
+
+    def run_folder(name, history_rows=0, checkpoint_files=None):
+        out = tmp_path / name
+        out.mkdir()
+        config = tiny_config(out)
+        (out / "config.json").write_text(json.dumps(config.to_json()))
+        (out / "status.json").write_text(json.dumps({"state": "running", "epoch": 0}))
+        if history_rows:
+            (out / "history.csv").write_text("epoch,d_loss,g_loss\n" + "".join(f"{i},0.5,0.7\n" for i in range(history_rows)))
+        if checkpoint_files is not None:
+            folder = out / "checkpoints" / "epoch-0002"
+            folder.mkdir(parents=True)
+            for name in checkpoint_files:
+                (folder / name).write_bytes(b"x")
+            (out / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": "epoch-0002", "epoch": 2}))
+        return config
+
+    # History but no checkpoint (e.g. --checkpoint-interval 5, stopped at epoch 3): refused, nothing overwritten.
+    config = run_folder("history-only", history_rows=3)
+    with pytest.raises(UserError, match="3 epoch.* of history but no checkpoint"):
+        prepare_run_folder(config, resume=False)
+    # A checkpoint folder that is incomplete: refused, not silently restarted from epoch 0.
+    config = run_folder("broken", history_rows=2, checkpoint_files=["gan.weights.h5", "state.json"])
+    with pytest.raises(UserError, match="none is complete"):
+        prepare_run_folder(config, resume=False)
+    # Truly nothing to lose (stopped before its first checkpoint): starts over, and says so.
+    capsys.readouterr()
+    assert prepare_run_folder(run_folder("fresh"), resume=False) == (0, None)
+    assert "stopped before its first checkpoint" in capsys.readouterr().out
