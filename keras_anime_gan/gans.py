@@ -274,9 +274,9 @@ class GAN(keras.Model):
         real = data[0] if isinstance(data, (tuple, list)) else data
         real = tf.cast(real, tf.float32) / 127.5 - 1.0 if real.dtype == tf.uint8 else tf.cast(real, tf.float32)
         k = self.real_batches_per_step
-        if k > 1 and real.shape.rank != 5:
-            raise ValueError(f"{type(self).__name__} takes {k} real batches per step, grouped as (batch, {k}, H, W, C); "
-                             "GAN.fit groups them for you")
+        if k > 1 and (real.shape.rank < 3 or real.shape[1] != k):
+            raise ValueError(f"{type(self).__name__} takes {k} real batches per step, grouped as (batch, {k}, ...); "
+                             f"GAN.fit groups them for you (got shape {real.shape})")
         d_updates, g_updates = self.schedule(real)
         if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1 and k == 1:
             d_loss, g_loss = self.shared_fake_step(real)
@@ -396,7 +396,8 @@ class GAN(keras.Model):
 
 
 def _check_first_batch(x):
-    """Refuse data in the wrong range before training on it (see `sampling.pixel_range`)."""
+    """Refuse images in the wrong range before training on them (see `sampling.pixel_range`);
+    data that is not a batch of images (N, H, W, C), such as 2-D toy points, is not checked."""
     if isinstance(x, tf.data.Dataset):
         element = next(iter(x.take(1)), None)
         if element is None:
@@ -409,7 +410,8 @@ def _check_first_batch(x):
         first = x[:256]
     else:
         return
-    pixel_range(first, "the training images")
+    if np.ndim(first) == 4:
+        pixel_range(first, "the training images")
 
 
 def xla_is_faster() -> bool:
