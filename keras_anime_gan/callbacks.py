@@ -393,7 +393,8 @@ class TrainingMonitor(keras.callbacks.Callback):
       well), or, after `warmup_epochs`, below `collapse_ratio` x the diversity of `real_images`
       (uint8 pixels or [-1, 1] floats; an untrained generator is nearly constant, so the real
       reference waits for the warm-up).
-    Diversity is added to the epoch logs as `diversity`. Each kind of warning is logged once (a
+    Diversity is added to the epoch logs as `diversity`, and with `real_images` the colour distance
+    of the same samples to them (`metrics.color_distance`) as `sample_color`. Each kind of warning is logged once (a
     `logging` warning, shown on stderr when logging is not configured), every occurrence is kept
     in `events`, and it stops training when `stop_on_failure` is set; `failure` holds the event
     that stopped training. `d_loss_floor` is the old name of `d_loss_margin`.
@@ -406,9 +407,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.d_loss_margin = d_loss_margin if d_loss_floor is None else d_loss_floor
         self.patience, self.collapse_ratio = patience, collapse_ratio
         self.critic_bound = critic_bound
-        self.real_diversity = None
+        self.real_diversity = self.real_images = None
         if real_images is not None:
-            self.real_diversity = sample_diversity(as_uint8_images(real_images, "TrainingMonitor real_images"))
+            self.real_images = as_uint8_images(real_images, "TrainingMonitor real_images")
+            self.real_diversity = sample_diversity(self.real_images)
         self.num_samples, self.seed, self.stop_on_failure, self.check_every = num_samples, seed, stop_on_failure, check_every
         self.warmup_epochs = warmup_epochs
         self.peak_diversity = 0.0
@@ -488,6 +490,11 @@ class TrainingMonitor(keras.callbacks.Callback):
         diversity = sample_diversity(images)
         if logs is not None:
             logs["diversity"] = diversity
+            if self.real_images is not None:
+                # Colour statistics against the real images: a drift that SWD cannot see (milliseconds).
+                from .metrics import color_distance
+
+                logs["sample_color"] = float(color_distance(self.real_images, images)["color"])
         references = [("this run's peak", self.peak_diversity)]
         if self.real_diversity is not None and epoch + 1 >= self.warmup_epochs:
             references.append(("real images", self.real_diversity))

@@ -349,3 +349,18 @@ def test_checkpointer_and_history_in_a_real_fit(tmp_path):
     assert [row["epoch"] for row in state["history"]] == [0, 1, 2] and state["g_updates"] == 9
     assert cb.read_history(str(tmp_path / "history.csv"))["epoch"] == [0.0, 1.0, 2.0]
     assert keras.ops.convert_to_numpy(model.g_optimizer.iterations) == 9
+
+
+def test_monitor_logs_the_colour_distance_of_its_samples_to_the_real_images():
+    from keras_anime_gan.metrics import color_distance
+    from keras_anime_gan.sampling import latents_for_seed, render
+
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0)
+    real = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    monitor = cb.TrainingMonitor(real_images=real, num_samples=8)
+    monitor.set_model(gan)
+    logs = {}
+    monitor.on_epoch_end(0, logs)
+    samples = render(gan.ema_generator, latents_for_seed(8, 16, monitor.seed))
+    assert logs["sample_color"] == pytest.approx(color_distance(real, samples)["color"])
+    assert logs["sample_color"] > 10  # an untrained generator paints mid-grey, the real set is uniform noise
