@@ -7,7 +7,8 @@ noise floor and its spread.
 The data is the shared anime faces converted to 32 px (`keras-anime-gan convert ... --resolution 32`;
 done here when --data does not exist). Each run is its own process. The floor's spread is the
 standard deviation of the SWD between `--floor-pairs` pairs of disjoint 512-image real sets: two
-runs whose SWDs differ by less than it are not told apart by the metric. Results are appended to
+runs whose SWDs differ by less than it are not told apart by the metric; with several seeds the
+seed-to-seed spread of each precision is printed too (at a short budget it is much larger). Results are appended to
 benchmarks/results/quality_parity.jsonl. On a CPU without native bf16 the bfloat16 run is
 emulated and several times slower; its quality is what this measures, not its speed.
 """
@@ -105,6 +106,13 @@ def main():
                "floor_mean": round(floor_mean, 2), "floor_std": round(floor_std, 2),
                "floors": [round(value, 2) for value in floors],
                "final_swd": final, "runs": results}
+    summary["final_swd_mean"] = {name: round(statistics.mean(values), 2) for name, values in final.items()}
+    summary["final_swd_seed_std"] = {name: round(statistics.stdev(values), 2) if len(values) > 1 else None
+                                     for name, values in final.items()}
+    for name, values in final.items():
+        spread = summary["final_swd_seed_std"][name]
+        print(f"{name}: final SWD over seeds {values}: mean {statistics.mean(values):.2f}"
+              + (f", seed-to-seed std {spread:.2f}" if spread is not None else ""))
     if "float32" in final:
         reference = statistics.mean(final["float32"])
         summary["gap_to_float32"] = {name: round(statistics.mean(values) - reference, 2) for name, values in final.items()}

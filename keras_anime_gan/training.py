@@ -524,7 +524,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
     add("--precision", choices=("auto", "float32", "bfloat16", "float16"),
         help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
-             "amx_bf16, float16 with loss scaling on older GPUs, float32 elsewhere")
+             "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
     add("--mixed-precision", action="store_true", default=None, help="the same as --precision float16")
     add("--strategy", choices=STRATEGIES)
     add("--sample-interval", type=int, help="epochs between sample grids")
