@@ -632,7 +632,47 @@ CHECKPOINT_FILES = ("gan.weights.h5", "d_optimizer.npz", "g_optimizer.npz", "rng
 
 
 def _optimizer_arrays(optimizer):
-    return {f"v{index}": keras.ops.convert_to_numpy(variable) for index, variable in enumerate(optimizer.variables)}
+    """v0, v1, ...: the variables of the optimizer proper, the same in every precision; under float16
+    also `loss_scale` and `loss_scale_steps`, the state of the LossScaleOptimizer wrapped around it."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    arrays = {f"v{index}": keras.ops.convert_to_numpy(variable) for index, variable in enumerate(inner.variables)}
+    if inner is not optimizer:
+        arrays["loss_scale"] = keras.ops.convert_to_numpy(optimizer.dynamic_scale)
+        arrays["loss_scale_steps"] = keras.ops.convert_to_numpy(optimizer.step_counter)
+    return arrays
+
+
+def _restore_optimizer(optimizer, arrays, description) -> None:
+    """Load `_optimizer_arrays` into `optimizer`, in any precision: a float32 or bfloat16 checkpoint
+    into a float16 run keeps the LossScaleOptimizer's initial scale, a float16 one into another
+    precision drops its scale. Checkpoints from before the loss scale was saved apart indexed every
+    variable of the optimizer as it was: those restore into an optimizer of the same kind."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    indexed = [name for name in arrays.files if name.startswith("v") and name[1:].isdigit()]
+    if len(indexed) == len(inner.variables):
+        targets = inner.variables
+    elif inner is not optimizer and len(indexed) == len(optimizer.variables):
+        targets = optimizer.variables  # an older float16 checkpoint into a float16 run
+    else:
+        raise ValueError(f"{description} does not match this model's optimizer ({len(indexed)} vs "
+                         f"{len(inner.variables)} variables): was it made with other options?")
+    for index, variable in enumerate(targets):
+        variable.assign(arrays[f"v{index}"])
+    if inner is not optimizer and "loss_scale" in arrays.files:
+        optimizer.dynamic_scale.assign(arrays["loss_scale"])
+        optimizer.step_counter.assign(arrays["loss_scale_steps"])
+
+
+def load_gan_weights(gan, path) -> None:
+    """`gan.load_weights(path)` for a checkpoint's gan.weights.h5 of any precision. The file also
+    holds the optimizers, in the layout of the precision it was written in (float16 wraps them in a
+    LossScaleOptimizer); their state comes from the checkpoint's .npz files instead, so Keras's
+    warnings that it skipped them are silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        gan.load_weights(path)
 
 
 def non_finite_variables(gan) -> list[str]:
@@ -802,19 +842,15 @@ def latest_checkpoint(directory) -> tuple[str, int] | None:
 
 
 def restore_checkpoint(gan, path) -> dict:
-    """Load a `save_checkpoint` folder into a compiled GAN of the same configuration; returns its
-    state.json (epoch, update counts, and `history` rows when it holds them)."""
+    """Load a `save_checkpoint` folder into a compiled GAN of the same configuration, in any precision
+    (the variables are float32 in all of them); returns its state.json (epoch, update counts, and `history` rows when it holds them)."""
     state = _checkpoint_state(path)
     if state is None:
         raise ValueError(f"checkpoint {path} is incomplete or unreadable (it needs {', '.join(CHECKPOINT_FILES)})")
-    gan.load_weights(os.path.join(path, "gan.weights.h5"))
+    load_gan_weights(gan, os.path.join(path, "gan.weights.h5"))
     for optimizer, file in ((gan.d_optimizer, "d_optimizer.npz"), (gan.g_optimizer, "g_optimizer.npz")):
-        arrays = np.load(os.path.join(path, file))
-        if len(arrays.files) != len(optimizer.variables):
-            raise ValueError(f"checkpoint {path} does not match this model's {file[:-4]} ({len(arrays.files)} vs "
-                             f"{len(optimizer.variables)} variables): was it made with other options?")
-        for index, variable in enumerate(optimizer.variables):
-            variable.assign(arrays[f"v{index}"])
+        with np.load(os.path.join(path, file)) as arrays:
+            _restore_optimizer(optimizer, arrays, f"checkpoint {path}'s {file}")
     gan.rng.reset(np.load(os.path.join(path, "rng_state.npy")))
     return state
 

@@ -28,14 +28,57 @@ from .sampling import seeded_latents, to_uint8_tensor
 MODELS_CONFIG = "models.config"
 
 
+REDUCED_DTYPES = ("float16", "bfloat16")
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def _reduced_precision_layers(model) -> list:
+    return [layer for layer in [model, *_all_layers(model)]
+            if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES]
+
+
+def float32_model(model):
+    """`model` itself when it and every layer compute in float32; else a float32 copy of it: the
+    same architecture rebuilt under the float32 policy, each mixed-precision layer's policy replaced
+    by float32 (its variables were float32 already), with the same weights. A generator trained
+    under mixed_bfloat16 or mixed_float16 then exports and saves as a float32 graph."""
+    if not _reduced_precision_layers(model):
+        return model
+
+    def rebuild(layer):
+        config = layer.get_config()
+        if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES:
+            config["dtype"] = layer.variable_dtype
+        return layer.__class__.from_config(config)
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for what clone_model creates without a config
+    try:
+        copy = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(model.get_weights())
+    leftover = _reduced_precision_layers(copy)
+    if leftover:  # e.g. a subclassed model that clone_model cannot rebuild layer by layer
+        raise UserError(f"cannot rebuild {model.name} in float32: {leftover[0].name} still computes in "
+                        f"{leftover[0].compute_dtype}")
+    return copy
+
+
 def load_generator(source):
-    """A generator from a GAN, a Keras model, a run folder (its generator.keras) or a .keras file."""
+    """A float32 generator from a GAN, a Keras model, a run folder (its generator.keras) or a .keras
+    file. A generator trained in mixed precision is rebuilt in float32 (`float32_model`)."""
     from .gans import GAN
 
     if isinstance(source, GAN):
-        return source.ema_generator
+        return float32_model(source.ema_generator)
     if isinstance(source, keras.Model):
-        return source
+        return float32_model(source)
     path = os.fspath(source)
     if os.path.isdir(path):
         candidate = os.path.join(path, "generator.keras")
@@ -46,7 +89,7 @@ def load_generator(source):
         raise UserError(f"generator {path!r} does not exist")
     if not path.endswith(".keras"):
         raise UserError(f"{path!r} is not a .keras file or a run folder")
-    return keras.models.load_model(path, compile=False)
+    return float32_model(keras.models.load_model(path, compile=False))
 
 
 class GeneratorServing(tf.Module):

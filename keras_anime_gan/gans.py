@@ -192,8 +192,8 @@ class GAN(keras.Model):
             jit_compile = False
         super().compile(jit_compile=jit_compile, **kwargs)
         default_d, default_g = self.default_optimizers()
-        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d)
-        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g)
+        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d, self.discriminator)
+        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g, self.generator)
         # Names that tell the two apart in callbacks' logs (learning_rate_d_optimizer, ...).
         self.d_optimizer.name, self.g_optimizer.name = "d_optimizer", "g_optimizer"
         # Built up front: variables created inside a distributed or XLA step are not allowed.
@@ -274,7 +274,7 @@ class GAN(keras.Model):
         real = data[0] if isinstance(data, (tuple, list)) else data
         real = tf.cast(real, tf.float32) / 127.5 - 1.0 if real.dtype == tf.uint8 else tf.cast(real, tf.float32)
         k = self.real_batches_per_step
-        if k > 1 and (real.shape.rank < 3 or real.shape[1] != k):
+        if k > 1 and (real.shape.rank < 3 or real.shape[1] not in (k, None)):
             raise ValueError(f"{type(self).__name__} takes {k} real batches per step, grouped as (batch, {k}, ...); "
                              f"GAN.fit groups them for you (got shape {real.shape})")
         d_updates, g_updates = self.schedule(real)
@@ -302,8 +302,8 @@ class GAN(keras.Model):
         latents = self.sample_latent(tf.shape(real)[0])
         with tf.GradientTape() as tape:
             fake = self.generator(latents, training=True)
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.score(real)
+            fake_logits = self.score(fake)
             per_example = self.discriminator_loss(real_logits, fake_logits)
             penalty = self.discriminator_penalty(real, fake)
             total = per_example if penalty is None else per_example + penalty
@@ -313,6 +313,11 @@ class GAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
         self.observe_discriminator(real_logits, fake_logits)
         return tf.reduce_mean(per_example)
+
+    def score(self, images):
+        """The discriminator's logits in training mode, float32 whatever its compute dtype: the losses
+        are computed in float32 under mixed precision too."""
+        return tf.cast(self.discriminator(images, training=True), tf.float32)
 
     def observe_discriminator(self, real_logits, fake_logits):
         """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
@@ -325,15 +330,15 @@ class GAN(keras.Model):
         with tf.GradientTape() as g_tape:
             fake = self.generator(latents, training=True)
             with tf.GradientTape() as d_tape:
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(tf.stop_gradient(fake), training=True)
+                real_logits = self.score(real)
+                fake_logits = self.score(tf.stop_gradient(fake))
                 d_per_example = self.discriminator_loss(real_logits, fake_logits)
                 penalty = self.discriminator_penalty(real, tf.stop_gradient(fake))
                 d_total = d_per_example if penalty is None else d_per_example + penalty
                 d_scaled = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(d_total))
             d_variables = self.discriminator.trainable_variables
             self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_variables), d_variables))
-            g_per_example = self.generator_loss(self.discriminator(fake, training=True))
+            g_per_example = self.generator_loss(self.score(fake))
             g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
         g_variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_variables), g_variables))
@@ -355,7 +360,7 @@ class GAN(keras.Model):
         latents = self.sample_latent(batch_size)
         with tf.GradientTape() as tape:
             fake = self.generator(latents, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            fake_logits = self.score(fake)
             per_example = self.generator_loss(fake_logits)
             loss = tf.nn.compute_average_loss(per_example)
             scaled = self.g_optimizer.scale_loss(loss)
@@ -458,11 +463,21 @@ def _repeat(times, step):
     return value
 
 
-def _with_loss_scaling(optimizer):
-    """Under a float16 policy, wrap the optimizer so small gradients do not underflow."""
-    if keras.mixed_precision.dtype_policy().compute_dtype == "float16" and not isinstance(
-        optimizer, keras.optimizers.LossScaleOptimizer
-    ):
+def _computes_in_float16(*networks) -> bool:
+    def layers(model):
+        for layer in getattr(model, "layers", []):
+            yield layer
+            yield from layers(layer)
+
+    return any(getattr(layer, "compute_dtype", None) == "float16" for network in networks for layer in layers(network))
+
+
+def _with_loss_scaling(optimizer, *networks):
+    """Wrap the optimizer so small gradients do not underflow when the networks it trains compute
+    in float16 (built under mixed_float16), or, with no networks given, under a float16 global
+    policy. bfloat16 has float32's range and needs no loss scaling."""
+    float16 = _computes_in_float16(*networks) if networks else keras.mixed_precision.dtype_policy().compute_dtype == "float16"
+    if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 

@@ -56,7 +56,8 @@ class TrainConfig:
     flip: bool = True
     seed: int = 0
     jit: bool | None = None
-    mixed_precision: bool = False
+    precision: str = "auto"
+    mixed_precision: bool = False  # the older flag: an alias of precision="float16"
     strategy: str = "auto"
     sample_interval: int = 1
     checkpoint_interval: int = 1
@@ -70,7 +71,8 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
     # The options that must match for a run folder to be resumed.
-    IDENTITY = ("model", "arch", "resolution", "latent_dim", "width", "norm", "ema", "data", "mixed_precision")
+    # Not the precision: checkpoints hold float32 variables, so a run resumes in any precision.
+    IDENTITY = ("model", "arch", "resolution", "latent_dim", "width", "norm", "ema", "data")
 
     def validate(self) -> None:
         """Raise ConfigError naming the option, before any work starts."""
@@ -108,6 +110,12 @@ class TrainConfig:
             from .metrics import inception_weights_path
 
             inception_weights_path(self.inception_weights)  # MissingWeightsError says what to download
+        from .precision import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.mixed_precision and self.precision not in ("auto", "float16"):
+            raise ConfigError(f"--mixed-precision means --precision float16; it contradicts --precision {self.precision}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.norm not in (None, "batch", "layer", "instance", "none"):
@@ -122,6 +130,11 @@ class TrainConfig:
                     f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
                     "lower --batch-size"
                 )
+
+    @property
+    def requested_precision(self) -> str:
+        """`precision`, with the older `mixed_precision=True` read as float16."""
+        return "float16" if self.mixed_precision and self.precision == "auto" else self.precision
 
     @property
     def metric_list(self) -> list[str]:
@@ -339,13 +352,14 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     import tensorflow as tf
 
     from . import callbacks as cb
+    from .export import float32_model
 
     strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
-    if config.mixed_precision:
-        if not tf.config.list_physical_devices("GPU"):
-            print("note: --mixed-precision on a CPU: float16 math is emulated there and runs slower; it pays on GPUs",
-                  flush=True)
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    from .precision import apply_precision, choose_precision
+
+    precision, precision_reason = choose_precision(config.requested_precision)
+    policy = apply_precision(precision)
+    print(f"precision {precision} (Keras policy {policy}): {precision_reason}", flush=True)
     keras.utils.set_random_seed(config.seed)
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -360,7 +374,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     # Every worker writes the same files; the chief's (task 0) are the run's, the others' go to .worker-N.
     out = config.out if task_id in (0, None) else os.path.join(config.out, f".worker-{task_id}")
     os.makedirs(out, exist_ok=True)
-    _write_json(os.path.join(out, "config.json"), config.to_json())
+    _write_json(os.path.join(out, "config.json"), {**config.to_json(), "precision": precision, "mixed_precision": False})
     _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch,
                                                    "checkpoint": checkpoint and os.path.basename(checkpoint)})
 
@@ -375,7 +389,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
                   flush=True)
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
     print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
-          f"{'mixed_float16' if config.mixed_precision else 'float32'}", flush=True)
+          f"{precision}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
     real_batch = next(iter(dataset)).numpy()
@@ -418,13 +432,13 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     if failure is not None:
         state = "failed"
         if found is not None:  # the last good weights, never the failed ones
-            gan.load_weights(os.path.join(found[0], "gan.weights.h5"))
-            gan.ema_generator.save(generator_path)
+            cb.load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
+            float32_model(gan.ema_generator).save(generator_path)
             generator_from = os.path.basename(found[0])
     elif interrupted:
         state = "interrupted"
     else:
-        gan.ema_generator.save(generator_path)
+        float32_model(gan.ema_generator).save(generator_path)  # a float32 graph whatever the training precision
         generator_from = "final weights"
         state = "complete" if epochs_done >= config.epochs else "stopped"
     summary = {
@@ -433,7 +447,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
         "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
         "failure": failure and failure["kind"], "reason": failure and failure["message"],
         "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1],
-        "generator": generator_from,
+        "generator": generator_from, "precision": precision, "precision_reason": precision_reason,
     }
     if checkpointer.batches_run and elapsed > 0:
         images = checkpointer.batches_run * gan.real_batches_per_step * config.batch_size  # batches_run counts steps
@@ -508,7 +522,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--seed", type=int)
     add("--jit", dest="jit", action="store_true", default=None, help="XLA on (default: XLA on a GPU, graph mode with oneDNN on a CPU)")
     add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
-    add("--mixed-precision", action="store_true", default=None, help="mixed_float16 (GPU)")
+    add("--precision", choices=("auto", "float32", "bfloat16", "float16"),
+        help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
+             "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
+    add("--mixed-precision", action="store_true", default=None, help="the same as --precision float16")
     add("--strategy", choices=STRATEGIES)
     add("--sample-interval", type=int, help="epochs between sample grids")
     add("--checkpoint-interval", type=int, help="epochs between checkpoints")
