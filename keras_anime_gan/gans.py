@@ -215,6 +215,8 @@ class GAN(keras.Model):
           parallelism then defaults to the number of CPU cores."""
         _check_first_batch(x)
         x, kwargs = self._group_real_batches(x, kwargs)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn it ignores shuffle=True
         return super().fit(without_autotune(x), *args, **kwargs)
 
     def _group_real_batches(self, x, kwargs):
