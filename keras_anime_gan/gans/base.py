@@ -23,8 +23,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import models
-from .sampling import latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
+from .. import models
+from ..sampling import latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
