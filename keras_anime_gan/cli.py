@@ -166,10 +166,8 @@ def _run_generate(args) -> int:
     generator = load_generator(args.source)
     seeds = _parse_seeds(args.seeds)
     latents = latents_for_seeds(seeds, int(generator.input_shape[-1]))  # seed s: the image of generate(1, s)
-    if args.truncation is not None:
-        latents *= args.truncation
     os.makedirs(args.out, exist_ok=True)
-    for seed, image in zip(seeds, render(generator, latents)):
+    for seed, image in zip(seeds, render(generator, latents, truncation=args.truncation)):
         Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
     print(json.dumps({"out": args.out, "images": len(seeds)}))
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .sampling import image_grid, latents_for_seed, render
+from .sampling import image_grid, latents_for_seed, latents_for_seeds, render
 
 
 def _latent_dim(generator) -> int:
@@ -91,10 +91,12 @@ def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method="slerp", gi
 
 
 def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 0.75, 1.0, 1.5)) -> np.ndarray:
-    """Rows: seeds; columns: psi. z' = mean + psi (z - mean) with mean 0 for the Gaussian latent."""
+    """Rows: seeds; columns: psi, the generator's own truncation trick (`sampling.generate_images`):
+    z' = psi z for the classic family (the Gaussian's mean is 0), toward the average w for StyleGAN."""
     dim = _latent_dim(generator)
-    latents = np.stack([latents_for_seed(1, dim, seed)[0] * psi for seed in seeds for psi in psis])
-    images = render(generator, latents)
+    latents = latents_for_seeds(seeds, dim)
+    by_psi = [render(generator, latents, truncation=psi) for psi in psis]  # (psis, seeds, H, W, 3)
+    images = np.stack(by_psi, axis=1).reshape(-1, *by_psi[0].shape[1:])
     return _labelled_grid(images, len(seeds), len(psis), [str(seed) for seed in seeds], [f"{p:g}" for p in psis],
                           "Truncation trick", "psi", "seed", path)
 

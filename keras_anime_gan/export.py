@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from .errors import UserError
-from .sampling import seeded_latents, to_uint8_tensor
+from .sampling import generate_images, seeded_latents, to_uint8_tensor
 
 MODELS_CONFIG = "models.config"
 
@@ -141,8 +141,8 @@ class GeneratorServing(tf.Module):
         with tf.control_dependencies(self._check_count(num_images, "num_images")):
             # The package's one seed -> latents mapping: the same faces as GAN.generate(n, seed).
             latents = seeded_latents(num_images, self.latent_dim, seed)
-            # The truncation trick on z: psi < 1 pulls latents toward the mean (0), trading variety for quality.
-            return self._to_uint8(self.generator(latents * truncation_psi, training=False))
+            # The generator's own truncation trick: psi < 1 trades variety for quality.
+            return self._to_uint8(generate_images(self.generator, latents, truncation_psi))
 
     @staticmethod
     def _to_uint8(images):

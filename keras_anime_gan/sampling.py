@@ -50,10 +50,28 @@ def to_uint8_tensor(images):
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
-def render(generator, latents, batch_size=256) -> np.ndarray:
-    """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode."""
+def generate_images(generator, latents, truncation=None, training=False):
+    """The generator's images of `latents`, in TensorFlow ops (graphs such as the serving signatures
+    use it too), with the truncation trick at psi = `truncation` when given.
+
+    Truncation belongs to the generator: one that defines `truncated(latents, psi, training=...)`
+    does its own (StyleGAN pulls w toward its average w); for the others, the classic family, it
+    is the trick on z, latents * psi, which pulls them toward the mean 0 of their Gaussian.
+    """
+    if truncation is None:
+        return generator(latents, training=training)
+    own = getattr(generator, "truncated", None)
+    if own is not None:
+        return own(latents, truncation, training=training)
+    return generator(latents * truncation, training=training)
+
+
+def render(generator, latents, batch_size=256, truncation=None) -> np.ndarray:
+    """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode, truncated
+    at psi = `truncation` when given (see `generate_images`)."""
     latents = np.asarray(latents, np.float32)
-    images = [generator(latents[i : i + batch_size], training=False) for i in range(0, len(latents), batch_size)]
+    images = [generate_images(generator, latents[i : i + batch_size], truncation)
+              for i in range(0, len(latents), batch_size)]
     return to_uint8(np.concatenate([np.asarray(x, np.float32) for x in images]))
 
 

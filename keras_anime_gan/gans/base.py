@@ -1,8 +1,18 @@
-"""The GAN family as `keras.Model` subclasses with a custom `train_step`.
+"""`GAN`: the training loop every model of the family shares, as a `keras.Model` whose
+`train_step` runs `schedule()` discriminator updates, then generator updates.
 
-`GAN` owns the training loop: each step performs `schedule()` discriminator updates, then generator
-updates. Variants change only their losses (`discriminator_loss`, `generator_loss`,
-`discriminator_penalty`) or their schedule, never the loop.
+A variant changes only what it owns: its losses (`discriminator_loss`, `generator_loss`,
+`discriminator_penalty`), its schedule, its networks (`build_networks`, `Options`), or a seam:
+
+- `run_generator(latents, training)` and `run_discriminator(images, training)` are the only places
+  the networks run during training, so augmentation, style mixing or a precision cast is added
+  in one place;
+- `discriminator_update(real, fake)` and `generator_update(batch_size)` are the one implementation
+  of "forward, loss, penalty, scale, apply";
+- `regularization_phases()` declares lazy regularisation (StyleGAN2's R1 every 16 steps, path
+  length every 4) that runs after the main updates of the steps it is due on, without a new loop:
+  `fit` compiles one step function per set of due phases and picks it in Python, so no
+  synchronisation sits inside control flow and it works under every tf.distribute strategy.
 
 Real data per step: a GAN that updates its discriminator k times per step (`real_batches_per_step`:
 WGAN's `n_critic`, DynamicGAN's largest schedule) gives every update a fresh real batch, as
@@ -17,72 +27,46 @@ checkpoints so a resumed run continues the same sequence.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .. import models
 from ..sampling import latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
+from .options import ModelOptions, option
 
 log = logging.getLogger(__name__)
 
 
-# ----------------------------------------------------------------------------- losses
-# Each takes logits of shape (batch, 1) and returns per-example losses of shape (batch,).
+@dataclasses.dataclass
+class GANOptions(ModelOptions):
+    """What every GAN of the family takes."""
+
+    ema: float | None = option(None, "decay of the generator's weight moving average, e.g. 0.999 (none: off)",
+                               minimum=0.0, maximum=1.0, exclusive=True, fixed=True)
+    d_learning_rate: float | None = option(None, "discriminator learning rate (default: the model's paper value)",
+                                           minimum=0.0, kind="optimizer", aliases=("--d-lr",))
+    g_learning_rate: float | None = option(None, "generator learning rate (default: the model's paper value)",
+                                           minimum=0.0, kind="optimizer", aliases=("--g-lr",))
+    beta_1: float | None = option(None, "Adam beta_1 of both optimizers (default: the model's paper value)",
+                                  minimum=0.0, maximum=1.0, kind="optimizer")
+    beta_2: float | None = option(None, "Adam beta_2 of both optimizers (default: the model's paper value)",
+                                  minimum=0.0, maximum=1.0, kind="optimizer")
 
 
-def bce_discriminator_loss(real_logits, fake_logits, real_target=1.0, fake_target=0.0):
-    """Binary cross-entropy on logits, averaged over the real and the fake half:
-    L_D = 1/2 [CE(D(x), real_target) + CE(D(G(z)), fake_target)]."""
-    real = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(real_logits), real_target), real_logits)
-    fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(fake_logits), fake_target), fake_logits)
-    return 0.5 * (tf.reduce_mean(real, axis=-1) + tf.reduce_mean(fake, axis=-1))
+@dataclasses.dataclass(frozen=True)
+class RegularizationPhase:
+    """A lazy regulariser: after the main updates of every `every`-th step, one more update of
+    `network` ("discriminator" or "generator") on `loss(real)`, per-example values (batch,) that
+    already carry their weight (StyleGAN2 multiplies by `every`). Tracked as the metric `name`."""
 
-
-def bce_generator_loss(fake_logits):
-    """Non-saturating generator loss: CE(D(G(z)), 1)."""
-    return tf.reduce_mean(tf.nn.softplus(-fake_logits), axis=-1)
-
-
-def least_squares_discriminator_loss(real_logits, fake_logits, real_target=1.0, fake_target=0.0):
-    """Mao et al.: 1/2 E[(D(x) - b)^2] + 1/2 E[(D(G(z)) - a)^2] with b = real_target, a = fake_target
-    (1 and 0 in the paper's 0-1 coding; fuzzy labels move them toward each other)."""
-    return tf.reduce_mean(0.5 * tf.square(real_logits - real_target) + 0.5 * tf.square(fake_logits - fake_target),
-                          axis=-1)
-
-
-def least_squares_generator_loss(fake_logits):
-    """Mao et al.: 1/2 E[(D(G(z)) - 1)^2]."""
-    return tf.reduce_mean(0.5 * tf.square(fake_logits - 1.0), axis=-1)
-
-
-def wasserstein_critic_loss(real_logits, fake_logits):
-    """E[f(G(z))] - E[f(x)]: the critic maximises the gap between real and fake scores."""
-    return tf.reduce_mean(fake_logits - real_logits, axis=-1)
-
-
-def wasserstein_generator_loss(fake_logits):
-    return tf.reduce_mean(-fake_logits, axis=-1)
-
-
-def gradient_penalty(critic, real, fake, alpha):
-    """Per-example (||grad_x f(x_hat)||_2 - 1)^2 at x_hat = alpha * real + (1 - alpha) * fake.
-
-    The norm is sqrt(sum g^2 + 1e-12): finite gradients even where the critic's gradient is zero.
-    """
-    real, fake, alpha = (tf.convert_to_tensor(value, tf.float32) for value in (real, fake, alpha))
-    interpolates = alpha * real + (1.0 - alpha) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(interpolates)
-        scores = critic(interpolates, training=True)
-    gradients = tf.cast(tape.gradient(scores, interpolates), tf.float32)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(gradients.shape)))) + 1e-12)
-    return tf.square(norms - 1.0)
-
-
-# ----------------------------------------------------------------------------- base
+    name: str
+    network: str
+    every: int
+    loss: Callable
 
 
 class GANOptimizers:
@@ -129,17 +113,21 @@ class GAN(keras.Model):
             random initialisation. BatchNorm statistics are averaged alongside the weights, so the
             averaged generator normalises with statistics of (nearly) its own weights.
         seed: seed of the random stream (latents, interpolation weights).
+        d_learning_rate, g_learning_rate, beta_1, beta_2: override the paper optimizers'
+            settings (`default_optimizers`); None keeps the model's own.
 
     Data: `fit` takes float images in [-1, 1] or uint8 pixels (converted in the step); other ranges,
     [0, 1] floats included, are refused with a message on the first batch.
     """
 
+    Options = GANOptions
     metric_names: tuple[str, ...] = ("d_loss", "g_loss")
     default_d_learning_rate = 2e-4
     default_g_learning_rate = 2e-4
     loss_family = "bce"  # how the failure monitor reads d_loss: "bce", "least_squares" or "wasserstein"
 
-    def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, name=None, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, d_learning_rate=None,
+                 g_learning_rate=None, beta_1=None, beta_2=None, name=None, **kwargs):
         super().__init__(name=name or type(self).__name__.lower(), **kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -148,6 +136,8 @@ class GAN(keras.Model):
             raise ValueError(f"ema must be in (0, 1), e.g. 0.999; got {ema}")
         self.ema_decay = ema
         self.seed = seed
+        self.optimizer_overrides = {"d_learning_rate": d_learning_rate, "g_learning_rate": g_learning_rate,
+                                    "beta_1": beta_1, "beta_2": beta_2}
         self.rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self._ema_weights = []
@@ -162,9 +152,25 @@ class GAN(keras.Model):
             self.ema_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="float32",
                                                aggregation="only_first_replica", name="ema_updates")
         self.__dict__["_ema_generator_cache"] = None  # a plain attribute: not tracked, not saved twice
+        self.__dict__["_due_phases"] = frozenset()  # the phases the step being traced runs
+        self.phase_steps = None  # steps counted for `regularization_phases`, a variable when there are any
         # The sub-models are built already. Keras would otherwise build this model by calling it
         # on a batch of real images, which `call` (latents -> images) does not accept.
         self.built = True
+
+    # -- made from options (the registry's way) ----------------------------------------
+
+    @classmethod
+    def build_networks(cls, resolution: int, options) -> tuple[keras.Model, keras.Model]:
+        """(generator, discriminator) for `resolution` from this model's `Options`."""
+        raise NotImplementedError(f"{cls.__name__} does not build its own networks; pass them to the constructor")
+
+    @classmethod
+    def from_options(cls, resolution: int, options, seed=None) -> "GAN":
+        """The GAN with networks built from `options` (an instance of `cls.Options`, validated)."""
+        generator, discriminator = cls.build_networks(resolution, options)
+        values = {**options.values("model"), **options.values("optimizer")}
+        return cls(generator, discriminator, seed=seed, **values)
 
     # -- Keras plumbing -----------------------------------------------------------------
 
@@ -176,9 +182,9 @@ class GAN(keras.Model):
         return self.generator(latents, training=training)
 
     def compile(self, d_optimizer=None, g_optimizer=None, jit_compile=None, **kwargs):
-        """Optimizers default to this GAN's paper settings (`default_optimizers`). Either may have a
-        `keras.optimizers.schedules` learning rate; `model.optimizer` exposes both to Keras's
-        learning-rate callbacks (see `GANOptimizers`).
+        """Optimizers default to this GAN's paper settings with its overrides (`default_optimizers`).
+        Either may have a `keras.optimizers.schedules` learning rate; `model.optimizer` exposes both
+        to Keras's learning-rate callbacks (see `GANOptimizers`).
 
         jit_compile: None picks the faster working mode: XLA on a GPU, and on a CPU only when
         TensorFlow's oneDNN kernels are off (see `xla_is_faster`); never under a strategy with
@@ -201,6 +207,9 @@ class GAN(keras.Model):
         self.g_optimizer.build(self.generator.trainable_variables)
         # Keras's compile left a default optimizer that nothing uses; callbacks read this one.
         self.optimizer = GANOptimizers(self.d_optimizer, self.g_optimizer)
+        if self.regularization_phases() and self.phase_steps is None:
+            self.phase_steps = self.add_weight(shape=(), dtype="int64", initializer="zeros", trainable=False,
+                                               aggregation="only_first_replica", name="phase_steps")
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, with three additions:
@@ -218,6 +227,32 @@ class GAN(keras.Model):
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn it ignores shuffle=True
         return super().fit(without_autotune(x), *args, **kwargs)
+
+    def make_train_function(self, force=False):
+        """Keras's step function; with regularisation phases, one per set of due phases, picked in
+        Python before each step from `phase_steps` (see the module docstring)."""
+        phases = self.regularization_phases()
+        if not phases:
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.steps_per_execution != 1:
+            raise ValueError(f"{type(self).__name__} has regularisation phases, which need steps_per_execution=1")
+        functions = {}
+
+        def train_function(iterator):
+            step = int(keras.ops.convert_to_numpy(self.phase_steps))
+            due = frozenset(phase.name for phase in phases if step % phase.every == 0)
+            if due not in functions:
+                def step_with_phases(data, due=due):
+                    self.__dict__["_due_phases"] = due  # read while this function is traced
+                    return self.train_step(data)
+
+                functions[due] = self._make_function(step_with_phases)
+            return functions[due](iterator)
+
+        self.train_function = train_function
+        return train_function
 
     def _group_real_batches(self, x, kwargs):
         k = self.real_batches_per_step
@@ -238,19 +273,36 @@ class GAN(keras.Model):
             lambda group: tf.experimental.numpy.swapaxes(group, 0, 1), num_parallel_calls=tf.data.AUTOTUNE)
         return grouped, kwargs
 
-    def default_optimizers(self):
-        """(discriminator optimizer, generator optimizer): Adam(2e-4, beta_1=0.5) as in DCGAN."""
+    def paper_optimizers(self):
+        """(discriminator optimizer, generator optimizer) as the model's paper has them:
+        Adam(2e-4, beta_1=0.5) as in DCGAN."""
         return (
             keras.optimizers.Adam(self.default_d_learning_rate, beta_1=0.5),
             keras.optimizers.Adam(self.default_g_learning_rate, beta_1=0.5),
         )
 
+    def default_optimizers(self):
+        """`paper_optimizers` with the learning rates and betas given to the constructor."""
+        overrides = self.optimizer_overrides
+        result = []
+        for optimizer, rate in zip(self.paper_optimizers(), (overrides["d_learning_rate"], overrides["g_learning_rate"])):
+            settings = optimizer.get_config()
+            changes = {"learning_rate": rate, "beta_1": overrides["beta_1"], "beta_2": overrides["beta_2"]}
+            changed = {key: value for key, value in changes.items() if value is not None and key in settings}
+            if not changed:
+                result.append(optimizer)
+                continue
+            result.append(type(optimizer).from_config({**settings, **changed}))
+        return tuple(result)
+
     # -- what variants override ---------------------------------------------------------
 
     def discriminator_loss(self, real_logits, fake_logits):
+        """Per-example discriminator losses (batch,); see `losses`."""
         raise NotImplementedError
 
     def generator_loss(self, fake_logits):
+        """Per-example generator losses (batch,); see `losses`."""
         raise NotImplementedError
 
     def discriminator_penalty(self, real, fake):
@@ -267,10 +319,32 @@ class GAN(keras.Model):
         """Real batches one step consumes: one per discriminator update."""
         return 1
 
-    # -- the training loop --------------------------------------------------------------
+    def regularization_phases(self) -> tuple[RegularizationPhase, ...]:
+        """Lazy regularisers of this model (none here)."""
+        return ()
+
+    def observe_discriminator(self, real_logits, fake_logits):
+        """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
+
+    # -- the seams every forward pass goes through --------------------------------------
 
     def sample_latent(self, batch_size):
         return self.rng.normal((batch_size, self.latent_dim))
+
+    def run_generator(self, latents, training=True):
+        """The generator during training (style mixing would go here)."""
+        return self.generator(latents, training=training)
+
+    def run_discriminator(self, images, training=True):
+        """The discriminator's logits during training, float32 whatever its compute dtype, so the
+        losses are computed in float32 under mixed precision too (augmentation would go here)."""
+        return tf.cast(self.discriminator(images, training=training), tf.float32)
+
+    def score(self, images):
+        """`run_discriminator` in training mode (the older name)."""
+        return self.run_discriminator(images)
+
+    # -- the training loop --------------------------------------------------------------
 
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
@@ -279,19 +353,22 @@ class GAN(keras.Model):
         if k > 1 and (real.shape.rank < 3 or real.shape[1] not in (k, None)):
             raise ValueError(f"{type(self).__name__} takes {k} real batches per step, grouped as (batch, {k}, ...); "
                              f"GAN.fit groups them for you (got shape {real.shape})")
+
+        def real_batch(index):
+            if k == 1:
+                return real
+            return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
+
         d_updates, g_updates = self.schedule(real)
+        batch_size = tf.shape(real)[0]
         if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1 and k == 1:
-            d_loss, g_loss = self.shared_fake_step(real)
+            # One D then one G update on the same fakes, as the PyTorch DCGAN tutorial does: the
+            # generator runs forward once per step instead of twice (about 1/4 less compute at 64 px).
+            g_loss, d_loss = self.generator_update(batch_size, shared_real=real)
         else:
-            batch_size = tf.shape(real)[0]
-
-            def real_batch(index):
-                if k == 1:
-                    return real
-                return real[:, index] if isinstance(index, int) else tf.gather(real, index, axis=1)
-
-            d_loss = _repeat(d_updates, lambda index: self.discriminator_step(real_batch(index)))
-            g_loss = _repeat(g_updates, lambda index: self.generator_step(batch_size))
+            d_loss = _repeat(d_updates, lambda index: self.discriminator_update(real_batch(index)))
+            g_loss = _repeat(g_updates, lambda index: self.generator_update(batch_size)[0])
+        self._run_due_phases(real_batch(0))
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -300,52 +377,59 @@ class GAN(keras.Model):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 
-    def discriminator_step(self, real):
-        latents = self.sample_latent(tf.shape(real)[0])
+    def discriminator_update(self, real, fake=None):
+        """One discriminator update on `real` and `fake` (generated here when None); returns the mean
+        loss without the penalty."""
+        if fake is None:
+            fake = self.run_generator(self.sample_latent(tf.shape(real)[0]), training=True)
+        fake = tf.stop_gradient(fake)
         with tf.GradientTape() as tape:
-            fake = self.generator(latents, training=True)
-            real_logits = self.score(real)
-            fake_logits = self.score(fake)
+            real_logits = self.run_discriminator(real)
+            fake_logits = self.run_discriminator(fake)
             per_example = self.discriminator_loss(real_logits, fake_logits)
             penalty = self.discriminator_penalty(real, fake)
             total = per_example if penalty is None else per_example + penalty
-            loss = tf.nn.compute_average_loss(total)
-            scaled = self.d_optimizer.scale_loss(loss)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        self._apply(self.d_optimizer, tape, total, self.discriminator.trainable_variables)
         self.observe_discriminator(real_logits, fake_logits)
         return tf.reduce_mean(per_example)
 
-    def score(self, images):
-        """The discriminator's logits in training mode, float32 whatever its compute dtype: the losses
-        are computed in float32 under mixed precision too."""
-        return tf.cast(self.discriminator(images, training=True), tf.float32)
+    def generator_update(self, batch_size, shared_real=None):
+        """One generator update on fresh latents; returns (mean loss, discriminator loss or None).
 
-    def observe_discriminator(self, real_logits, fake_logits):
-        """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
-
-    def shared_fake_step(self, real):
-        """One D update then one G update on the same fake batch, as the PyTorch DCGAN tutorial does:
-        the generator runs forward once per step instead of twice (about 1/4 less compute at 64 px).
-        The G update scores the fakes with the just-updated discriminator."""
-        latents = self.sample_latent(tf.shape(real)[0])
-        with tf.GradientTape() as g_tape:
-            fake = self.generator(latents, training=True)
-            with tf.GradientTape() as d_tape:
-                real_logits = self.score(real)
-                fake_logits = self.score(tf.stop_gradient(fake))
-                d_per_example = self.discriminator_loss(real_logits, fake_logits)
-                penalty = self.discriminator_penalty(real, tf.stop_gradient(fake))
-                d_total = d_per_example if penalty is None else d_per_example + penalty
-                d_scaled = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(d_total))
-            d_variables = self.discriminator.trainable_variables
-            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_variables), d_variables))
-            g_per_example = self.generator_loss(self.score(fake))
-            g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
-        g_variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_variables), g_variables))
+        shared_real: first update the discriminator on these real images and the same fakes, which
+        the generator update then scores with the just-updated discriminator."""
+        latents = self.sample_latent(batch_size)
+        d_loss = None
+        with tf.GradientTape() as tape:
+            fake = self.run_generator(latents, training=True)
+            if shared_real is not None:
+                d_loss = self.discriminator_update(shared_real, fake)
+            per_example = self.generator_loss(self.run_discriminator(fake))
+        self._apply(self.g_optimizer, tape, per_example, self.generator.trainable_variables)
         self._update_ema()
-        return tf.reduce_mean(d_per_example), tf.reduce_mean(g_per_example)
+        return tf.reduce_mean(per_example), d_loss
+
+    def _apply(self, optimizer, tape, per_example, variables):
+        """Average `per_example` over the global batch, scale it for float16, apply its gradients.
+        Call after the tape's `with` block."""
+        with tape:
+            scaled = optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
+        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+
+    def _run_due_phases(self, real):
+        if self.phase_steps is None:
+            return
+        for phase in self.regularization_phases():
+            if phase.name not in self._due_phases:
+                continue
+            network = self.discriminator if phase.network == "discriminator" else self.generator
+            optimizer = self.d_optimizer if phase.network == "discriminator" else self.g_optimizer
+            with tf.GradientTape() as tape:
+                per_example = phase.loss(real)
+            self._apply(optimizer, tape, per_example, network.trainable_variables)
+            if phase.name in self.trackers:
+                self.trackers[phase.name].update_state(tf.reduce_mean(per_example))
+        self.phase_steps.assign_add(1)
 
     def ema_decay_now(self, updates):
         """The ramped decay after `updates` previous updates: min(ema, (1 + t) / (10 + t))."""
@@ -357,19 +441,6 @@ class GAN(keras.Model):
             for average, variable in zip(self._ema_weights, self.generator.variables):
                 average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
             self.ema_updates.assign_add(1.0)
-
-    def generator_step(self, batch_size):
-        latents = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
-            fake = self.generator(latents, training=True)
-            fake_logits = self.score(fake)
-            per_example = self.generator_loss(fake_logits)
-            loss = tf.nn.compute_average_loss(per_example)
-            scaled = self.g_optimizer.scale_loss(loss)
-        variables = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
-        self._update_ema()
-        return tf.reduce_mean(per_example)
 
     # -- using the trained generator ----------------------------------------------------
 
@@ -391,12 +462,11 @@ class GAN(keras.Model):
         `keras-anime-gan generate --seeds` (image i of seed s is `generate(i + 1, s)[i]`) and in the
         exported `generate` signature.
 
-        truncation: scale latents by this factor (psi); values below 1 trade variety for quality.
+        truncation: psi of the generator's truncation trick (`sampling.generate_images`); values
+        below 1 trade variety for quality.
         """
         latents = latents_for_seed(num_images, self.latent_dim, seed)
-        if truncation is not None:
-            latents = latents * float(truncation)
-        return render(self.ema_generator, latents, batch_size)
+        return render(self.ema_generator, latents, batch_size, truncation=truncation)
 
     def get_config(self):
         return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
@@ -423,9 +493,7 @@ def _check_first_batch(x):
 
 def xla_is_faster() -> bool:
     """Whether XLA beats TensorFlow's own kernels for these GANs here: yes on a GPU; on a CPU only
-    when oneDNN is off. On a 2-core AMD EPYC, DCGAN-64 steps ran 1.3x faster in graph mode with
-    oneDNN than with XLA, and 1.9x faster with XLA than in graph mode with TF's plain kernels
-    (benchmarks/bench_train.py)."""
+    when oneDNN is off (the README's benchmark section has the measured ratios)."""
     if tf.config.list_physical_devices("GPU"):
         return True
     try:
@@ -482,247 +550,3 @@ def _with_loss_scaling(optimizer, *networks):
     if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
-
-
-# ----------------------------------------------------------------------------- variants
-
-
-class DCGAN(GAN):
-    """Non-saturating BCE. `label_smoothing=0.1` gives the fuzzy targets 0.9 (real) / 0.1 (fake)
-    of the Artificial Anime Character Design report; `one_sided=True` smooths only the real side.
-    That report trained with separate rates (G 5e-4, D 1e-4): pass `d_learning_rate` and
-    `g_learning_rate`. Defaults: Adam 2e-4 for both, beta_1 0.5 (Radford et al.)."""
-
-    def __init__(self, generator, discriminator, latent_dim=None, *, label_smoothing=0.0, one_sided=False,
-                 d_learning_rate=None, g_learning_rate=None, **kwargs):
-        super().__init__(generator, discriminator, latent_dim, **kwargs)
-        if not 0.0 <= label_smoothing < 0.5:
-            raise ValueError(f"label_smoothing must be in [0, 0.5), e.g. 0.1; got {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
-        self.one_sided = bool(one_sided)
-        self.default_d_learning_rate = d_learning_rate or type(self).default_d_learning_rate
-        self.default_g_learning_rate = g_learning_rate or type(self).default_g_learning_rate
-
-    def targets(self):
-        """(real target, fake target) of the discriminator: 1 - s and s (0 when one-sided)."""
-        return 1.0 - self.label_smoothing, 0.0 if self.one_sided else self.label_smoothing
-
-    def discriminator_loss(self, real_logits, fake_logits):
-        return bce_discriminator_loss(real_logits, fake_logits, *self.targets())
-
-    def generator_loss(self, fake_logits):
-        return bce_generator_loss(fake_logits)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing, "one_sided": self.one_sided}
-
-
-class LSGAN(DCGAN):
-    """Least-squares objectives (Mao et al.) as written in the Artificial Anime Character Design
-    report; the same networks and optimizers as DCGAN, no sigmoid on the discriminator.
-    `label_smoothing` / `one_sided` move the least-squares targets as they move DCGAN's: real
-    1 - s, fake s (0 when one-sided); the generator still aims at 1."""
-
-    loss_family = "least_squares"
-
-    def discriminator_loss(self, real_logits, fake_logits):
-        real_target, fake_target = self.targets()
-        return least_squares_discriminator_loss(real_logits, fake_logits, real_target, fake_target)
-
-    def generator_loss(self, fake_logits):
-        return least_squares_generator_loss(fake_logits)
-
-
-class WGAN(GAN):
-    """Wasserstein GAN with weight clipping: every critic weight stays in [-clip_value, clip_value]
-    (enforced as a Keras constraint, applied by the optimizer after each update, so it also holds
-    under tf.distribute), RMSprop(5e-5), `n_critic` critic updates per generator update, each with
-    its own real batch and fresh latents (Algorithm 1 of the paper): one step consumes `n_critic`
-    batches, so an epoch has len(data) / (batch * n_critic) steps."""
-
-    default_d_learning_rate = 5e-5
-    default_g_learning_rate = 5e-5
-    loss_family = "wasserstein"
-
-    def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, clip_value=0.01, **kwargs):
-        super().__init__(generator, discriminator, latent_dim, **kwargs)
-        if n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
-        if clip_value is not None and clip_value <= 0:
-            raise ValueError(f"clip_value must be > 0, got {clip_value}")
-        self.n_critic = int(n_critic)
-        self.clip_value = None if clip_value is None else float(clip_value)
-        if self.clip_value is not None:
-            clip = ClipWeights(self.clip_value)
-            for variable in discriminator.trainable_variables:
-                variable.constraint = clip
-                variable.assign(clip(variable))
-
-    def default_optimizers(self):
-        return (keras.optimizers.RMSprop(self.default_d_learning_rate), keras.optimizers.RMSprop(self.default_g_learning_rate))
-
-    def schedule(self, real):
-        return self.n_critic, 1
-
-    @property
-    def real_batches_per_step(self):
-        return self.n_critic
-
-    def discriminator_loss(self, real_logits, fake_logits):
-        return wasserstein_critic_loss(real_logits, fake_logits)
-
-    def generator_loss(self, fake_logits):
-        return wasserstein_generator_loss(fake_logits)
-
-    def get_config(self):
-        return {**super().get_config(), "n_critic": self.n_critic, "clip_value": self.clip_value}
-
-
-@keras.saving.register_keras_serializable(package="keras_anime_gan")
-class ClipWeights(keras.constraints.Constraint):
-    def __init__(self, clip_value):
-        self.clip_value = clip_value
-
-    def __call__(self, weights):
-        return keras.ops.clip(weights, -self.clip_value, self.clip_value)
-
-    def get_config(self):
-        return {"clip_value": self.clip_value}
-
-
-class WGANGP(WGAN):
-    """WGAN with a gradient penalty (Gulrajani et al.): lambda * (||grad f(x_hat)|| - 1)^2 on uniform
-    random interpolates instead of clipping; Adam(1e-4, beta_1=0.5, beta_2=0.9). Tracks `gp`, the
-    mean unweighted penalty. Use a critic without BatchNorm (`norm="layer"` or `"instance"`)."""
-
-    metric_names = GAN.metric_names + ("gp",)
-    default_d_learning_rate = 1e-4
-    default_g_learning_rate = 1e-4
-
-    def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, gp_weight=10.0, beta_1=0.5, **kwargs):
-        super().__init__(generator, discriminator, latent_dim, n_critic=n_critic, clip_value=None, **kwargs)
-        if gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0, got {gp_weight}")
-        self.gp_weight = float(gp_weight)
-        self.beta_1 = float(beta_1)
-
-    def default_optimizers(self):
-        return (
-            keras.optimizers.Adam(self.default_d_learning_rate, beta_1=self.beta_1, beta_2=0.9),
-            keras.optimizers.Adam(self.default_g_learning_rate, beta_1=self.beta_1, beta_2=0.9),
-        )
-
-    def discriminator_penalty(self, real, fake):
-        alpha = self.rng.uniform([tf.shape(real)[0]] + [1] * (len(real.shape) - 1))  # one weight per example
-        penalty = gradient_penalty(self.discriminator, real, tf.cast(fake, real.dtype), alpha)
-        self.trackers["gp"].update_state(tf.reduce_mean(penalty))
-        return self.gp_weight * penalty
-
-    def get_config(self):
-        return {**super().get_config(), "gp_weight": self.gp_weight, "beta_1": self.beta_1}
-
-
-class DynamicGAN(DCGAN):
-    """The CSC412 report's dynamic schedule: with the discriminator's accuracy `acc` (real: logit > 0,
-    fake: logit < 0), a step performs int(max(scale * acc, d_min)) discriminator updates and
-    int(max(scale * (1 - acc), g_min)) generator updates (scale 10, d_min 1, g_min 3 in the report;
-    these are the report's formulas, although its prose describes the opposite direction).
-
-    `acc` is measured as the report does, on the discriminator's own work: the accuracy of the
-    previous discriminator update on its batch (real and fake), read from the logits that update
-    computed anyway, so no extra forward pass. The first step, with no update behind it, uses
-    `initial_accuracy` (0.5, chance level). The accuracy is a GAN variable, saved in checkpoints.
-
-    Each discriminator update gets a fresh real batch: a step receives `real_batches_per_step`
-    = max(int(scale), d_min) batches (the most the rule can ask for) and uses as many as it
-    performs updates, so an epoch has len(data) / (batch * that) steps. The loop runs inside the
-    compiled graph (tf.while_loop), also under XLA.
-
-    One replica only: TensorFlow cannot synchronise gradients across replicas inside a loop whose
-    trip count is data-dependent (`merge_call` inside control flow), so `compile` refuses a
-    strategy with several replicas instead of failing in the middle of `fit`."""
-
-    metric_names = GAN.metric_names + ("d_acc", "d_steps", "g_steps")
-
-    def __init__(self, generator, discriminator, latent_dim=None, *, scale=10.0, d_min=1, g_min=3,
-                 initial_accuracy=0.5, **kwargs):
-        super().__init__(generator, discriminator, latent_dim, **kwargs)
-        if scale <= 0 or d_min < 1 or g_min < 1:
-            raise ValueError(f"need scale > 0, d_min >= 1 and g_min >= 1; got {scale}, {d_min}, {g_min}")
-        if not 0.0 <= initial_accuracy <= 1.0:
-            raise ValueError(f"initial_accuracy must be in [0, 1], got {initial_accuracy}")
-        self.scale, self.d_min, self.g_min = float(scale), int(d_min), int(g_min)
-        self.initial_accuracy = float(initial_accuracy)
-        # (correct, total) of the last discriminator update, float64 so 10 * 7/10 is exactly 7. The
-        # initial accuracy as a count out of 10^6: initialisers pass through float32, integers stay exact.
-        self.last_correct = self.add_weight(shape=(), dtype="float64", trainable=False, name="last_correct",
-                                            initializer=keras.initializers.Constant(round(self.initial_accuracy * 1e6)))
-        self.last_total = self.add_weight(shape=(), dtype="float64", trainable=False, name="last_total",
-                                          initializer=keras.initializers.Constant(1e6))
-
-    def compile(self, *args, **kwargs):
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            raise ValueError(
-                f"DynamicGAN needs a single replica (this strategy has {replicas}): its data-dependent number of "
-                "updates per step cannot contain tf.distribute's gradient synchronisation. Train it without a "
-                "multi-device strategy, or use dcgan/lsgan/wgan/wgan-gp for multi-device runs."
-            )
-        super().compile(*args, **kwargs)
-
-    @property
-    def real_batches_per_step(self):
-        return max(int(self.scale), self.d_min)
-
-    def observe_discriminator(self, real_logits, fake_logits):
-        correct = tf.reduce_sum(tf.cast(real_logits > 0, tf.float64)) + tf.reduce_sum(tf.cast(fake_logits < 0, tf.float64))
-        self.last_correct.assign(correct)
-        self.last_total.assign(tf.cast(tf.size(real_logits) + tf.size(fake_logits), tf.float64))
-
-    def updates_for(self, correct, total):
-        """The report's rule in float64, multiplying before dividing so 10 * 7/10 is exactly 7."""
-        d_updates = tf.floor(tf.maximum(self.scale * correct / total, self.d_min))
-        g_updates = tf.floor(tf.maximum(self.scale * (total - correct) / total, self.g_min))
-        return tf.cast(d_updates, tf.int32), tf.cast(g_updates, tf.int32)
-
-    def schedule(self, real):
-        correct, total = tf.identity(self.last_correct), tf.identity(self.last_total)
-        d_updates, g_updates = self.updates_for(correct, total)
-        d_updates = tf.minimum(d_updates, self.real_batches_per_step)
-        self.trackers["d_acc"].update_state(tf.cast(correct / total, tf.float32))
-        self.trackers["d_steps"].update_state(tf.cast(d_updates, tf.float32))
-        self.trackers["g_steps"].update_state(tf.cast(g_updates, tf.float32))
-        return d_updates, g_updates
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "d_min": self.d_min, "g_min": self.g_min,
-                "initial_accuracy": self.initial_accuracy}
-
-
-# ----------------------------------------------------------------------------- factory
-
-GAN_CLASSES = {"dcgan": DCGAN, "lsgan": LSGAN, "wgan": WGAN, "wgan-gp": WGANGP, "dynamic": DynamicGAN}
-ARCHS = {"dcgan": ("dcgan", "dcgan"), "csc412": ("upsample", "dropout")}
-
-
-def create_gan(name="dcgan", resolution=64, latent_dim=100, *, arch="dcgan", width=64, norm=None, **options) -> GAN:
-    """Any GAN of the family with networks that fit it.
-
-    name: dcgan, lsgan, wgan, wgan-gp or dynamic. arch: "dcgan" (Radford et al.) or "csc412" (the
-    CSC412 report's upsampling generator and dropout discriminator). norm: the discriminator's
-    normalisation; defaults to batch, except layer normalisation for the WGAN-GP critic (the paper
-    advises against BatchNorm there). Other options go to the GAN class (label_smoothing, n_critic,
-    ema, ...).
-    """
-    if name not in GAN_CLASSES:
-        raise ValueError(f"unknown GAN {name!r}; choose from {', '.join(GAN_CLASSES)}")
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
-    g_arch, d_arch = ARCHS[arch]
-    if norm is None:
-        norm = "layer" if name == "wgan-gp" else "batch"
-    norm = None if norm == "none" else norm
-    generator = models.build_generator(resolution, latent_dim, width, g_arch)
-    discriminator = models.build_discriminator(resolution, width, d_arch, norm)
-    return GAN_CLASSES[name](generator, discriminator, latent_dim, **options)
-

@@ -1,0 +1,65 @@
+"""Every model the package trains, by name. A new model is one module with its GAN class (its
+`Options` dataclass and `build_networks`) plus one line here; `create_gan`, `train.py` (its flags
+appear in `--help` by themselves), `--config` files and resumed runs then know it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import ConfigError
+
+MODELS = {  # name -> "module:class"
+    "dcgan": "keras_anime_gan.gans.classic:DCGAN",
+    "lsgan": "keras_anime_gan.gans.classic:LSGAN",
+    "wgan": "keras_anime_gan.gans.classic:WGAN",
+    "wgan-gp": "keras_anime_gan.gans.classic:WGANGP",
+    "dynamic": "keras_anime_gan.gans.classic:DynamicGAN",
+}
+
+
+def model_names() -> list[str]:
+    return list(MODELS)
+
+
+def model_class(name: str):
+    """The GAN class registered as `name`; a ConfigError listing the names for an unknown one."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+    module, _, attribute = MODELS[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def model_options(name: str, values: dict | None = None):
+    """`name`'s options dataclass filled from `values`, validated: an unknown or misspelled option is
+    a ConfigError that lists the valid ones, a bad value one that names it."""
+    return model_class(name).Options.from_values(dict(values or {}), model=name)
+
+
+def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **options):
+    """Any registered GAN with networks that fit it.
+
+    Args:
+        name: a registered model (`model_names()`): dcgan, lsgan, wgan, wgan-gp, dynamic, ...
+        resolution: image size in pixels.
+        latent_dim: width of z (the same as the option `latent_dim`).
+        seed: seed of the GAN's random stream.
+        **options: the model's options (`model_class(name).Options`), e.g. arch="csc412",
+            width=32, label_smoothing=0.1, n_critic=5, ema=0.999.
+
+    Returns:
+        The GAN, uncompiled.
+    """
+    if latent_dim is not None:
+        options["latent_dim"] = latent_dim
+    if options.get("norm", "") is None:  # None meant "the model's default" before norms were options
+        del options["norm"]
+    cls = model_class(name)
+    values = cls.Options.from_values(options, model=name)
+    check = getattr(cls, "check_resolution", None)
+    if check is not None:
+        try:
+            check(resolution, values)
+        except ValueError as error:
+            raise ConfigError(f"{name} cannot be built at resolution {resolution}: {error}") from None
+    return cls.from_options(resolution, values, seed=seed)
