@@ -2,7 +2,9 @@
 """Train a GAN on anime faces: `python train.py --help`. With no --data it trains on the embedded
 synthetic faces. The same as `keras-anime-gan train`."""
 
-from keras_anime_gan.training import main
+import sys
+
+from keras_anime_gan.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["train", *sys.argv[1:]]))

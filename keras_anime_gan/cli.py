@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import UserError
@@ -62,12 +63,192 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_train(sub):
-    from .training import add_train_arguments, run_train_command
+# ----------------------------------------------------------------------------- train
 
+STRATEGY_CHOICES = ("auto", "default", "mirrored", "multi-worker")
+PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _add_train(sub):
     parser = sub.add_parser("train", help="train a GAN (the same as python train.py)")
     add_train_arguments(parser)
     parser.set_defaults(run=run_train_command)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run-level flags of `train`, then one group per set of models with the options they share,
+    generated from the registry's options dataclasses."""
+    from .gans.registry import model_names
+    from .training import TrainConfig
+
+    defaults = TrainConfig()
+    add = parser.add_argument
+    add("--config", help="JSON file of a TrainConfig ({\"model\": ..., \"model_options\": {...}, ...}); "
+                         "flags override it")
+    add("--data", help="image folder, converted TFRecord folder or NVIDIA StyleGAN -rNN folder "
+                       "(default: the embedded synthetic faces)")
+    add("--out", help="run folder (default runs/MODEL)")
+    add("--resume", action="store_true",
+        help="continue the run in --out with its saved settings; flags given change epochs, intervals, metrics, "
+             "learning rates and the like, but not the model, resolution, data or networks")
+    add("--model", choices=model_names(), help=f"default {defaults.model}")
+    add("--resolution", type=int, help=f"image size (default {defaults.resolution})")
+    add("--batch-size", type=int, help="global batch size, split over replicas (default 128)")
+    add("--epochs", type=int)
+    add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
+                                            "(n_critic for wgan) (default: one pass over the data)")
+    add("--synthetic-images", type=int, help="size of the embedded default dataset")
+    add("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
+    add("--seed", type=int)
+    add("--jit", dest="jit", action="store_true", default=None, help="XLA on (default: XLA on a GPU, graph mode with oneDNN on a CPU)")
+    add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
+    add("--precision", choices=PRECISION_CHOICES,
+        help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
+             "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
+    add("--mixed-precision", action="store_true", default=None, help="the same as --precision float16")
+    add("--strategy", choices=STRATEGY_CHOICES)
+    add("--sample-interval", type=int, help="epochs between sample grids")
+    add("--checkpoint-interval", type=int, help="epochs between checkpoints")
+    add("--metric-interval", type=int, help="epochs between metric and diversity checks")
+    add("--metrics", help="quality metrics during training, comma-separated: swd and color (the default; no "
+                          "weights needed), kid, fid, or none")
+    add("--metric-images", type=int, help=f"real and generated images per metric evaluation (default "
+                                          f"{defaults.metric_images}; the noise floor uses as many more real ones)")
+    add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid")
+    add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
+    add("--quiet", action="store_true", help="no progress bars")
+    _add_model_option_arguments(parser)
+
+
+MODEL_OPTION_PREFIX = "model_option__"  # argparse dest of a model option: the prefix + its field name
+
+
+def model_option_flags() -> dict[str, dict]:
+    """field name -> {"flag", "aliases", "type", "choices", "models": {model: field}} over every
+    registered model; a field name means the same option wherever it appears."""
+    import typing
+
+    from .gans.options import value_types
+    from .gans.registry import model_class, model_names
+
+    flags: dict[str, dict] = {}
+    for model in model_names():
+        options = model_class(model).Options
+        hints = typing.get_type_hints(options)
+        for item in options.fields():
+            types = [kind for kind in value_types(hints[item.name]) if kind is not type(None)]
+            entry = flags.setdefault(item.name, {
+                "flag": "--" + (item.metadata.get("flag") or item.name).replace("_", "-"),
+                "aliases": item.metadata.get("aliases", ()), "type": types[0] if types else str,
+                "choices": item.metadata.get("choices"), "models": {}})
+            entry["models"][model] = item
+    return flags
+
+
+def _add_model_option_arguments(parser) -> None:
+    from .gans.registry import model_names
+
+    every = model_names()
+    groups: dict[tuple, list] = {}
+    for name, entry in model_option_flags().items():
+        groups.setdefault(tuple(m for m in every if m in entry["models"]), []).append((name, entry))
+    for models, entries in sorted(groups.items(), key=lambda item: -len(item[0])):
+        title = ("options of every model" if len(models) == len(every)
+                 else f"options of {', '.join(models)}")
+        group = parser.add_argument_group(title)
+        for name, entry in entries:
+            items = entry["models"]
+            first = next(iter(items.values()))
+            defaults = {model: item.default for model, item in items.items()}
+            shown = sorted({repr(value) for value in defaults.values()})
+            default_text = (f"default {next(iter(defaults.values()))}" if len(shown) == 1 else
+                            "default " + ", ".join(f"{model}: {value}" for model, value in defaults.items()))
+            help_text = first.metadata["help"] if shown == ["None"] else f"{first.metadata['help']} ({default_text})"
+            dest = MODEL_OPTION_PREFIX + name
+            names = [entry["flag"], *entry["aliases"]]
+            if entry["type"] is bool:
+                group.add_argument(*names, dest=dest, action="store_true", default=None, help=help_text)
+                group.add_argument("--no-" + entry["flag"][2:], dest=dest, action="store_false",
+                                   help=argparse.SUPPRESS)
+            else:
+                group.add_argument(*names, dest=dest, type=entry["type"], choices=entry["choices"], default=None,
+                                   metavar=None if entry["choices"] else name.upper(), help=help_text)
+
+
+def _stated_model_options(args) -> dict:
+    return {key[len(MODEL_OPTION_PREFIX):]: value for key, value in vars(args).items()
+            if key.startswith(MODEL_OPTION_PREFIX) and value is not None}
+
+
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the flags describe. A --out that holds a run (and --resume) starts from that
+    run's saved configuration, changed by what the flags state (`training.resumed_config`)."""
+    import dataclasses
+
+    from .gans.registry import model_class
+    from .training import TrainConfig, resumed_config, saved_config
+
+    values = {}
+    if args.config:
+        try:
+            with open(args.config, encoding="utf-8") as file:
+                values.update(json.load(file))
+        except (OSError, ValueError) as error:
+            raise UserError(f"--config {args.config}: {error}") from None
+    file_config = TrainConfig.from_json(values)  # upgrades an earlier version's flat layout
+    stated = {key: value for key, value in dataclasses.asdict(file_config).items()
+              if key in values or key == "model_options" and file_config.model_options}
+    names = {item.name for item in dataclasses.fields(TrainConfig)}
+    stated.update({key: value for key, value in vars(args).items() if key in names and value is not None})
+    if getattr(args, "quiet", False):
+        stated["verbose"] = 0
+    options = {**stated.pop("model_options", {}), **_stated_model_options(args)}
+    out = stated.get("out")
+    if out is None and not args.resume:
+        model = stated.get("model", TrainConfig.model)
+        out = os.path.join("runs", model if stated.get("data") else f"{model}-synthetic")
+    if out is None:
+        raise UserError("--resume needs --out, the run folder to continue")
+    if args.resume or saved_config(out) is not None:
+        stated.pop("out", None)
+        config = resumed_config(out, {**stated, "model_options": options}) if saved_config(out) else None
+        if config is None:
+            raise UserError(f"--resume: {out} holds no run to resume")
+        _check_options_belong(config.model, options)
+        return config
+    config = TrainConfig.from_json({**stated, "out": out})
+    _check_options_belong(config.model, options)
+    config.model_options = options
+    if config.data is None and not {"resolution", "epochs"} & set(stated) and not args.config:
+        # The embedded default: small enough to finish in a few minutes on a 2-core CPU.
+        config.resolution, config.epochs, config.batch_size = 32, 12, 64
+        if "width" in model_class(config.model).Options.names():
+            config.model_options.setdefault("width", 32)
+    return config
+
+
+def _check_options_belong(model, options) -> None:
+    """A flag of another model's option is an error that says whose it is."""
+    from .gans.registry import model_class
+
+    valid = set(model_class(model).Options.names())
+    flags = model_option_flags()
+    for name in options:
+        if name not in valid:
+            owners = ", ".join(flags[name]["models"]) if name in flags else "no model"
+            raise UserError(f"{flags[name]['flag'] if name in flags else name} is an option of {owners}, not of "
+                            f"{model}; {model} takes {', '.join(sorted(valid))}")
+
+
+def run_train_command(args) -> int:
+    from .training import train
+
+    config = config_from_args(args)
+    summary = train(config, resume=args.resume)
+    print(json.dumps(summary))
+    if summary["interrupted"]:
+        return 130
+    return 1 if summary.get("state") == "failed" else 0
 
 
 def _add_export(sub):
@@ -118,30 +299,11 @@ def _add_evaluate(sub):
 
 
 def _run_evaluate(args) -> int:
-    import os
+    from .metrics import evaluate
 
-    import keras
-
-    from .data.pipeline import load_real_images
-    from .export import load_generator
-    from .sampling import latents_for_seed, render
-    from .metrics import FeatureExtractor, append_jsonl, compute_metrics, metric_name
-
-    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
-    if args.num_images < 2:
-        raise UserError("--num-images must be >= 2")
-    generator = load_generator(args.source)
-    resolution = int(generator.output_shape[1])
-    real = load_real_images(args.real, args.num_images, resolution, args.seed)
-    latents = latents_for_seed(len(real), int(generator.input_shape[-1]), args.seed)
-    fake = render(generator, latents)
-    extractor = FeatureExtractor(keras.models.load_model(args.extractor, compile=False)) if args.extractor else None
-    results = compute_metrics(real, fake, metrics, extractor, args.inception_weights)
-    record = {"metrics": [metric_name(m, len(real)) for m in metrics], "num_images": len(real), "results": results,
-              "generator": os.path.abspath(args.source), "real": os.path.abspath(args.real),
-              "extractor": args.extractor or ("inception_v3" if {"kid", "fid"} & set(metrics) else None)}
-    folder = args.source if os.path.isdir(args.source) else os.path.dirname(os.path.abspath(args.source))
-    append_jsonl(os.path.join(folder, "metrics.jsonl"), record)
+    record = evaluate(args.source, args.real, [name.strip() for name in args.metrics.split(",") if name.strip()],
+                      num_images=args.num_images, inception_weights=args.inception_weights,
+                      extractor=args.extractor, seed=args.seed)
     print(json.dumps(record))
     return 0
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 
 import keras
 import tensorflow as tf
 
+from .atomic import atomic_directory, write_text_atomic
 from .errors import UserError
 from .sampling import generate_images, seeded_latents, to_uint8_tensor
 
@@ -178,14 +178,11 @@ def export_generator(gan_or_generator, base_dir="saved_models", name="anime_face
     if os.path.exists(final):
         raise UserError(f"{final} exists; versions are never overwritten (omit --version for the next one)")
     os.makedirs(model_dir, exist_ok=True)
-    # Written beside and renamed: the model server polls this folder and must never see half a version.
-    tmp = os.path.join(model_dir, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     module = GeneratorServing(generator, max_images)
     signatures = {"serving_default": module.serving_default, "generate": module.generate,
                   "generate_png": module.generate_png}
-    tf.saved_model.save(module, tmp, signatures=signatures)
-    os.replace(tmp, final)
+    with atomic_directory(final) as tmp:  # the model server polls this folder: never half a version
+        tf.saved_model.save(module, tmp, signatures=signatures)
     register_model(base_dir, name, serving_base_path)
     return final
 
@@ -208,8 +205,5 @@ def register_model(base_dir, name, serving_base_path=None) -> str:
         text = text[:closing] + entry + "}\n"
     else:
         text = "model_config_list {\n" + entry + "}\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path

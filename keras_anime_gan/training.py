@@ -1,15 +1,14 @@
-"""The main job: one call (or `python train.py`) from a folder of faces to a trained, resumable,
-observable run. `train(TrainConfig(...))` does everything the command does.
+"""The main job: one call from a folder of faces to a trained, resumable, observable run.
+`train(TrainConfig(...))` does everything `python train.py` does (the command line in `cli.py` only
+parses its flags into a TrainConfig); `resumed_config(out)` continues a run from its saved settings.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -17,7 +16,6 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-MODELS = ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 METRICS = ("swd", "color", "kid", "fid")
 DEFAULT_SYNTHETIC_IMAGES = 2048
@@ -25,34 +23,18 @@ DEFAULT_SYNTHETIC_IMAGES = 2048
 
 @dataclass
 class TrainConfig:
-    """Every option of a run. Defaults reproduce the DCGAN paper setup at 64 px; with no `data`
-    the run uses the embedded synthetic faces."""
+    """What every run has; the model's own options are in `model_options` (see
+    `keras_anime_gan.gans.registry`: `model_class(model).Options` says which there are). With no
+    `data` the run uses the embedded synthetic faces. Defaults reproduce the DCGAN paper at 64 px."""
 
     data: str | None = None
     out: str = "runs/dcgan"
     model: str = "dcgan"
-    arch: str = "dcgan"
     resolution: int = 64
-    latent_dim: int = 100
-    width: int = 64
-    norm: str | None = None
     batch_size: int = 128
     epochs: int = 50
     steps_per_epoch: int | None = None
     synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES
-    d_learning_rate: float | None = None
-    g_learning_rate: float | None = None
-    beta_1: float | None = None
-    beta_2: float | None = None
-    label_smoothing: float = 0.0
-    one_sided_smoothing: bool = False
-    n_critic: int = 5
-    gp_weight: float = 10.0
-    clip_value: float = 0.01
-    dynamic_scale: float = 10.0
-    dynamic_d_min: int = 1
-    dynamic_g_min: int = 3
-    ema: float | None = None
     flip: bool = True
     seed: int = 0
     jit: bool | None = None
@@ -68,41 +50,35 @@ class TrainConfig:
     keep_checkpoints: int = 2
     stop_on_failure: bool = False
     verbose: int | str = "auto"
-    extra: dict = field(default_factory=dict)
+    model_options: dict = field(default_factory=dict)
 
-    # The options that must match for a run folder to be resumed.
+    # Run-level options a resumed run keeps; the model's `fixed` options (its networks, EMA) too.
     # Not the precision: checkpoints hold float32 variables, so a run resumes in any precision.
-    IDENTITY = ("model", "arch", "resolution", "latent_dim", "width", "norm", "ema", "data")
+    IDENTITY = ("model", "resolution", "data")
 
     def validate(self) -> None:
         """Raise ConfigError naming the option, before any work starts."""
-        from . import models
+        from .gans.registry import model_class
 
-        if self.model not in MODELS:
-            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.arch not in ("dcgan", "csc412"):
-            raise ConfigError(f"--arch must be dcgan or csc412, got {self.arch!r}")
-        try:
-            models.base_size(self.resolution, "upsample" if self.arch == "csc412" else "dcgan")
-        except ValueError as error:
-            raise ConfigError(f"--resolution {self.resolution} is not supported by --arch {self.arch}: {error}") from None
-        positive = {"latent_dim": self.latent_dim, "width": self.width, "batch_size": self.batch_size,
-                    "epochs": self.epochs, "n_critic": self.n_critic, "sample_interval": self.sample_interval,
-                    "checkpoint_interval": self.checkpoint_interval, "metric_interval": self.metric_interval,
-                    "synthetic_images": self.synthetic_images, "metric_images": self.metric_images}
+        cls = model_class(self.model)  # ConfigError listing the models
+        options = self.options()  # ConfigError naming a bad or unknown option
+        positive = {"resolution": self.resolution, "batch_size": self.batch_size, "epochs": self.epochs,
+                    "sample_interval": self.sample_interval, "checkpoint_interval": self.checkpoint_interval,
+                    "metric_interval": self.metric_interval, "synthetic_images": self.synthetic_images,
+                    "metric_images": self.metric_images}
         for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        check = getattr(cls, "check_resolution", None)
+        if check is not None:
+            try:
+                check(self.resolution, options)
+            except ValueError as error:
+                details = ", ".join(f"{key} {value}" for key, value in options.values("network").items())
+                raise ConfigError(f"--resolution {self.resolution} is not supported by {self.model} ({details}): "
+                                  f"{error}") from None
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ConfigError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
-        for name in ("d_learning_rate", "g_learning_rate"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ConfigError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise ConfigError(f"--ema must be in (0, 1), e.g. 0.999, got {self.ema}")
         unknown = [m for m in self.metric_list if m not in METRICS]
         if unknown:
             raise ConfigError(f"--metrics takes {', '.join(METRICS)} (comma-separated, or none), got {unknown}")
@@ -118,8 +94,6 @@ class TrainConfig:
             raise ConfigError(f"--mixed-precision means --precision float16; it contradicts --precision {self.precision}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.norm not in (None, "batch", "layer", "instance", "none"):
-            raise ConfigError(f"--norm must be batch, layer, instance or none, got {self.norm!r}")
         if self.data is not None:
             from .data.pipeline import describe_source
 
@@ -131,6 +105,12 @@ class TrainConfig:
                     "lower --batch-size"
                 )
 
+    def options(self):
+        """The model's options dataclass, filled from `model_options` and validated."""
+        from .gans.registry import model_options
+
+        return model_options(self.model, self.model_options)
+
     @property
     def requested_precision(self) -> str:
         """`precision`, with the older `mixed_precision=True` read as float16."""
@@ -141,15 +121,83 @@ class TrainConfig:
         return [m.strip() for m in self.metrics.split(",") if m.strip() and m.strip() != "none"]
 
     def to_json(self) -> dict:
+        """{run-level options..., "model": ..., "model_options": {...}}: what config.json holds."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, values: dict) -> "TrainConfig":
-        known = {item.name for item in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        """A config from `to_json`'s layout, or from the flat one of earlier versions (model options
+        beside the run's, e.g. "width": 32, "dynamic_scale": 10): those move into `model_options`
+        when the model has them and are dropped when it does not (earlier versions stored every
+        model's options in every run). Unknown names are a ConfigError."""
+        values = dict(values)
+        run_fields = {item.name for item in dataclasses.fields(cls)}
+        legacy = {key: values.pop(key) for key in list(values) if key in LEGACY_MODEL_OPTIONS}
+        values.pop("extra", None)  # an unused field of earlier versions
+        unknown = sorted(set(values) - run_fields)
         if unknown:
             raise ConfigError(f"unknown option(s) in config: {', '.join(unknown)}")
-        return cls(**values)
+        config = cls(**values)
+        if legacy:
+            from .gans.registry import model_class
+
+            names = set(model_class(config.model).Options.names())
+            upgraded = {LEGACY_MODEL_OPTIONS[key]: value for key, value in legacy.items()
+                        if LEGACY_MODEL_OPTIONS[key] in names and value is not None}
+            config.model_options = {**upgraded, **(config.model_options or {})}
+        return config
+
+
+# Flat option names of earlier versions -> the model option they are now.
+LEGACY_MODEL_OPTIONS = {
+    "arch": "arch", "latent_dim": "latent_dim", "width": "width", "norm": "norm", "ema": "ema",
+    "d_learning_rate": "d_learning_rate", "g_learning_rate": "g_learning_rate", "beta_1": "beta_1",
+    "beta_2": "beta_2", "label_smoothing": "label_smoothing", "one_sided_smoothing": "one_sided",
+    "n_critic": "n_critic", "gp_weight": "gp_weight", "clip_value": "clip_value", "dynamic_scale": "scale",
+    "dynamic_d_min": "d_min", "dynamic_g_min": "g_min",
+}
+# Run-level options a resumed run may not change (the model's fixed options are refused too).
+FIXED_RUN_OPTIONS = ("model", "resolution", "data")
+
+
+def saved_config(out: str) -> TrainConfig | None:
+    """The configuration of the run in `out` (its config.json, in any version's layout), or None."""
+    path = os.path.join(out, "config.json")
+    if not os.path.exists(path):
+        return None
+    try:
+        return TrainConfig.from_json(_read_json(path))
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{path} is unreadable ({error}); choose another --out") from None
+
+
+def resumed_config(out: str, overrides: dict | None = None) -> TrainConfig:
+    """The saved configuration of the run in `out` with `overrides` applied where that is safe.
+
+    `overrides` holds run-level options and `model_options`, as given (what the user stated).
+    Epochs, intervals, metrics, batch size, precision, strategy and the model's non-fixed options
+    (learning rates, loss settings) may change; the model, the resolution, the data and the model's
+    fixed options (its networks, the EMA) may not: a different value is a ConfigError that says so.
+    """
+    config = saved_config(out)
+    if config is None:
+        raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
+    overrides = dict(overrides or {})
+    option_overrides = dict(overrides.pop("model_options", None) or {})
+    refused = [f"--{key.replace('_', '-')} {value} (the run has {getattr(config, key)})"
+               for key, value in overrides.items() if key in FIXED_RUN_OPTIONS and value != getattr(config, key)]
+    saved_options = config.options().values()
+    fixed = set(type(config.options()).fixed_names())
+    refused += [f"{key}={value} (the run has {saved_options.get(key)})" for key, value in option_overrides.items()
+                if key in fixed and value != saved_options.get(key)]
+    if refused:
+        raise ConfigError(f"--out {out} holds a run whose networks and data stay as they were; it cannot resume "
+                          f"with {'; '.join(refused)}. Choose another --out to train a new run")
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.model_options = {**config.model_options, **option_overrides}
+    config.out = out
+    return config
 
 
 # ----------------------------------------------------------------------------- strategy
@@ -188,7 +236,8 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     newest complete one when latest.json is broken. A run folder without one starts over only
     when nothing would be lost (it stopped before its first checkpoint and recorded no epoch),
     and says so; otherwise it is refused."""
-    from .callbacks import _checkpoints, history_rows, latest_checkpoint
+    from .callbacks import history_rows
+    from .checkpoints import _checkpoints, latest_checkpoint
 
     config_path = os.path.join(config.out, "config.json")
     if not os.path.exists(config.out) or not os.listdir(config.out):
@@ -197,8 +246,11 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
         return 0, None
     if not os.path.exists(config_path):
         raise ConfigError(f"--out {config.out} exists and is not a run folder; choose another --out")
-    previous = _read_json(config_path)
-    differing = [key for key in TrainConfig.IDENTITY if previous.get(key) != getattr(config, key)]
+    previous = saved_config(config.out)
+    differing = [key for key in TrainConfig.IDENTITY if getattr(previous, key) != getattr(config, key)]
+    if not differing:
+        before, now = previous.options(), config.options()
+        differing = [key for key in type(now).fixed_names() if getattr(before, key, None) != getattr(now, key)]
     if differing:
         raise ConfigError(
             f"--out {config.out} holds another run (different {', '.join(differing)}); choose another --out"
@@ -241,7 +293,7 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
 
 
 def _write_json(path, payload):
-    from .callbacks import write_json_atomic
+    from .atomic import write_json_atomic
 
     write_json_atomic(path, payload, indent=2)
 
@@ -283,42 +335,10 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
 
 
 def build_gan(config: TrainConfig):
+    """The run's GAN, uncompiled (in the caller's strategy scope)."""
     from .gans import create_gan
 
-    options = {"ema": config.ema, "seed": config.seed}
-    if config.model in ("dcgan", "lsgan", "dynamic"):
-        options.update(label_smoothing=config.label_smoothing, one_sided=config.one_sided_smoothing,
-                       d_learning_rate=config.d_learning_rate, g_learning_rate=config.g_learning_rate)
-    if config.model in ("wgan", "wgan-gp"):
-        options["n_critic"] = config.n_critic
-    if config.model == "wgan":
-        options["clip_value"] = config.clip_value
-    if config.model == "wgan-gp":
-        options["gp_weight"] = config.gp_weight
-        if config.beta_1 is not None:
-            options["beta_1"] = config.beta_1
-    if config.model == "dynamic":
-        options.update(scale=config.dynamic_scale, d_min=config.dynamic_d_min, g_min=config.dynamic_g_min)
-    return create_gan(config.model, config.resolution, config.latent_dim, arch=config.arch, width=config.width,
-                      norm=config.norm, **options)
-
-
-def _optimizers(config: TrainConfig, gan):
-    """The GAN's paper defaults, with any learning rate or beta the user set."""
-    import keras
-
-    d_default, g_default = gan.default_optimizers()
-    result = []
-    for default, rate in ((d_default, config.d_learning_rate), (g_default, config.g_learning_rate)):
-        settings = default.get_config()
-        if rate is not None:
-            settings["learning_rate"] = rate
-        if config.beta_1 is not None and "beta_1" in settings:
-            settings["beta_1"] = config.beta_1
-        if config.beta_2 is not None and "beta_2" in settings:
-            settings["beta_2"] = config.beta_2
-        result.append(type(default).from_config(settings))
-    return result
+    return create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
@@ -352,6 +372,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     import tensorflow as tf
 
     from . import callbacks as cb
+    from . import checkpoints
     from .export import float32_model
 
     strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
@@ -380,15 +401,15 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
 
     with strategy.scope():
         gan = build_gan(config)
-        d_optimizer, g_optimizer = _optimizers(config, gan)
-        gan.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=config.jit)
+        gan.compile(jit_compile=config.jit)  # the model's paper optimizers with the options' rates and betas
         restored = {}
         if checkpoint:
-            restored = cb.restore_checkpoint(gan, checkpoint)
+            restored = checkpoints.restore_checkpoint(gan, checkpoint)
             print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
                   flush=True)
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
-    print(f"model {config.model} ({config.arch}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
+    network = ", ".join(f"{key} {value}" for key, value in config.options().values("network").items())
+    print(f"model {config.model} ({network}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{precision}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
@@ -425,14 +446,14 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     generator_path = os.path.join(out, "generator.keras")
     generator_from = None
     if failure is None and not interrupted:
-        bad = cb.non_finite_variables(gan)
+        bad = checkpoints.non_finite_variables(gan)
         if bad:
             failure = {"kind": "non_finite", "message": f"non-finite weights at the end of training ({', '.join(bad[:3])})"}
-    found = cb.latest_checkpoint(os.path.join(out, "checkpoints"))
+    found = checkpoints.latest_checkpoint(os.path.join(out, "checkpoints"))
     if failure is not None:
         state = "failed"
         if found is not None:  # the last good weights, never the failed ones
-            cb.load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
+            checkpoints.load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
             float32_model(gan.ema_generator).save(generator_path)
             generator_from = os.path.basename(found[0])
     elif interrupted:
@@ -459,7 +480,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     return summary
 
 
-# ----------------------------------------------------------------------------- command line
+# ----------------------------------------------------------------------------- metrics
 
 
 def _metric_callbacks(config: TrainConfig, out: str) -> list:
@@ -484,89 +505,3 @@ def _metric_callbacks(config: TrainConfig, out: str) -> list:
     return [MetricCallback(reference, config.metric_list, every=config.metric_interval, num_images=len(reference),
                            inception_weights=config.inception_weights, jsonl_path=os.path.join(out, "metrics.jsonl"),
                            plot_path=os.path.join(out, "metrics.png"), floor_images=floor)]
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainConfig()
-    add = parser.add_argument
-    add("--config", help="JSON file with any of these options (command-line flags override it)")
-    add("--data", help="image folder, converted TFRecord folder or NVIDIA StyleGAN -rNN folder "
-                       "(default: the embedded synthetic faces)")
-    add("--out", help="run folder (default runs/MODEL)")
-    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    add("--model", choices=MODELS)
-    add("--arch", choices=("dcgan", "csc412"), help="dcgan (Radford et al.) or csc412 (the CSC412 report's variant)")
-    add("--resolution", type=int, help=f"image size (default {defaults.resolution})")
-    add("--latent-dim", type=int)
-    add("--width", type=int, help="base channel count of both networks (default 64)")
-    add("--norm", choices=("batch", "layer", "instance", "none"), help="discriminator normalisation")
-    add("--batch-size", type=int, help="global batch size, split over replicas (default 128)")
-    add("--epochs", type=int)
-    add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
-                                            "(n_critic for wgan) (default: one pass over the data)")
-    add("--synthetic-images", type=int, help="size of the embedded default dataset")
-    add("--d-learning-rate", "--d-lr", type=float, dest="d_learning_rate")
-    add("--g-learning-rate", "--g-lr", type=float, dest="g_learning_rate")
-    add("--beta-1", type=float)
-    add("--beta-2", type=float)
-    add("--label-smoothing", type=float, help="fuzzy labels: 0.1 gives targets 0.9 / 0.1")
-    add("--one-sided-smoothing", action="store_true", default=None)
-    add("--n-critic", type=int, help="critic updates per generator update (wgan, wgan-gp)")
-    add("--gp-weight", type=float, help="gradient penalty lambda (wgan-gp)")
-    add("--clip-value", type=float, help="weight clipping bound (wgan)")
-    add("--dynamic-scale", type=float)
-    add("--dynamic-d-min", type=int)
-    add("--dynamic-g-min", type=int)
-    add("--ema", type=float, help="generator weight moving average decay, e.g. 0.999")
-    add("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
-    add("--seed", type=int)
-    add("--jit", dest="jit", action="store_true", default=None, help="XLA on (default: XLA on a GPU, graph mode with oneDNN on a CPU)")
-    add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
-    add("--precision", choices=("auto", "float32", "bfloat16", "float16"),
-        help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
-             "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
-    add("--mixed-precision", action="store_true", default=None, help="the same as --precision float16")
-    add("--strategy", choices=STRATEGIES)
-    add("--sample-interval", type=int, help="epochs between sample grids")
-    add("--checkpoint-interval", type=int, help="epochs between checkpoints")
-    add("--metric-interval", type=int, help="epochs between metric and diversity checks")
-    add("--metrics", help="quality metrics during training, comma-separated: swd and color (the default; no "
-                          "weights needed), kid, fid, or none")
-    add("--metric-images", type=int, help=f"real and generated images per metric evaluation (default "
-                                          f"{defaults.metric_images}; the noise floor uses as many more real ones)")
-    add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid")
-    add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
-    add("--quiet", action="store_true", help="no progress bars")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values = {}
-    if args.config:
-        with open(args.config, encoding="utf-8") as file:
-            values.update(json.load(file))
-    names = {item.name for item in dataclasses.fields(TrainConfig)}
-    values.update({key: value for key, value in vars(args).items() if key in names and value is not None})
-    if getattr(args, "quiet", False):
-        values["verbose"] = 0
-    config = TrainConfig.from_json(values)
-    if args.out is None and "out" not in values:
-        config.out = os.path.join("runs", config.model if config.data else f"{config.model}-synthetic")
-    if config.data is None and "resolution" not in values and "epochs" not in values and not args.config:
-        # The embedded default: small enough to finish in a few minutes on a 2-core CPU.
-        config.resolution, config.epochs, config.batch_size, config.width = 32, 12, 64, 32
-    return config
-
-
-def run_train_command(args) -> int:
-    config = config_from_args(args)
-    summary = train(config, resume=args.resume)
-    print(json.dumps(summary))
-    if summary["interrupted"]:
-        return 130
-    return 1 if summary.get("state") == "failed" else 0
-
-
-def main(argv=None) -> int:
-    from .cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])

@@ -30,15 +30,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..atomic import replace_durably, write_json_atomic
 from ..errors import UserError
 from . import imaging
+from .layout import FORMATS, MANIFEST_NAME, MANIFEST_VERSION, PROGRESS_DIR, STATE_NAME  # noqa: F401
 from .tfrecord import TFRecordFile, encode_example, frame_record
-
-MANIFEST_NAME = "dataset.json"
-STATE_NAME = ".convert-state.json"
-PROGRESS_DIR = ".progress"
-FORMATS = ("raw", "png", "stylegan")
-MANIFEST_VERSION = 1
 
 
 class ConversionError(UserError):
@@ -254,12 +250,7 @@ def stylegan_levels(hwc: np.ndarray) -> list[np.ndarray]:
 
 
 def _write_json_atomic(path: str, payload) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    write_json_atomic(path, payload, indent=2)
 
 
 def _shard_name(index: int, count: int) -> str:
@@ -269,7 +260,8 @@ def _shard_name(index: int, count: int) -> str:
 def _is_our_output(name: str) -> bool:
     return (
         name in (MANIFEST_NAME, STATE_NAME, PROGRESS_DIR)
-        or name.endswith((".tfrecords", ".json.tmp"))
+        or name.endswith(".tfrecords")
+        or (name.startswith((MANIFEST_NAME, STATE_NAME)) and name.endswith(".tmp"))  # unfinished manifests
         or (".tfrecords" in name and name.endswith(".tmp"))  # unfinished shards and their parts
     )
 
@@ -519,14 +511,14 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
             shard_skipped: list[dict] = []
             keeps = [_keep(part, options, seen_hashes, shard_skipped) for part in parts]
             if len(parts) == 1 and all(keeps[0]):  # the worker wrote the shard itself
-                os.replace(parts[0]["paths"][0], final)
+                replace_durably(parts[0]["paths"][0], final)
                 checksum = parts[0]["sha256"][0]
             else:
                 with TFRecordFile(final + ".tmp") as shard:
                     for part, keep in zip(parts, keeps):
                         _copy_records(part["paths"][0], part["sizes"][0], keep, shard)
                 checksum = shard.close()
-                os.replace(shard.path, final)
+                replace_durably(shard.path, final)
             hashes = [digest for part, keep in zip(parts, keeps)
                       for (_, digest), kept in zip(part["images"], keep) if kept]
             record = {
@@ -578,7 +570,7 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
     shards = []
     for path, checksum in zip(paths, checksums):
         if written:
-            os.replace(path + ".tmp", path)
+            replace_durably(path + ".tmp", path)
             shards.append({"file": os.path.basename(path), "num_images": written, "sha256": checksum})
         else:
             os.remove(path + ".tmp")

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ..errors import UserError
 from ..sampling import to_uint8  # noqa: F401  (re-exported: keras_anime_gan.data.pipeline.to_uint8)
 from . import imaging, tfrecord
-from .convert import MANIFEST_NAME, STATE_NAME
+from .layout import MANIFEST_NAME, STATE_NAME
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
