@@ -178,8 +178,8 @@ def test_cli_export_from_a_run_folder(tmp_path):
     from keras_anime_gan.training import TrainConfig, train
 
     run = tmp_path / "run"
-    train(TrainConfig(out=str(run), resolution=32, width=8, latent_dim=LATENT, batch_size=8, epochs=1, steps_per_epoch=1,
-                      synthetic_images=16, verbose=0, jit=False))
+    train(TrainConfig.from_json(dict(out=str(run), resolution=32, width=8, latent_dim=LATENT, batch_size=8, epochs=1,
+                                     steps_per_epoch=1, synthetic_images=16, verbose=0, jit=False)))
     result = run_cli("export", run, "--name", "faces", "--base", tmp_path / "saved")
     assert json.loads(result.stdout.strip().splitlines()[-1])["exported"].endswith(os.path.join("faces", "1"))
     missing = run_cli("export", tmp_path / "nothing", "--name", "x", "--base", tmp_path / "saved", check=False)

@@ -17,7 +17,8 @@ from keras_anime_gan.errors import ConfigError
 from keras_anime_gan.export import export_generator, float32_model, load_generator
 from keras_anime_gan.precision import (apply_precision, choose_precision, cpu_bf16_flags, cpu_flags,
                                        gpu_compute_capabilities, policy_name)
-from keras_anime_gan.training import TrainConfig, add_train_arguments, config_from_args, train
+from keras_anime_gan.cli import add_train_arguments, config_from_args
+from keras_anime_gan.training import TrainConfig, train
 
 POLICY = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -40,7 +41,7 @@ def tiny_config(out, **overrides):
     values = dict(out=str(out), resolution=32, width=8, latent_dim=16, batch_size=8, epochs=1, steps_per_epoch=2,
                   synthetic_images=32, metrics="none", verbose=0, jit=False)
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_json(values)
 
 
 def faces(count=16):

@@ -26,7 +26,7 @@ def tiny_config(out, **overrides):
     values = dict(out=str(out), resolution=32, width=8, latent_dim=16, batch_size=8, epochs=2, steps_per_epoch=3,
                   synthetic_images=64, metric_images=32, verbose=0, jit=False)
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_json(values)
 
 
 def test_cli_run_leaves_every_artifact(tmp_path):
@@ -77,7 +77,8 @@ def test_config_file_and_flags(tmp_path):
     out = tmp_path / "run"
     run_cli("train", "--config", tmp_path / "config.json", *TINY, "--out", out, "--quiet", "--d-lr", "1e-4")
     saved = json.loads((out / "config.json").read_text())
-    assert saved["model"] == "lsgan" and saved["label_smoothing"] == 0.1 and saved["d_learning_rate"] == 1e-4
+    assert saved["model"] == "lsgan" and saved["model_options"]["label_smoothing"] == 0.1
+    assert saved["model_options"]["d_learning_rate"] == 1e-4 and "label_smoothing" not in saved
 
 
 @pytest.mark.parametrize("args, message", [
@@ -85,7 +86,8 @@ def test_config_file_and_flags(tmp_path):
     (["--resolution", "40"], "--resolution 40 is not supported"),
     (["--data", "/nonexistent/faces"], "does not exist"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
-    (["--label-smoothing", "0.7"], "--label-smoothing"),
+    (["--label-smoothing", "0.7"], "label_smoothing: must be below 0.5"),
+    (["--gp-weight", "1"], "--gp-weight is an option of wgan-gp, not of dcgan"),
 ])
 def test_bad_options_fail_before_any_work(tmp_path, args, message):
     out = tmp_path / "run"
@@ -357,7 +359,7 @@ def save_then_die(gan, directory, completed_epochs, *args, **kwargs):
     return path
 
 cb.save_checkpoint = save_then_die
-train(TrainConfig(**json.loads(sys.argv[1])))
+train(TrainConfig.from_json(json.loads(sys.argv[1])))
 """
 
 
