@@ -297,7 +297,11 @@ def discriminator_loss_minimum(gan) -> float | None:
 
     bce: each side's cross-entropy against target t is at least H(t), so the minimum is
     0.5 * (H(1 - s) + H(s)), or 0.5 * H(1 - s) with one-sided smoothing (0 without smoothing).
-    least_squares: the squared errors can reach their targets exactly, so 0 with any targets."""
+    least_squares: the squared errors can reach their targets exactly, so 0 with any targets.
+    A model of another family says its own with a `discriminator_loss_minimum()` method."""
+    own = getattr(gan, "discriminator_loss_minimum", None)
+    if callable(own):
+        return own()
     family = getattr(gan, "loss_family", "bce")
     if family == "bce":
         smoothing = float(getattr(gan, "label_smoothing", 0.0) or 0.0)
@@ -390,13 +394,11 @@ class TrainingMonitor(keras.callbacks.Callback):
         """(loss family, threshold): D-won below minimum + margin, or critic-diverged above a bound."""
         if self._rule is None:
             family = getattr(self.model, "loss_family", "bce")
-            if family in ("bce", "least_squares"):
-                self._rule = (family, discriminator_loss_minimum(self.model))
-            elif family == "wasserstein":
+            if family == "wasserstein":
                 bound = self.critic_bound if self.critic_bound is not None else lipschitz_critic_bound(self.model)
                 self._rule = (family, bound)
-            else:
-                self._rule = (family, None)  # an unknown family: no rule to apply
+            else:  # None for a family without a known minimum: no rule to apply
+                self._rule = (family, discriminator_loss_minimum(self.model))
         return self._rule
 
     def on_train_begin(self, logs=None):
