@@ -15,6 +15,7 @@ MODELS = {  # name -> "module:class"
     "wgan": "keras_anime_gan.gans.classic:WGAN",
     "wgan-gp": "keras_anime_gan.gans.classic:WGANGP",
     "dynamic": "keras_anime_gan.gans.classic:DynamicGAN",
+    "hinge": "keras_anime_gan.gans.hinge:HingeGAN",
 }
 
 
