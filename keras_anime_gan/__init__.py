@@ -6,10 +6,9 @@ The GAN classes import TensorFlow; they load on first use, so the converter
 
 import os
 
-# TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs. Elsewhere (AMD
-# EPYC here) its plain kernels run transposed convolutions about 3x slower: the same DCGAN-64
-# training loop ran 2.1x faster with oneDNN (benchmarks/bench_train.py). Set before TensorFlow
-# loads; a user's own TF_ENABLE_ONEDNN_OPTS=0 still wins.
+# TensorFlow turns its oneDNN CPU kernels on by itself only on some Intel CPUs; elsewhere its plain
+# kernels are much slower for these networks (the README's benchmark section has the ratios). Set
+# before TensorFlow loads; a user's own TF_ENABLE_ONEDNN_OPTS=0 still wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from . import _tf_logs  # noqa: E402

@@ -18,11 +18,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_anime_gan import DCGAN, WGAN, create_gan  # noqa: E402
+from keras_anime_gan.gans import RegularizationPhase  # noqa: E402
 from keras_anime_gan import models  # noqa: E402
 
 GLOBAL_BATCH, LATENT = 8, 6
 LATENTS = np.random.default_rng(1).normal(size=(GLOBAL_BATCH, LATENT)).astype(np.float32)
 REAL = np.random.default_rng(2).uniform(-1, 1, size=(GLOBAL_BATCH, 8, 8, 3)).astype(np.float32)
+REAL_3 = np.random.default_rng(5).uniform(-1, 1, size=(3 * GLOBAL_BATCH, 8, 8, 3)).astype(np.float32)
 REAL_16 = np.random.default_rng(4).uniform(-1, 1, size=(2 * GLOBAL_BATCH, 16, 16, 3)).astype(np.float32)
 
 
@@ -41,6 +43,34 @@ class FixedLatentDCGAN(FixedLatents, DCGAN):
 
 class FixedLatentWGAN(FixedLatents, WGAN):
     pass
+
+
+class PhasedDCGAN(FixedLatents, DCGAN):
+    """A lazy discriminator regulariser every 2 steps: its update must sum across replicas as the
+    main updates do, with no synchronisation inside control flow."""
+
+    def regularization_phases(self):
+        return (RegularizationPhase("d_reg", "discriminator", 2, self._penalty),)
+
+    def _penalty(self, real):
+        return 0.1 * tf.reduce_sum(tf.square(self.run_discriminator(real)), axis=-1)
+
+
+def phased_steps(strategy):
+    with strategy.scope():
+        generator, discriminator = small_networks()
+        gan = PhasedDCGAN(generator, discriminator, LATENT)
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.5), g_optimizer=keras.optimizers.SGD(0.5))
+    gan.fit(REAL_3, batch_size=GLOBAL_BATCH, epochs=1, verbose=0, shuffle=False)
+    return gan
+
+
+def compare_phases(mirrored_strategy):
+    one, two = phased_steps(tf.distribute.OneDeviceStrategy("/cpu:0")), phased_steps(mirrored_strategy)
+    weights = [gan.generator.get_weights() + gan.discriminator.get_weights() for gan in (one, two)]
+    return {"max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
+            "d_iterations": [int(gan.d_optimizer.iterations.numpy()) for gan in (one, two)],
+            "phase_steps": [int(gan.phase_steps.numpy()) for gan in (one, two)]}
 
 
 def small_networks():
@@ -109,6 +139,7 @@ def main():
         "g_loss": [single_history["g_loss"][-1], mirrored_history["g_loss"][-1]],
         "batchnorm_dcgan": compare_real_networks(mirrored_strategy, FixedLatentDCGAN),
         "clipped_wgan": compare_real_networks(mirrored_strategy, FixedLatentWGAN, n_critic=2, clip_value=0.01),
+        "phases": compare_phases(mirrored_strategy),
     }
     # The real networks (BatchNorm included) and the dynamic schedule also train on 2 replicas.
     faces = np.random.default_rng(3).uniform(-1, 1, size=(32, 32, 32, 3)).astype(np.float32)

@@ -1,13 +1,11 @@
 """The callbacks' mechanisms, driven directly (no `fit`): checkpoints, history, the failure monitor."""
 
 import csv
-import gc
 import json
 import os
 import subprocess
 import sys
 import types
-import warnings
 
 import keras
 import numpy as np
@@ -131,77 +129,6 @@ def test_an_interrupt_checkpoint_gets_its_own_name_and_keeps_the_clean_epoch(gan
     checkpointer.interrupted_by, gan.stop_training = None, False
     _run_epoch(checkpointer, 1, steps=5)
     assert _folders(directory) == ["epoch-0001", "epoch-0002"]
-
-
-class Killed(BaseException):
-    """The process dies here: nothing after this point runs."""
-
-
-def test_a_kill_while_replacing_a_checkpoint_never_loses_the_last_good_one(gan, tmp_path, monkeypatch):
-    directory = str(tmp_path / "checkpoints")
-    cb.save_checkpoint(gan, directory, 3)
-    real_replace = os.replace
-
-    def dies_when_renaming_a_folder(source, target):
-        if os.path.isdir(source):
-            raise Killed()
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "replace", dies_when_renaming_a_folder)
-    with pytest.raises(Killed):
-        cb.save_checkpoint(gan, directory, 3)  # the same epoch again, as an interrupt or a re-run could
-    monkeypatch.setattr(os, "replace", real_replace)
-    os.makedirs(os.path.join(directory, ".tmp-epoch-0003-2-999"))  # what a real kill leaves behind
-    found = cb.latest_checkpoint(directory)
-    assert found is not None and found[1] == 3 and _restored_weights_are_finite(found[0])
-    # The next save does not trip over the leftovers, and cleans them up.
-    cb.save_checkpoint(gan, directory, 4)
-    assert cb.latest_checkpoint(directory)[1] == 4
-    assert not [entry for entry in os.listdir(directory) if entry.startswith(".tmp")]
-
-
-@pytest.mark.parametrize("damage", ["missing", "corrupt", "dangling", "incomplete", "truncated"])
-def test_latest_checkpoint_falls_back_to_the_newest_complete_one(gan, tmp_path, damage):
-    directory = tmp_path / "checkpoints"
-    cb.save_checkpoint(gan, str(directory), 1, keep=0)
-    cb.save_checkpoint(gan, str(directory), 2, keep=0)
-    pointer = directory / "latest.json"
-    expected = "epoch-0002"
-    if damage == "missing":
-        pointer.unlink()
-    elif damage == "corrupt":
-        pointer.write_text('{"checkpoint": "epo')
-    elif damage == "dangling":
-        pointer.write_text(json.dumps({"checkpoint": "epoch-0009", "epoch": 9}))
-    elif damage == "incomplete":
-        (directory / "epoch-0002" / "rng_state.npy").unlink()
-        expected = "epoch-0001"
-    else:
-        weights = directory / "epoch-0002" / "gan.weights.h5"
-        weights.write_bytes(weights.read_bytes()[:1000])
-        expected = "epoch-0001"
-    path, epoch = cb.latest_checkpoint(str(directory))
-    assert os.path.basename(path) == expected and epoch == int(expected[-1])
-
-
-def test_checkpoint_json_files_are_closed_and_flushed_to_disk(gan, tmp_path, monkeypatch):
-    synced = []
-    real_fsync = os.fsync
-
-    def fsync(descriptor):
-        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
-        real_fsync(descriptor)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        cb.save_checkpoint(gan, str(tmp_path / "checkpoints"), 1)
-        gc.collect()
-    assert not [warning for warning in caught if issubclass(warning.category, ResourceWarning)]
-    names = [os.path.basename(path) for path in synced]
-    assert any(name.startswith("latest.json.tmp") for name in names)  # the pointer, before its rename
-    assert "state.json" in names and "gan.weights.h5" in names
-    assert str(tmp_path / "checkpoints") in synced  # the renames themselves
 
 
 # ----------------------------------------------------------------------------- history (issue 2)

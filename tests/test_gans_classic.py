@@ -341,6 +341,9 @@ def test_two_replica_mirrored_step_equals_one_replica_step():
     # (a clipped critic passes the generator tiny gradients: it moves, by less than for DCGAN)
     assert clipped["max_weight_difference"] < 1e-7 < clipped["generator_min_update"]
     assert clipped["max_abs_critic_weight"] <= 0.01 + 1e-7 and clipped["d_iterations"] == 2
+    # A lazy regularisation phase (steps 0 and 2 of 3) trains identically on 1 and 2 replicas.
+    phases = report["phases"]
+    assert phases["max_weight_difference"] < 1e-6 and phases["d_iterations"] == [5, 5] and phases["phase_steps"] == [3, 3]
 
 
 def _rates(gan):

@@ -1,6 +1,6 @@
 """TFRecord files of `tf.train.Example` records, written (and counted) without importing TensorFlow.
 
-Importing TensorFlow takes about 5 s of one core here, a third of converting 20,000 faces on two
+Importing TensorFlow takes seconds of one core, a large part of converting 20,000 faces on two
 cores, and it forces decode workers to be spawned rather than forked. The converter only needs two
 fixed record layouts, so they are encoded here: a `tf.train.Example` in protobuf's deterministic
 wire form (map keys sorted), framed as TFRecord (length, CRC-32C of the length, data, CRC-32C of
@@ -61,7 +61,7 @@ def _feature_parts(value) -> list:
 @functools.lru_cache(maxsize=256)
 def _example_layout(key: tuple) -> tuple:
     """Every byte of an Example but its bytes values, as fixed pieces and None slots (in key order).
-    A converter writes thousands of records with one layout; building it costs ~25 us, reusing ~2."""
+    A converter writes thousands of records with one layout: built once, reused for all of them."""
     entries = []
     for name, value in key:
         entry_key = _field(1, name.encode())
