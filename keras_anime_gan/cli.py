@@ -323,11 +323,11 @@ def _run_generate(args) -> int:
     from PIL import Image
 
     from .export import load_generator
-    from .sampling import latents_for_seeds, render
+    from .sampling import latent_width, latents_for_seeds, render
 
     generator = load_generator(args.source)
     seeds = _parse_seeds(args.seeds)
-    latents = latents_for_seeds(seeds, int(generator.input_shape[-1]))  # seed s: the image of generate(1, s)
+    latents = latents_for_seeds(seeds, latent_width(generator))  # seed s: the image of generate(1, s)
     os.makedirs(args.out, exist_ok=True)
     for seed, image in zip(seeds, render(generator, latents, truncation=args.truncation)):
         Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
@@ -371,8 +371,9 @@ def _run_explore(args) -> int:
         if not args.real:
             raise UserError("--kind neighbours needs --real (the training images)")
         from .data.pipeline import load_real_images
+        from .sampling import image_size
 
-        real = load_real_images(args.real, args.num_real, int(generator.output_shape[1]))
+        real = load_real_images(args.real, args.num_real, image_size(generator))
         explore.neighbours(generator, real, args.out, seed=args.seed)
     print(json.dumps({"written": written}))
     return 0

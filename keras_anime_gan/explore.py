@@ -14,11 +14,11 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .sampling import image_grid, latents_for_seed, latents_for_seeds, render
+from .sampling import image_grid, latent_width, latents_for_seed, latents_for_seeds, render
 
 
 def _latent_dim(generator) -> int:
-    return int(generator.input_shape[-1])
+    return latent_width(generator)
 
 
 def _labelled_grid(images, rows, columns, row_labels, column_labels, title, xlabel, ylabel, path):

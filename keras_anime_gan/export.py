@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from .atomic import atomic_directory, write_text_atomic
 from .errors import UserError
-from .sampling import generate_images, seeded_latents, to_uint8_tensor
+from .sampling import generate_images, latent_width, seeded_latents, to_uint8_tensor
 
 MODELS_CONFIG = "models.config"
 
@@ -98,7 +98,7 @@ class GeneratorServing(tf.Module):
     def __init__(self, generator, max_images=256):
         super().__init__(name="generator_serving")
         self.generator = generator
-        self.latent_dim = int(generator.input_shape[-1])
+        self.latent_dim = latent_width(generator)
         self.max_images = int(max_images)
         latent_dim = self.latent_dim
 

@@ -384,15 +384,15 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
 
     from .data.pipeline import load_real_images
     from .export import load_generator
-    from .sampling import latents_for_seed, render
+    from .sampling import image_size, latent_width, latents_for_seed, render
 
     metrics = list(metrics)
     if num_images < 2:
         raise UserError("--num-images must be >= 2")
     generator = load_generator(source)
-    resolution = int(generator.output_shape[1])
+    resolution = image_size(generator)
     real_images = load_real_images(real, num_images, resolution, seed)
-    fake = render(generator, latents_for_seed(len(real_images), int(generator.input_shape[-1]), seed))
+    fake = render(generator, latents_for_seed(len(real_images), latent_width(generator), seed))
     features = extractor
     if isinstance(extractor, str):
         features = FeatureExtractor(keras.models.load_model(extractor, compile=False))

@@ -50,6 +50,22 @@ def to_uint8_tensor(images):
     return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
+def latent_width(generator) -> int:
+    """The width of the generator's latent input: its `latent_dim` (or `z_dim`) attribute when it has
+    one, as subclassed generators do, else its input shape."""
+    for name in ("latent_dim", "z_dim"):
+        value = getattr(generator, name, None)
+        if isinstance(value, int):
+            return value
+    return int(generator.input_shape[-1])
+
+
+def image_size(generator) -> int:
+    """The generated images' size in pixels: its `resolution` attribute, else its output shape."""
+    value = getattr(generator, "resolution", None)
+    return value if isinstance(value, int) else int(generator.output_shape[1])
+
+
 def generate_images(generator, latents, truncation=None, training=False):
     """The generator's images of `latents`, in TensorFlow ops (graphs such as the serving signatures
     use it too), with the truncation trick at psi = `truncation` when given.

@@ -436,7 +436,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
         cb.Timelapse(os.path.join(out, "samples"), os.path.join(out, "timelapse.gif")),
     ]
     started = time.time()
-    history = gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+    gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=config.verbose)
     elapsed = time.time() - started
     epochs_done = max(initial_epoch, checkpointer.trained_epochs or 0)  # epochs run to their end
