@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..sampling import latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
+from ..sampling import latent_width, latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
 from .options import ModelOptions, option
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ class GANOptions(ModelOptions):
 class RegularizationPhase:
     """A lazy regulariser: after the main updates of every `every`-th step, one more update of
     `network` ("discriminator" or "generator") on `loss(real)`, per-example values (batch,) that
-    already carry their weight (StyleGAN2 multiplies by `every`). Tracked as the metric `name`."""
+    already carry their weight (StyleGAN2 multiplies by `every`). Tracked as the metric `name`.
+    `network=None` is a bookkeeping phase: `loss(real)` runs for its effect (ADA's adjustment of
+    its augmentation probability) and its value is tracked; nothing is trained."""
 
     name: str
     network: str
@@ -125,13 +127,14 @@ class GAN(keras.Model):
     default_d_learning_rate = 2e-4
     default_g_learning_rate = 2e-4
     loss_family = "bce"  # how the failure monitor reads d_loss: "bce", "least_squares" or "wasserstein"
+    ema_copies_buffers = False  # EMA of non-trainable generator variables: averaged (BatchNorm statistics) or copied
 
     def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, d_learning_rate=None,
                  g_learning_rate=None, beta_1=None, beta_2=None, name=None, **kwargs):
         super().__init__(name=name or type(self).__name__.lower(), **kwargs)
         self.generator = generator
         self.discriminator = discriminator
-        self.latent_dim = int(latent_dim or generator.input_shape[-1])
+        self.latent_dim = int(latent_dim or latent_width(generator))
         if ema is not None and not 0.0 < ema < 1.0:
             raise ValueError(f"ema must be in (0, 1), e.g. 0.999; got {ema}")
         self.ema_decay = ema
@@ -414,7 +417,13 @@ class GAN(keras.Model):
         Call after the tape's `with` block."""
         with tape:
             scaled = optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
-        optimizer.apply_gradients(zip(tape.gradient(scaled, variables), variables))
+        gradients = self.clean_gradients(tape.gradient(scaled, variables))
+        optimizer.apply_gradients(zip(gradients, variables))
+
+    def clean_gradients(self, gradients):
+        """The gradients an update applies; a model may make them safe here (StyleGAN2 replaces
+        non-finite values so one bad batch cannot destroy a run)."""
+        return gradients
 
     def _run_due_phases(self, real):
         if self.phase_steps is None:
@@ -422,11 +431,14 @@ class GAN(keras.Model):
         for phase in self.regularization_phases():
             if phase.name not in self._due_phases:
                 continue
-            network = self.discriminator if phase.network == "discriminator" else self.generator
-            optimizer = self.d_optimizer if phase.network == "discriminator" else self.g_optimizer
-            with tf.GradientTape() as tape:
+            if phase.network is None:
                 per_example = phase.loss(real)
-            self._apply(optimizer, tape, per_example, network.trainable_variables)
+            else:
+                network = self.discriminator if phase.network == "discriminator" else self.generator
+                optimizer = self.d_optimizer if phase.network == "discriminator" else self.g_optimizer
+                with tf.GradientTape() as tape:
+                    per_example = phase.loss(real)
+                self._apply(optimizer, tape, per_example, network.trainable_variables)
             if phase.name in self.trackers:
                 self.trackers[phase.name].update_state(tf.reduce_mean(per_example))
         self.phase_steps.assign_add(1)
@@ -439,7 +451,11 @@ class GAN(keras.Model):
         if self._ema_weights:
             decay = self.ema_decay_now(self.ema_updates)
             for average, variable in zip(self._ema_weights, self.generator.variables):
-                average.assign(decay * average + (1.0 - decay) * tf.cast(variable, average.dtype))
+                value = tf.cast(variable, average.dtype)
+                if self.ema_copies_buffers and not variable.trainable:
+                    average.assign(value)  # e.g. StyleGAN's w_avg: the live value, not an average of it
+                else:
+                    average.assign(decay * average + (1.0 - decay) * value)
             self.ema_updates.assign_add(1.0)
 
     # -- using the trained generator ----------------------------------------------------

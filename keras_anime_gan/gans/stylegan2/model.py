@@ -1,0 +1,227 @@
+"""StyleGAN2-ADA (Karras et al. 2020) as a model of the family, on the shared `GAN` loop.
+
+What it changes, and where (see `gans/base.py`):
+- networks: `StyleGenerator` (mapping + synthesis) and `ResidualDiscriminator`, from a preset;
+- `run_generator`: style mixing in every training run of G, w_avg tracked;
+- `run_discriminator`: ADA augmentation of every image D sees (reals, fakes, the R1 pass);
+- losses: the non-saturating logistic loss;
+- phases: lazy R1 every 16 steps (gamma / 2 x 16), path length every 4 (x 4), and ADA's
+  adjustment of p every 4, all without a new loop;
+- optimizers: Adam betas (0, 0.99), eps 1e-8, with lr and betas adjusted by c = k / (k + 1);
+- EMA: a half-life in images, beta = 0.5 ** (batch / ema_nimg) with a ramp-up; w_avg copied;
+- gradients: non-finite values replaced (NaN -> 0, inf -> +-1e5), as NVIDIA does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from ..base import GAN, GANOptions, RegularizationPhase
+from ..options import option
+from .augment import AdaptiveAugment
+from .networks import PRESETS, ResidualDiscriminator, StyleGenerator, preset
+from .regularizers import path_length, path_length_penalty, r1_penalty
+
+AUGMENT_MODES = ("ada", "fixed", "none")
+
+
+@dataclasses.dataclass
+class StyleGAN2Options(GANOptions):
+    preset: str = option("auto", "named configuration: auto (NVIDIA's per-resolution default), paper256, "
+                                 "stylegan2 or tiny (a few channels, for tests and CPU runs)",
+                         kind="network", choices=PRESETS)
+    z_dim: int | None = option(None, "input latent size (default: the preset's, 512)", kind="network", minimum=1)
+    w_dim: int | None = option(None, "intermediate latent size (default: the preset's, 512)", kind="network",
+                               minimum=1)
+    mapping_layers: int | None = option(None, "mapping network depth (default: the preset's; 2 in auto)",
+                                        kind="network", minimum=1)
+    channel_base: int | None = option(None, "channels are min(channel_base / resolution, channel_max)",
+                                      kind="network", minimum=1)
+    channel_max: int | None = option(None, "most channels of any layer (default: the preset's, 512)",
+                                     kind="network", minimum=1)
+    mbstd_group: int | None = option(None, "minibatch standard deviation group size (default 4)", kind="network",
+                                     minimum=1)
+    style_mixing: float = option(0.9, "probability of mixing two latents' styles in a generator run",
+                                 minimum=0.0, maximum=1.0)
+    r1_gamma: float | None = option(None, "R1 weight gamma (default: the preset's; auto 0.0002 * res^2 / batch)",
+                                    minimum=0.0)
+    r1_interval: int = option(16, "steps between lazy R1 updates", minimum=1)
+    pl_weight: float = option(2.0, "path length regularisation weight (0: off)", minimum=0.0)
+    pl_interval: int = option(4, "steps between lazy path length updates", minimum=1)
+    pl_batch_shrink: int = option(2, "path length on batch / this many images", minimum=1)
+    augment: str = option("ada", "discriminator augmentation: ada (p adapts), fixed (p stays augment_p) or none",
+                          choices=AUGMENT_MODES)
+    augment_p: float = option(0.0, "initial (or, with fixed, constant) augmentation probability",
+                              minimum=0.0, maximum=1.0)
+    ada_target: float = option(0.6, "r_t, the sign of D on real images, that ADA holds", minimum=0.0, maximum=1.0)
+    ada_interval: int = option(4, "steps between adjustments of p", minimum=1)
+    ada_kimg: float = option(500.0, "thousands of images for p to move by 1", minimum=0.0, exclusive=True)
+    ema_kimg: float | None = option(None, "generator EMA half-life in thousands of images (default: the preset's; "
+                                          "auto batch * 10 / 32)", minimum=0.0, exclusive=True)
+    ema_rampup: float | None = option(0.05, "EMA half-life at most this fraction of the images seen (none: off)",
+                                      minimum=0.0, exclusive=True)
+
+
+class StyleGAN2ADA(GAN):
+    """StyleGAN2 with adaptive discriminator augmentation; see the module docstring."""
+
+    Options = StyleGAN2Options
+    metric_names = GAN.metric_names + ("r1", "pl", "ada", "ada_p", "r_t")
+    ema_copies_buffers = True
+
+    def __init__(self, generator, discriminator, latent_dim=None, *, augmenter=None, style_mixing=0.9,
+                 r1_gamma=None, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, augment="ada",
+                 augment_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=500.0, ema_kimg=None, ema_rampup=0.05,
+                 learning_rate=0.0025, **kwargs):
+        kwargs["ema"] = kwargs.get("ema") or 0.999  # always on; the decay comes from `ema_decay_now`
+        super().__init__(generator, discriminator, latent_dim, **kwargs)
+        if augment not in AUGMENT_MODES:
+            raise ValueError(f"augment must be one of {AUGMENT_MODES}, got {augment!r}")
+        self.style_mixing = float(style_mixing)
+        self.r1_gamma = None if r1_gamma is None else float(r1_gamma)
+        self.r1_interval, self.pl_interval, self.pl_batch_shrink = int(r1_interval), int(pl_interval), int(pl_batch_shrink)
+        self.pl_weight = float(pl_weight)
+        self.augment_mode, self.ada_interval = augment, int(ada_interval)
+        self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
+        self.learning_rate = float(learning_rate)
+        self.resolution = int(discriminator.resolution)
+        self.augmenter = augmenter or AdaptiveAugment(initial_p=augment_p, target=ada_target, interval=ada_interval,
+                                                      speed_kimg=ada_kimg, rng=self.rng, name="augment")
+        self.pl_mean = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
+                                       name="pl_mean")
+        self.__dict__["_global_batch"] = None
+
+    @classmethod
+    def build_networks(cls, resolution, options):
+        settings = cls.preset_for(resolution, options)
+        return StyleGenerator(**settings["generator"], name="generator"), \
+            ResidualDiscriminator(**settings["discriminator"], name="discriminator")
+
+    @classmethod
+    def preset_for(cls, resolution, options):
+        overrides = {"z_dim": options.z_dim, "w_dim": options.w_dim, "mapping_layers": options.mapping_layers,
+                     "channel_base": options.channel_base, "channel_max": options.channel_max,
+                     "mbstd_group_size": options.mbstd_group}
+        return preset(options.preset, resolution, **{key: value for key, value in overrides.items() if value is not None})
+
+    @classmethod
+    def check_resolution(cls, resolution, options):
+        preset(options.preset, resolution)  # a ValueError for a resolution that is not a power of two
+
+    @classmethod
+    def from_options(cls, resolution, options, seed=None):
+        generator, discriminator = cls.build_networks(resolution, options)
+        training = cls.preset_for(resolution, options)["training"]
+        values = {**options.values("model"), **options.values("optimizer")}
+        values.pop("ema", None)
+        for name, key in (("r1_gamma", "gamma"), ("ema_kimg", "ema_kimg")):
+            if values.get(name) is None and options.preset != "auto":  # auto: the formulas with the run's batch
+                values[name] = training[key]
+        return cls(generator, discriminator, seed=seed, learning_rate=training["learning_rate"], **values)
+
+    # -- optimizers and gradients ------------------------------------------------------
+
+    def paper_optimizers(self):
+        """Adam(lr c, beta_1 0^c, beta_2 0.99^c, eps 1e-8), c = k / (k + 1) for lazy regularisation
+        every k steps (G: path length, D: R1), as NVIDIA adjusts them."""
+        optimizers = []
+        for interval in (self.r1_interval, self.pl_interval if self.pl_weight > 0 else 0):
+            c = interval / (interval + 1.0) if interval else 1.0
+            optimizers.append(keras.optimizers.Adam(self.learning_rate * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8))
+        return tuple(optimizers)
+
+    def clean_gradients(self, gradients):
+        return [None if g is None else tf.clip_by_value(tf.where(tf.math.is_nan(g), tf.zeros_like(g), g), -1e5, 1e5)
+                for g in gradients]
+
+    # -- the seams ---------------------------------------------------------------------
+
+    def sample_latent(self, batch_size):
+        return self.rng.normal((batch_size, self.latent_dim))
+
+    def run_generator(self, latents, training=True):
+        ws = self._mixed_ws(latents, training)
+        return self.generator.synthesis(ws, noise_mode="random" if training else "const")
+
+    def _mixed_ws(self, latents, training=True):
+        if not training:
+            return self.generator.mapping(latents)
+        ws, _ = self.generator.style_mixing(latents, self.style_mixing, rng=self.rng, update_w_avg=True)
+        return ws
+
+    def run_discriminator(self, images, training=True):
+        if self.augment_mode != "none":
+            images = self.augmenter(images, training=training)
+        return tf.cast(self.discriminator(images, training=training), tf.float32)
+
+    def observe_discriminator(self, real_logits, fake_logits):
+        if self.augment_mode == "ada":
+            self.augmenter.accumulate(real_logits)
+
+    # -- losses ------------------------------------------------------------------------
+
+    def discriminator_loss(self, real_logits, fake_logits):
+        """Non-saturating logistic: softplus(D(G(z))) + softplus(-D(x))."""
+        return tf.reduce_mean(tf.nn.softplus(fake_logits) + tf.nn.softplus(-real_logits), axis=-1)
+
+    def generator_loss(self, fake_logits):
+        return tf.reduce_mean(tf.nn.softplus(-fake_logits), axis=-1)
+
+    def regularization_phases(self):
+        phases = []
+        if self.r1_interval:
+            phases.append(RegularizationPhase("r1", "discriminator", self.r1_interval, self._r1_loss))
+        if self.pl_weight > 0:
+            phases.append(RegularizationPhase("pl", "generator", self.pl_interval, self._path_length_loss))
+        if self.augment_mode == "ada":
+            phases.append(RegularizationPhase("ada", None, self.ada_interval, self._adjust_augmentation))
+        return tuple(phases)
+
+    def _r1_loss(self, real):
+        gamma = self.r1_gamma
+        if gamma is None:  # NVIDIA's auto: 0.0002 * res^2 / batch
+            gamma = 0.0002 * self.resolution**2 / tf.cast(self._global_batch, tf.float32)
+        penalty = r1_penalty(self.run_discriminator, real)
+        return penalty * (gamma / 2.0) * float(self.r1_interval)
+
+    def _path_length_loss(self, real):
+        batch = tf.maximum(tf.shape(real)[0] // self.pl_batch_shrink, 1)
+        ws = self._mixed_ws(self.sample_latent(batch))
+        lengths = path_length(lambda w: self.generator.synthesis(w, noise_mode="random"), ws, rng=self.rng)
+        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, weight=self.pl_weight)
+        self.pl_mean.assign(new_mean)
+        return penalty * float(self.pl_interval)
+
+    def _adjust_augmentation(self, real):
+        return self.augmenter.adjust(batch_size=self._global_batch)
+
+    # -- the step and the EMA ----------------------------------------------------------
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.__dict__["_global_batch"] = tf.shape(real)[0] * replicas
+        results = super().train_step(data)
+        for name, value in self.augmenter.metric_values().items():
+            self.trackers["ada_p" if name == "ada_p" else "r_t"].update_state(value)
+        results.update({name: self.trackers[name].result() for name in ("ada_p", "r_t")})
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def ema_decay_now(self, updates):
+        """beta = 0.5 ** (batch / ema_nimg), ema_nimg = min(ema_kimg * 1000, images seen * ema_rampup)."""
+        batch = tf.cast(self._global_batch if self._global_batch is not None else 32, tf.float32)
+        ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch * 10.0 / 32.0
+        ema_nimg = ema_kimg * 1000.0
+        if self.ema_rampup is not None:
+            ema_nimg = tf.minimum(ema_nimg, updates * batch * self.ema_rampup)
+        return tf.pow(0.5, batch / tf.maximum(ema_nimg, 1e-8))
+
+    def get_config(self):
+        return {**super().get_config(), "style_mixing": self.style_mixing, "r1_gamma": self.r1_gamma,
+                "r1_interval": self.r1_interval, "pl_weight": self.pl_weight, "pl_interval": self.pl_interval,
+                "augment": self.augment_mode}
