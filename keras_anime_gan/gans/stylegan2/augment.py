@@ -359,7 +359,7 @@ class AdaptiveAugment(keras.layers.Layer):
         out_h, out_w = 2 * height + size, 2 * width + size  # NVIDIA's grid: (size + 2 * size // 4) * 2
         # The transform on the 2x grid. With these paddings the sym6 filters (centroid ~5 of taps
         # 0..11) put canvas pixel i at 2x index 2i, half a 2x pixel before the centred-grid
-        # convention, hence NVIDIA's shift by -0.5 (without it a flip is off by a quarter pixel).
+        # convention, hence NVIDIA's shift by -0.5 (without it a flip lands half a pixel off).
         to_fine = scale2d(tf.fill([batch], 2.0), tf.fill([batch], 2.0))
         from_fine = scale2d(tf.fill([batch], 0.5), tf.fill([batch], 0.5))
         shift = translate2d(tf.fill([batch], -0.5), tf.fill([batch], -0.5))
