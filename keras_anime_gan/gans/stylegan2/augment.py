@@ -188,6 +188,7 @@ class AdaptiveAugment(keras.layers.Layer):
                  rng=None,                 # or a tf.random.Generator to draw from (not saved in the config)
                  **kwargs):
         kwargs.setdefault("dtype", "float32")  # cheap next to D, and exact flips want float32
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {tuple(PIPELINES)}, got {pipeline!r}")

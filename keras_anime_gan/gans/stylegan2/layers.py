@@ -193,8 +193,7 @@ def modulated_conv2d(x, kernel, styles, demodulate=True, up=1, taps=None, epsilo
         (B, H*up, W*up, Cout) in x's dtype.
     """
     dtype = x.dtype
-    styles = tf.cast(styles, dtype)
-    x = x * styles[:, None, None, :]
+    x = x * tf.cast(styles, dtype)[:, None, None, :]
     x = conv2d_resample(x, tf.cast(kernel, dtype), up=up, taps=taps)
     if demodulate:
         # The coefficients in float32: a sum of k*k*Cin squares.
@@ -233,6 +232,7 @@ class EqualizedDense(keras.layers.Layer):
                  bias_init=0.0,            # initial effective bias / lr_multiplier (1 for style affines)
                  use_bias=True,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         _check_activation(activation)
         self.in_features = int(in_features)
@@ -276,6 +276,7 @@ class EqualizedConv2D(keras.layers.Layer):
                  conv_clamp=None,          # clamp |activations| to conv_clamp * gain
                  resample_filter=DEFAULT_FILTER,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         _check_activation(activation)
         if down not in (1, 2):
@@ -328,6 +329,7 @@ class ModulatedConv2D(keras.layers.Layer):
                  up=1,                     # 1 or 2 (transposed conv, then blur)
                  resample_filter=DEFAULT_FILTER,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         if up not in (1, 2):
             raise ValueError(f"up must be 1 or 2, got {up}")
@@ -339,7 +341,8 @@ class ModulatedConv2D(keras.layers.Layer):
         self.up = int(up)
         self.resample_filter = tuple(float(t) for t in resample_filter)
         self.weight_gain = 1.0 / math.sqrt(self.in_channels * self.kernel_size ** 2)
-        self.affine = EqualizedDense(self.w_dim, self.in_channels, bias_init=1.0, name="affine", dtype=self.dtype_policy)
+        # Styles in float32 from float32 ws, cast to the compute dtype only when they scale x.
+        self.affine = EqualizedDense(self.w_dim, self.in_channels, bias_init=1.0, name="affine", dtype="float32")
         self.kernel = self.add_weight(shape=(self.kernel_size, self.kernel_size, self.in_channels, self.filters),
                                       initializer=_normal(), name="kernel")
         self.built = True
@@ -385,6 +388,7 @@ class SynthesisLayer(keras.layers.Layer):
                  conv_clamp=None,          # clamp |activations| (NVIDIA: 256)
                  resample_filter=DEFAULT_FILTER,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         self.in_channels = int(in_channels)
         self.filters = int(filters)
@@ -435,6 +439,7 @@ class ToRGB(keras.layers.Layer):
                  img_channels=3,
                  conv_clamp=None,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         self.in_channels = int(in_channels)
         self.w_dim = int(w_dim)
@@ -491,6 +496,7 @@ class MinibatchStd(keras.layers.Layer):
                  group_size=4,             # members per group (min(group_size, N) at run time)
                  num_channels=1,           # statistics appended
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # inputs keep their dtype: call casts what it computes on
         super().__init__(**kwargs)
         self.group_size = int(group_size)
         self.num_channels = int(num_channels)

@@ -75,6 +75,7 @@ class MappingNetwork(keras.layers.Layer):
                  w_avg_beta=0.995,         # decay of the tracked mean w
                  **kwargs):
         kwargs.setdefault("dtype", "float32")  # cheap, and truncation toward w_avg wants the precision
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.z_dim = int(z_dim)
         self.w_dim = int(w_dim)
@@ -151,6 +152,7 @@ class SynthesisBlock(keras.layers.Layer):
                  img_channels=3,
                  conv_clamp=None,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -210,6 +212,7 @@ class SynthesisNetwork(keras.layers.Layer):
                  num_reduced_precision_res=None,  # only the top k resolutions follow a mixed policy
                  seed=None,                # seed of the noise stream (random when None)
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.w_dim = int(w_dim)
         self.resolution = int(resolution)
@@ -290,6 +293,7 @@ class StyleGenerator(keras.Model):
                  num_reduced_precision_res=None,  # NVIDIA: 4 (only the top 4 resolutions in float16)
                  seed=None,                # seed of the noise and style-mixing streams
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.resolution = int(resolution)
         self.z_dim = int(z_dim)
@@ -400,6 +404,7 @@ class DiscriminatorBlock(keras.layers.Layer):
                  img_channels=3,
                  conv_clamp=None,
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.in_channels = int(in_channels)
         self.tmp_channels = int(tmp_channels)
@@ -445,6 +450,7 @@ class DiscriminatorEpilogue(keras.layers.Layer):
                  conv_clamp=None,
                  **kwargs):
         kwargs.setdefault("dtype", "float32")  # as NVIDIA's 4x4 layers
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.in_channels = int(in_channels)
         self.resolution = int(resolution)
@@ -487,6 +493,7 @@ class ResidualDiscriminator(keras.Model):
                  conv_clamp=256,           # None: no activation clamp
                  num_reduced_precision_res=None,  # only the top k resolutions follow a mixed policy
                  **kwargs):
+        kwargs.setdefault("autocast", False)  # z, ws and the skip image stay float32; sub-layers cast
         super().__init__(**kwargs)
         self.resolution = int(resolution)
         self.img_channels = int(img_channels)
