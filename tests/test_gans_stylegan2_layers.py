@@ -63,14 +63,25 @@ def per_channel(fn, x):
     return np.stack([np.stack([fn(x[b, :, :, c]) for c in range(x.shape[3])], -1) for b in range(x.shape[0])])
 
 
-@pytest.mark.parametrize("up,down,pad,flip", [(2, 1, (2, 1), False), (1, 2, (1, 1), False), (1, 1, (3, -1), True),
-                                              (2, 2, (0, 0), False)])
-def test_upfirdn2d_matches_numpy_reference(up, down, pad, flip):
+@pytest.mark.parametrize("implementation", L.FIR_IMPLEMENTATIONS)
+@pytest.mark.parametrize("up,down,pad,flip", [(2, 1, (2, 1), False), (2, 1, (-1, 4), True), (1, 2, (1, 1), False),
+                                              (1, 1, (3, -1), True), (2, 2, (0, 0), False)])
+def test_upfirdn2d_matches_numpy_reference(up, down, pad, flip, implementation):
     x = RNG.normal(size=(2, 7, 7, 3)).astype(np.float32)
-    taps = np.array([1.0, 2.0, 3.0, 4.0]) / 10  # asymmetric: catches convolution vs correlation
-    got = L.upfirdn2d(x, taps, up=up, down=down, padding=pad, gain=up * up, flip_filter=flip).numpy()
+    taps = np.array([1.0, 2.0, 3.0, 4.0, 0.5]) / 10  # asymmetric: catches convolution vs correlation
+    got = L.upfirdn2d(x, taps, up=up, down=down, padding=pad, gain=up * up, flip_filter=flip,
+                      implementation=implementation).numpy()
     want = per_channel(lambda p: np_upfirdn2d(p, taps, up, down, pad, up * up, flip), x)
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_upfirdn2d_under_xla_uses_the_same_maths():
+    x = RNG.normal(size=(2, 6, 6, 8)).astype(np.float32)
+    taps = np.array([1.0, 2.0, 3.0, 4.0]) / 10
+    compiled = tf.function(lambda v: (L.upsample2d(v, taps), L.upfirdn2d(v, taps, down=2, padding=1)),
+                           jit_compile=True)(x)
+    np.testing.assert_allclose(compiled[0].numpy(), L.upsample2d(x, taps).numpy(), atol=1e-5)
+    np.testing.assert_allclose(compiled[1].numpy(), L.upfirdn2d(x, taps, down=2, padding=1).numpy(), atol=1e-5)
 
 
 def test_upsample_and_downsample_use_the_normalised_1331_filter():

@@ -94,7 +94,10 @@ def _padding4(padding):
     raise ValueError(f"padding must be an int, (before, after) or (x0, x1, y0, y1); got {padding!r}")
 
 
-def upfirdn2d(x, taps, up=1, down=1, padding=0, gain=1.0, flip_filter=False):
+FIR_IMPLEMENTATIONS = ("depthwise", "dense", "slices")
+
+
+def upfirdn2d(x, taps, up=1, down=1, padding=0, gain=1.0, flip_filter=False, implementation=None):
     """Upsample (zero insertion), pad, FIR-filter, downsample; a separable filter on NHWC images.
 
     Args:
@@ -104,26 +107,43 @@ def upfirdn2d(x, taps, up=1, down=1, padding=0, gain=1.0, flip_filter=False):
         padding: int, (before, after) for both axes, or (x0, x1, y0, y1); negative values crop.
         gain: overall gain of the 2-D filter (4 for a 2x upsampling keeps the mean).
         flip_filter: False = true convolution (the filter is flipped), True = correlation.
+        implementation: None picks the fastest: "slices" (shifted slices, fused by XLA) under XLA,
+            whose CPU depthwise convolution is very slow; otherwise "dense" (per-axis convolutions
+            with a diagonal C x C kernel, transposed for upsampling) for up to 4 channels, where
+            TensorFlow's depthwise kernel is slow, and "depthwise" for more.
     Returns:
         (B, (H*up + y0 + y1 - len(taps)) // down + 1, ..., C), in x's dtype.
     """
     x = tf.convert_to_tensor(x)
     channels = x.shape[-1]
+    if implementation is None:
+        implementation = "slices" if _in_xla() else ("dense" if channels <= 4 else "depthwise")
+    if implementation not in FIR_IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {FIR_IMPLEMENTATIONS}, got {implementation!r}")
+    x0, x1, y0, y1 = _padding4(padding)
+    taps = np.asarray(taps, dtype=np.float64)
+    if not flip_filter:
+        taps = taps[::-1]
+    taps = taps * math.sqrt(gain)  # per axis; from here on `taps` is correlated with the signal
+    if implementation == "dense" and up > 1 and down == 1:
+        # Zero insertion + correlation = a stride-`up` transposed convolution with the reversed taps,
+        # whose output starts len(taps) - 1 samples before the padded signal.
+        size = taps.size
+        x = _dense_axis(x, taps[::-1], 1, up, transpose=True)
+        x = _pad_or_crop(x, 1, y0 - (size - 1), y1 + up - size)
+        x = _dense_axis(x, taps[::-1], 2, up, transpose=True)
+        return _pad_or_crop(x, 2, x0 - (size - 1), x1 + up - size)
     if up > 1:
         height, width = x.shape[1], x.shape[2]
         x = tf.reshape(x, [-1, height, 1, width, 1, channels])
         x = tf.pad(x, [[0, 0], [0, 0], [0, up - 1], [0, 0], [0, up - 1], [0, 0]])
         x = tf.reshape(x, [-1, height * up, width * up, channels])
-    x0, x1, y0, y1 = _padding4(padding)
     x = _pad_or_crop(x, 1, y0, y1)
     x = _pad_or_crop(x, 2, x0, x1)
-    taps = np.asarray(taps, dtype=np.float64)
-    if not flip_filter:
-        taps = taps[::-1]
-    taps = taps * math.sqrt(gain)  # per axis
-    if _in_xla():
-        # XLA's CPU depthwise convolution is very slow; shifted slices fuse into one loop.
+    if implementation == "slices":
         return _fir_axis(_fir_axis(x, taps, 1, down), taps, 2, down)
+    if implementation == "dense":
+        return _dense_axis(_dense_axis(x, taps, 1, down), taps, 2, down)
     if down == 1:
         column = tf.constant(np.tile(taps[:, None, None, None], [1, 1, channels, 1]), x.dtype)
         row = tf.constant(np.tile(taps[None, :, None, None], [1, 1, channels, 1]), x.dtype)
@@ -133,6 +153,21 @@ def upfirdn2d(x, taps, up=1, down=1, padding=0, gain=1.0, flip_filter=False):
     kernel = np.outer(taps, taps)[:, :, None, None]
     kernel = tf.constant(np.tile(kernel, [1, 1, channels, 1]), x.dtype)
     return tf.nn.depthwise_conv2d(x, kernel, [1, down, down, 1], "VALID")
+
+
+def _dense_axis(x, taps, axis, stride, transpose=False):
+    """Valid correlation along one axis (or its stride-`stride` transpose) with a diagonal C x C kernel."""
+    channels, size = x.shape[-1], len(taps)
+    shape = (size, 1) if axis == 1 else (1, size)
+    kernel = np.zeros(shape + (channels, channels))
+    kernel.reshape(size, channels, channels)[:, np.arange(channels), np.arange(channels)] = taps[:, None]
+    kernel = tf.constant(kernel, x.dtype)
+    strides = [1, stride, 1, 1] if axis == 1 else [1, 1, stride, 1]
+    if not transpose:
+        return tf.nn.conv2d(x, kernel, strides, "VALID")
+    dims = [tf.shape(x)[0], x.shape[1], x.shape[2], channels]
+    dims[axis] = (x.shape[axis] - 1) * stride + size
+    return tf.nn.conv2d_transpose(x, kernel, tf.stack(dims), strides, "VALID")
 
 
 def _in_xla():
