@@ -214,7 +214,8 @@ class AdaptiveAugment(keras.layers.Layer):
         self.saturation_std = float(saturation_std)
         self.seed = seed
         if rng is None:
-            rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+            rng = (tf.random.Generator.from_seed(seed) if seed is not None
+                   else tf.random.Generator.from_non_deterministic_state())
         self.rng = rng
         self.p = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_p), trainable=False,
                                  aggregation="only_first_replica", name="p")

@@ -305,8 +305,8 @@ class EqualizedDense(keras.layers.Layer):
         self.bias_init = float(bias_init)
         self.use_bias = bool(use_bias)
         self.weight_gain = self.lr_multiplier / math.sqrt(self.in_features)
-        self.kernel = self.add_weight(shape=(self.in_features, self.units), initializer=_normal(1.0 / self.lr_multiplier),
-                                      name="kernel")
+        self.kernel = self.add_weight(shape=(self.in_features, self.units),
+                                      initializer=_normal(1.0 / self.lr_multiplier), name="kernel")
         self.bias = (self.add_weight(shape=(self.units,), initializer=keras.initializers.Constant(self.bias_init),
                                      name="bias") if self.use_bias else None)
         self.built = True
@@ -326,7 +326,7 @@ class EqualizedDense(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class EqualizedConv2D(keras.layers.Layer):
-    """k x k convolution with equalized learning rate, optional 2x downsampling: (B, H, W, Cin) -> (B, H/down, W/down, filters)."""
+    """k x k convolution, equalized lr, optional 2x downsampling: (B, H, W, Cin) -> (B, H/down, W/down, filters)."""
 
     def __init__(self,
                  in_channels,              # fan-in channels (weights are created here)
@@ -542,7 +542,8 @@ def minibatch_stddev(x, group_size=4, num_channels=1):
     if channels % num_channels:
         raise ValueError(f"channels ({channels}) must be divisible by num_channels ({num_channels})")
     groups = tf.minimum(tf.constant(group_size, tf.int32), batch)
-    y = tf.reshape(tf.cast(x, tf.float32), tf.stack([groups, -1, height, width, num_channels, channels // num_channels]))
+    y = tf.reshape(tf.cast(x, tf.float32),
+                   tf.stack([groups, -1, height, width, num_channels, channels // num_channels]))
     y = y - tf.reduce_mean(y, axis=0)
     y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)  # (n, H, W, F, c)
     y = tf.reduce_mean(y, axis=[1, 2, 4])  # (n, F)

@@ -48,7 +48,9 @@ def _block_dtype(resolution, top_resolution, num_reduced_precision_res):
 
 
 def _rng(seed):
-    return tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+    if seed is not None:
+        return tf.random.Generator.from_seed(seed)
+    return tf.random.Generator.from_non_deterministic_state()
 
 
 def _sublayer_kwargs(dtype):
@@ -413,8 +415,10 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.img_channels = int(img_channels)
         self.conv_clamp = None if conv_clamp is None else float(conv_clamp)
         sub = dict(dtype=self.dtype_policy, conv_clamp=self.conv_clamp)
-        self.fromrgb = (EqualizedConv2D(self.img_channels, self.tmp_channels, 1, activation="lrelu", name="fromrgb", **sub)
-                        if self.in_channels == 0 else None)
+        self.fromrgb = None
+        if self.in_channels == 0:
+            self.fromrgb = EqualizedConv2D(self.img_channels, self.tmp_channels, 1, activation="lrelu",
+                                           name="fromrgb", **sub)
         half = math.sqrt(0.5)
         self.conv0 = EqualizedConv2D(self.tmp_channels, self.tmp_channels, 3, activation="lrelu", name="conv0", **sub)
         self.conv1 = EqualizedConv2D(self.tmp_channels, self.out_channels, 3, activation="lrelu", down=2, gain=half,
