@@ -164,8 +164,21 @@ def test_full_pipeline_is_linear_and_gradient_is_the_adjoint():
     np.testing.assert_allclose(float(tf.reduce_sum(x * adjoint)), float(inner), rtol=1e-4)
 
 
+def test_xla_compiles_and_accumulates():
+    layer = A.AdaptiveAugment(seed=9, initial_p=0.7)
+    x = tf.constant(images(batch=4))
+
+    @tf.function(jit_compile=True)
+    def run(images):
+        out = layer(images, training=True)
+        layer.accumulate(tf.reduce_mean(out, axis=[1, 2, 3]))
+        return out
+
+    out = run(x).numpy()
+    assert out.shape == x.shape and np.isfinite(out).all() and float(layer.sign_count) == 4
+
+
 def test_seeded_layers_repeat_and_graph_mode_agrees():
-    # (XLA compilation is covered with the networks' train-step test.)
     x = tf.constant(images(batch=4, size=16))
     first = A.AdaptiveAugment(seed=8, initial_p=0.7)(x, training=True).numpy()
     second = A.AdaptiveAugment(seed=8, initial_p=0.7)(x, training=True).numpy()

@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from keras_anime_gan.gans.stylegan2 import networks as N
-from keras_anime_gan.gans.stylegan2.augment import AdaptiveAugment
 from keras_anime_gan.gans.stylegan2.layers import normalize_2nd_moment
 
 RNG = np.random.default_rng(0)
@@ -211,17 +210,15 @@ def test_mixed_bfloat16_networks_keep_float32_outputs_and_variables():
 def test_train_step_pieces_compile_with_xla():
     generator = tiny_generator(8, seed=2)
     discriminator = N.ResidualDiscriminator(**N.preset("tiny", 8)["discriminator"])
-    augment = AdaptiveAugment(seed=3, initial_p=0.5)
 
     @tf.function(jit_compile=True)
     def step(z):
         with tf.GradientTape() as tape:
             ws, _ = generator.style_mixing(z, 0.9, update_w_avg=True)
-            logits = discriminator(augment(generator.synthesis(ws, noise_mode="random"), training=True))
+            logits = discriminator(generator.synthesis(ws, noise_mode="random"))
             loss = tf.reduce_mean(tf.nn.softplus(-logits))
-        augment.accumulate(logits)
         return loss, tape.gradient(loss, generator.trainable_weights)
 
     loss, grads = step(tf.constant(RNG.normal(size=(4, 64)).astype(np.float32)))
     assert np.isfinite(loss.numpy()) and all(g is not None for g in grads)
-    assert np.abs(generator.w_avg.numpy()).sum() > 0 and float(augment.sign_count) == 4
+    assert np.abs(generator.w_avg.numpy()).sum() > 0
