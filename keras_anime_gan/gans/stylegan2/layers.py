@@ -10,7 +10,8 @@ Everything is NHWC and follows StyleGAN2 / StyleGAN2-ADA (Karras et al. 2020):
 - Resampling with the normalised [1, 3, 3, 1] filter: upsampling is zero insertion + padding + a true
   convolution with gain 4; a convolution with upsampling is a stride-2 transposed convolution
   followed by that blur; a convolution with downsampling is the blur followed by a stride-2
-  convolution. Blurs are depthwise convolutions (separable when not strided).
+  convolution. Blurs are separable FIRs: depthwise convolutions, per-axis convolutions with a
+  diagonal kernel for few channels, or shifted slices under XLA (see `upfirdn2d`).
 - Modulated convolution, non-fused: scale the input channels by the styles, convolve with the shared
   kernel, scale the output channels by the demodulation coefficients. Mathematically equal to a
   per-sample convolution with weights w'[b] = w * s[b] (then / ||w'[b]|| per output channel), and it
