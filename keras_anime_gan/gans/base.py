@@ -418,7 +418,8 @@ class GAN(keras.Model):
         with tape:
             scaled = optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
         gradients = self.clean_gradients(tape.gradient(scaled, variables))
-        optimizer.apply_gradients(zip(gradients, variables))
+        # A regulariser may not reach every variable (R1 never reaches D's output bias).
+        optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
 
     def clean_gradients(self, gradients):
         """The gradients an update applies; a model may make them safe here (StyleGAN2 replaces

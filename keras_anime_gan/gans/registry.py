@@ -16,6 +16,7 @@ MODELS = {  # name -> "module:class"
     "wgan-gp": "keras_anime_gan.gans.classic:WGANGP",
     "dynamic": "keras_anime_gan.gans.classic:DynamicGAN",
     "hinge": "keras_anime_gan.gans.hinge:HingeGAN",
+    "stylegan2-ada": "keras_anime_gan.gans.stylegan2.model:StyleGAN2ADA",
 }
 
 

@@ -118,7 +118,8 @@ class StyleGAN2ADA(GAN):
         values = {**options.values("model"), **options.values("optimizer")}
         values.pop("ema", None)
         for name, key in (("r1_gamma", "gamma"), ("ema_kimg", "ema_kimg")):
-            if values.get(name) is None and options.preset != "auto":  # auto: the formulas with the run's batch
+            # auto and tiny: NVIDIA's formulas with the run's own batch, in the step; the paper presets fix them.
+            if values.get(name) is None and options.preset in ("paper256", "stylegan2"):
                 values[name] = training[key]
         return cls(generator, discriminator, seed=seed, learning_rate=training["learning_rate"], **values)
 

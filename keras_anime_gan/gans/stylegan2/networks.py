@@ -343,6 +343,11 @@ class StyleGenerator(keras.Model):
         """z (B, z_dim) -> truncated ws; render them with `synthesis(ws, noise_mode=...)`."""
         return self.mapping(z, truncation_psi=psi, truncation_cutoff=cutoff)
 
+    def truncated(self, z, psi, training=False, cutoff=None):
+        """Images of z with the truncation trick in W, toward w_avg (what `sampling.generate_images`,
+        `GAN.generate`, `explore` and the export call for this generator)."""
+        return self.synthesis(self.truncated_ws(z, psi, cutoff), noise_mode="random" if training else "const")
+
     @staticmethod
     def mix_styles(ws, other_ws, cutoff):
         """ws[:, :cutoff] from ws, ws[:, cutoff:] from other_ws; see the module function."""
