@@ -54,12 +54,18 @@ def _run_convert(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. `command`: the one about to be parsed, when known; the train
+    flags are then generated only for `train` (they import every model, and so TensorFlow, which
+    the converter must not pay for: its workers are forked from a TensorFlow-free process)."""
     parser = argparse.ArgumentParser(prog="keras-anime-gan", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(sub)
     for extend in _EXTENSIONS:
-        extend(sub)
+        if extend is _add_train:
+            _add_train(sub, flags=command in (None, "train"))
+        else:
+            extend(sub)
     return parser
 
 
@@ -69,9 +75,10 @@ STRATEGY_CHOICES = ("auto", "default", "mirrored", "multi-worker")
 PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _add_train(sub):
+def _add_train(sub, flags=True):
     parser = sub.add_parser("train", help="train a GAN (the same as python train.py)")
-    add_train_arguments(parser)
+    if flags:
+        add_train_arguments(parser)
     parser.set_defaults(run=run_train_command)
 
 
@@ -383,7 +390,9 @@ _EXTENSIONS: list = [_add_train, _add_export, _add_evaluate, _add_generate, _add
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -76,3 +76,14 @@ def test_a_run_folder_of_the_earlier_flat_layout_still_resumes(tmp_path):
 def test_resume_without_a_run_says_so(tmp_path):
     with pytest.raises(UserError, match="holds no run to resume"):
         _config("--out", tmp_path / "nothing", "--resume")
+
+
+def test_commands_other_than_train_do_not_import_tensorflow():
+    """The train flags come from the models (TensorFlow); convert forks its workers without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from keras_anime_gan import cli; cli.build_parser('convert').parse_args(['convert', 'x']); "
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
