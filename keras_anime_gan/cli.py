@@ -342,38 +342,110 @@ def _run_generate(args) -> int:
     return 0
 
 
+EXPLORE_KINDS = ("z-grid", "interpolate", "truncation", "style-mix", "neighbours")
+
+
 def _add_explore(sub):
-    parser = sub.add_parser("explore", help="latent-space pictures: z-grid, interpolate, truncation, neighbours")
+    parser = sub.add_parser("explore", help="latent-space pictures: z-grid, interpolate, truncation, style-mix, "
+                                            "neighbours")
     parser.add_argument("source", help="run folder or .keras generator")
-    parser.add_argument("--kind", required=True, choices=["z-grid", "interpolate", "truncation", "neighbours"])
+    parser.add_argument("--kind", required=True, choices=EXPLORE_KINDS)
     parser.add_argument("--out", required=True, help="output .png")
     parser.add_argument("--seed", type=int, default=0, help="z-grid / neighbours seed")
     parser.add_argument("--seeds", default="0-4", help="interpolate / truncation seeds (default 0-4)")
     parser.add_argument("--indices", default=None, help="z-grid: z indices (default 0,10,...,90)")
     parser.add_argument("--steps", type=int, default=8, help="interpolate: steps per pair")
-    parser.add_argument("--method", default="slerp", choices=["slerp", "linear"])
+    parser.add_argument("--method", default=None, choices=["slerp", "linear"],
+                        help="interpolate: path shape (default slerp in z, linear in w; w takes only linear)")
+    parser.add_argument("--space", default=None, choices=["z", "w"],
+                        help="interpolate: between the seeds' latents z (default) or, for StyleGAN generators, "
+                             "linearly between their mapped ws")
+    parser.add_argument("--cutoff", type=int, default=None,
+                        help="truncation, StyleGAN generators only: truncate the style layers below this index; "
+                             "layers at or above it keep their w (default: all layers)")
+    parser.add_argument("--rows", default=None, help="style-mix: row seeds, whose styles are kept (default 0-3)")
+    parser.add_argument("--columns", default=None,
+                        help="style-mix: column seeds, whose styles are copied in (default 4-7)")
+    parser.add_argument("--crossover", default=None,
+                        help="style-mix: the layers copied from the column seed: coarse (4-8 px), middle "
+                             "(16-32 px), fine (64 px and up), or layer indices such as 0-3 or 0,2,5 "
+                             "(default coarse)")
+    parser.add_argument("--truncation", type=float, default=None,
+                        help="style-mix: psi, truncation toward the average w before mixing (default none)")
     parser.add_argument("--real", default=None, help="neighbours: the training images")
     parser.add_argument("--num-real", type=int, default=2000, help="neighbours: real images searched")
     parser.set_defaults(run=_run_explore)
 
 
+# Flags that only one --kind reads: given with another kind, they are an error rather than ignored.
+_EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "rows": "style-mix", "columns": "style-mix",
+                       "crossover": "style-mix", "truncation": "style-mix"}
+
+
+def _explore_seeds(flag, text) -> list[int]:
+    """`_parse_seeds` for one explore flag, with the flag's name in its error (and no traceback on 'a-b')."""
+    try:
+        return _parse_seeds(text)
+    except (UserError, ValueError):
+        raise UserError(f"{flag} {text!r} names no seeds (use e.g. 0-3 or 1,5,9)") from None
+
+
+def _explore_crossover(text):
+    """--crossover: a group name, or layer indices as 0-3 / 0,2,5 (mixed forms allowed)."""
+    text = text.strip()
+    if text in ("coarse", "middle", "fine"):
+        return text
+    layers = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                low, high = part.split("-", 1)
+                layers.extend(range(int(low), int(high) + 1))
+            elif part:
+                layers.append(int(part))
+    except ValueError:
+        layers = []
+    if not layers:
+        raise UserError(f"--crossover {text!r}: use coarse, middle, fine or layer indices such as 0-3 or 0,2,5")
+    return layers
+
+
+def _load_explore_generator(source):
+    """`export.load_generator`, with the StyleGAN2 layers registered first: the model registry imports
+    them only when a stylegan2-ada GAN is created, so a fresh process could not deserialise a saved
+    StyleGenerator ("Could not locate class 'StyleGenerator'") without this import."""
+    from .export import load_generator
+    from .gans.stylegan2 import networks  # noqa: F401  registers StyleGenerator & co. with Keras
+
+    return load_generator(source)
+
+
 def _run_explore(args) -> int:
     import os
 
-    from . import explore
-    from .export import load_generator
+    for name, kind in _EXPLORE_KIND_FLAGS.items():
+        if getattr(args, name) is not None and args.kind != kind:
+            raise UserError(f"--{name} is an option of --kind {kind}, not of --kind {args.kind}")
 
-    generator = load_generator(args.source)
+    from . import explore
+
+    generator = _load_explore_generator(args.source)
     written = [args.out]
     if args.kind == "z-grid":
         indices = [int(i) for i in args.indices.split(",")] if args.indices else None
         explore.z_grid(generator, args.out, seed=args.seed, indices=indices)
     elif args.kind == "interpolate":
         gif = os.path.splitext(args.out)[0] + ".gif"
-        explore.interpolate(generator, args.out, _parse_seeds(args.seeds), args.steps, args.method, gif)
+        explore.interpolate(generator, args.out, _explore_seeds("--seeds", args.seeds), args.steps, args.method, gif,
+                            space=args.space or "z")
         written.append(gif)
     elif args.kind == "truncation":
-        explore.truncation(generator, args.out, _parse_seeds(args.seeds))
+        explore.truncation(generator, args.out, _explore_seeds("--seeds", args.seeds), cutoff=args.cutoff)
+    elif args.kind == "style-mix":
+        explore.style_mix(generator, args.out, _explore_seeds("--rows", args.rows or "0-3"),
+                          _explore_seeds("--columns", args.columns or "4-7"),
+                          _explore_crossover(args.crossover or "coarse"), truncation=args.truncation)
     else:
         if not args.real:
             raise UserError("--kind neighbours needs --real (the training images)")

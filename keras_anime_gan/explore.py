@@ -3,9 +3,30 @@
 - `z_grid`: the GAN Versus report's figures 2-3: one fixed z; each row scales one coordinate
   (default 0, 10, ..., 90) by K from -3 to 3, the others held fixed.
 - `interpolate`: linear or spherical (slerp) paths between the latents of successive seeds,
-  as a grid and a GIF.
-- `truncation`: latents scaled by psi (the truncation trick on z; on w for StyleGAN models).
+  as a grid and a GIF; in z, or (StyleGAN) linear in W between the mapped ws.
+- `truncation`: latents scaled by psi (the truncation trick on z; on w for StyleGAN models, where
+  a `cutoff` truncates only the layers below it).
+- `style_mix`: the StyleGAN paper's figure 3 (StyleGAN models only): row seeds' images with the
+  column seeds' styles copied into the coarse, middle or fine layers.
 - `neighbours`: each generated sample beside its nearest real images (a memorisation check).
+
+StyleGAN layers. The synthesis network consumes `num_ws = 2 log2(res) - 2` style vectors w_0 ...
+w_{num_ws-1} (`networks.SynthesisNetwork.call`): the 4 px block takes w_0 (conv1) and w_1 (toRGB);
+every later block at resolution r takes three consecutive ws starting where the previous block's
+toRGB was: conv0 (the upsampling conv to r) shares its w with the toRGB of r / 2, then conv1, then
+its own toRGB. Layer k therefore drives the convolution at 2 ** (2 + (k + 1) // 2) px (and, for
+odd k, the toRGB of half that), and the last layer only the final toRGB. `style_layers` assigns
+each layer to the resolution of its convolution (the last one to the output resolution), which
+gives the crossovers (the StyleGAN paper's figure 3 groups):
+
+    coarse  4-8 px     layers 0-2
+    middle  16-32 px   layers 3-6
+    fine    64 px up   layers 7 ... num_ws - 1     (64 px: 7-9; 256 px: 7-13; 1024 px: 7-17)
+
+The last layer counts with the output resolution: at 32 px, layer 7 (the final toRGB) is middle,
+at 8 px layer 3 is coarse. A generator below 64 px has no fine layers (16 px: coarse 0-2, middle
+3-5) and one of 8 px no middle ones either: asking for an empty group is a UserError that lists
+the groups it has; pass explicit layer indices instead.
 """
 
 from __future__ import annotations
@@ -14,11 +35,119 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .sampling import image_grid, latent_width, latents_for_seed, latents_for_seeds, render
+from .sampling import image_grid, image_size, latent_width, latents_for_seed, latents_for_seeds, render, to_uint8
+
+CROSSOVERS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}  # resolutions, inclusive; None: no top
 
 
 def _latent_dim(generator) -> int:
     return latent_width(generator)
+
+
+def is_style_generator(generator) -> bool:
+    """True for a StyleGAN generator: `mapping` (z -> ws), `synthesis` (ws -> images) and `num_ws`."""
+    return (callable(getattr(generator, "mapping", None)) and callable(getattr(generator, "synthesis", None))
+            and callable(getattr(generator, "truncate", None)) and isinstance(getattr(generator, "num_ws", None), int))
+
+
+def _require_style(generator, what):
+    if not is_style_generator(generator):
+        name = getattr(generator, "name", type(generator).__name__)
+        raise UserError(f"{what} needs a StyleGAN generator (mapping + synthesis); this generator is a DCGAN-family "
+                        f"z -> image model ({name}, no intermediate latent w and no per-layer styles): "
+                        "train one with --model stylegan2-ada")
+
+
+def style_layers(generator) -> list[int]:
+    """The resolution each style layer k (0 ... num_ws - 1) belongs to: that of the convolution its w
+    modulates, 2 ** (2 + (k + 1) // 2), the last layer (the final toRGB only) the output resolution.
+
+    Walks the synthesis network's blocks as `SynthesisNetwork.call` hands them their ws when it can
+    (conv layers at their block's resolution, a toRGB at its block's unless the next block's conv0
+    shares its w), else uses the formula."""
+    _require_style(generator, "style layers")
+    num_ws = generator.num_ws
+    blocks = getattr(getattr(generator, "synthesis_network", None), "blocks", None)
+    if blocks:
+        owner, index = {}, 0
+        for block in blocks:
+            for k in range(index, index + block.num_conv):
+                owner[k] = block.resolution
+            owner.setdefault(index + block.num_conv, block.resolution)  # toRGB
+            index += block.num_conv
+        if sorted(owner) == list(range(num_ws)):
+            return [owner[k] for k in range(num_ws)]
+    return [min(2 ** (2 + (k + 1) // 2), image_size(generator)) for k in range(num_ws)]
+
+
+def _layer_groups(resolutions):
+    groups = {}
+    for name, (low, high) in CROSSOVERS.items():
+        groups[name] = [k for k, res in enumerate(resolutions) if res >= low and (high is None or res <= high)]
+    return groups
+
+
+def _describe_groups(groups):
+    return ", ".join(f"{name} {layers[0]}-{layers[-1]}" for name, layers in groups.items() if layers)
+
+
+def crossover_layers(generator, crossover) -> list[int]:
+    """The style layer indices a crossover names: "coarse" (4-8 px), "middle" (16-32 px), "fine"
+    (64 px and up), see the module docstring; or explicit indices (any iterable of ints, e.g.
+    range(0, 3); empty: no layer), each in 0 ... num_ws - 1."""
+    resolutions = style_layers(generator)
+    num_ws = len(resolutions)
+    groups = _layer_groups(resolutions)
+    if isinstance(crossover, str):
+        if crossover not in CROSSOVERS:
+            raise UserError(f"crossover must be coarse, middle, fine or layer indices, got {crossover!r}")
+        layers = groups[crossover]
+        if not layers:
+            low, high = CROSSOVERS[crossover]
+            span = f"{low} px and up" if high is None else f"{low}-{high} px"
+            raise UserError(f"this {image_size(generator)} px generator has no {crossover} style layers ({span}); "
+                            f"its {num_ws} layers are {_describe_groups(groups)}: use one of those or explicit "
+                            f"layer indices (e.g. 0-{num_ws - 1})")
+        return layers
+    try:
+        layers = sorted({int(k) for k in crossover})
+    except (TypeError, ValueError):
+        raise UserError(f"crossover must be coarse, middle, fine or layer indices, got {crossover!r}") from None
+    if any(not 0 <= k < num_ws for k in layers):
+        raise UserError(f"crossover layers must be in 0..{num_ws - 1} (this generator has {num_ws} style layers: "
+                        f"{_describe_groups(groups)}), got {layers}")
+    return layers
+
+
+def _mapped_ws(generator, seeds, psi=None, cutoff=None) -> np.ndarray:
+    """(len(seeds), num_ws, w_dim) float32: the seeds' latents (`latents_for_seeds`) mapped to W,
+    truncated toward w_avg at psi (layers below `cutoff`, all when None) when psi is given."""
+    ws = generator.mapping(latents_for_seeds(seeds, _latent_dim(generator)))
+    if psi is not None:
+        ws = generator.truncate(ws, psi, cutoff)
+    return np.asarray(ws, np.float32)
+
+
+def _synthesize(generator, ws, batch_size=256) -> np.ndarray:
+    """uint8 images of ws (N, num_ws, w_dim), with the const noise (the same pictures every time)."""
+    ws = np.asarray(ws, np.float32)
+    images = [np.asarray(generator.synthesis(ws[i : i + batch_size], noise_mode="const"), np.float32)
+              for i in range(0, len(ws), batch_size)]
+    return to_uint8(np.concatenate(images))
+
+
+def _check_cutoff(generator, cutoff):
+    if cutoff is None:
+        return None
+    if not is_style_generator(generator):
+        raise UserError("a truncation cutoff needs a StyleGAN generator (per-layer styles in W); this generator "
+                        f"is a DCGAN-family z -> image model ({getattr(generator, 'name', '?')}), whose truncation "
+                        "scales z by psi as a whole: leave the cutoff out")
+    num_ws = generator.num_ws
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or not 0 <= cutoff <= num_ws:
+        raise UserError(f"truncation cutoff must be an integer in 0..{num_ws} (this generator has {num_ws} style "
+                        f"layers; layers at or above the cutoff keep their w), got {cutoff!r}")
+    return int(cutoff)
 
 
 def _labelled_grid(images, rows, columns, row_labels, column_labels, title, xlabel, ylabel, path):
@@ -69,19 +198,41 @@ def slerp(a, b, t):
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method="slerp", gif_path=None) -> np.ndarray:
-    """Rows: seed[i] -> seed[i+1]; columns: interpolation steps. Also a GIF through all seeds."""
-    if method not in ("slerp", "linear"):
+def _lerp(a, b, t):
+    return (1 - t) * a + t * b
+
+
+def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method=None, gif_path=None, space="z") -> np.ndarray:
+    """Rows: seed[i] -> seed[i+1]; columns: interpolation steps. Also a GIF through all seeds.
+
+    space "z": between the seeds' latents, slerp by default (z ~ N(0, I) lives near a sphere) or
+    method="linear". space "w" (StyleGAN generators): linear between the seeds' mapped ws, each
+    step rendered by `synthesis` with the const noise; t = 0 and 1 are the seeds' own images."""
+    if space not in ("z", "w"):
+        raise UserError(f"space must be z or w, got {space!r}")
+    if method not in (None, "slerp", "linear"):
         raise UserError(f"method must be slerp or linear, got {method!r}")
+    if space == "w":
+        _require_style(generator, "interpolation in W")
+        if method == "slerp":
+            raise UserError("interpolation in W is linear (W is not a Gaussian sphere; slerp is for z): "
+                            "leave the method out or pass linear")
+    method = method or ("slerp" if space == "z" else "linear")
     if len(seeds) < 2 or steps < 2:
         raise UserError("interpolate needs at least 2 seeds and 2 steps")
-    dim = _latent_dim(generator)
-    ends = [latents_for_seed(1, dim, seed)[0] for seed in seeds]
-    mix = slerp if method == "slerp" else (lambda a, b, t: (1 - t) * a + t * b)
-    latents = [mix(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in np.linspace(0, 1, steps)]
-    images = render(generator, np.stack(latents))
+    ts = np.linspace(0, 1, steps)
+    if space == "w":
+        ends = _mapped_ws(generator, seeds)
+        path_ws = [_lerp(a, b, np.float32(t)) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
+        images = _synthesize(generator, np.stack(path_ws))
+    else:
+        dim = _latent_dim(generator)
+        ends = [latents_for_seed(1, dim, seed)[0] for seed in seeds]
+        mix = slerp if method == "slerp" else _lerp
+        latents = [mix(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
+        images = render(generator, np.stack(latents))
     grid = _labelled_grid(images, len(seeds) - 1, steps, [f"{a}->{b}" for a, b in zip(seeds[:-1], seeds[1:])],
-                          [f"{t:.2f}" for t in np.linspace(0, 1, steps)], f"{method} interpolation", "t", "seeds", path)
+                          [f"{t:.2f}" for t in ts], f"{method} interpolation in {space.upper()}", "t", "seeds", path)
     if gif_path:
         # One path through all seeds: each pair's first frame repeats the previous pair's last.
         path_images = [image for index, image in enumerate(images) if index == 0 or index % steps]
@@ -90,15 +241,63 @@ def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method="slerp", gi
     return grid
 
 
-def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 0.75, 1.0, 1.5)) -> np.ndarray:
+def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 0.75, 1.0, 1.5),
+               cutoff=None) -> np.ndarray:
     """Rows: seeds; columns: psi, the generator's own truncation trick (`sampling.generate_images`):
-    z' = psi z for the classic family (the Gaussian's mean is 0), toward the average w for StyleGAN."""
+    z' = psi z for the classic family (the Gaussian's mean is 0), toward the average w for StyleGAN.
+
+    cutoff (StyleGAN generators only, 0 ... num_ws): truncate only the style layers below it;
+    layers at or above it keep their untruncated w (`StyleGenerator.truncated(z, psi, cutoff=...)`).
+    None truncates every layer."""
+    cutoff = _check_cutoff(generator, cutoff)
     dim = _latent_dim(generator)
     latents = latents_for_seeds(seeds, dim)
-    by_psi = [render(generator, latents, truncation=psi) for psi in psis]  # (psis, seeds, H, W, 3)
+    if cutoff is None:
+        by_psi = [render(generator, latents, truncation=psi) for psi in psis]  # (psis, seeds, H, W, 3)
+    else:
+        by_psi = [to_uint8(np.asarray(generator.truncated(latents, psi, training=False, cutoff=cutoff), np.float32))
+                  for psi in psis]
     images = np.stack(by_psi, axis=1).reshape(-1, *by_psi[0].shape[1:])
+    title = "Truncation trick" + ("" if cutoff is None else f" (layers below {cutoff})")
     return _labelled_grid(images, len(seeds), len(psis), [str(seed) for seed in seeds], [f"{p:g}" for p in psis],
-                          "Truncation trick", "psi", "seed", path)
+                          title, "psi", "seed", path)
+
+
+def style_mix(generator, path, row_seeds=(0, 1, 2), column_seeds=(3, 4, 5), crossover="coarse",
+              truncation=None) -> np.ndarray:
+    """The StyleGAN paper's figure 3: a (rows + 1) x (columns + 1) grid of tiles. The top row holds
+    the column seeds' images, the left column the row seeds' (the corner is blank), and cell (i, j)
+    is row seed i's ws with column seed j's w copied into the crossover layers.
+
+    crossover: "coarse" (4-8 px: pose, face shape), "middle" (16-32 px: features, hair style),
+    "fine" (64 px and up: colours, micro-structure), see the module docstring; or explicit layer
+    indices (`crossover_layers`). truncation: psi toward w_avg in W (every layer) before mixing.
+    Every tile uses the const noise, so the pictures are reproducible. Returns the grid (uint8)."""
+    _require_style(generator, "style-mix")
+    layers = crossover_layers(generator, crossover)
+    row_seeds, column_seeds = list(row_seeds), list(column_seeds)
+    if not row_seeds or not column_seeds:
+        raise UserError("style-mix needs at least one row seed and one column seed")
+    row_ws = _mapped_ws(generator, row_seeds, truncation)
+    column_ws = _mapped_ws(generator, column_seeds, truncation)
+    mixed = np.repeat(row_ws[:, None], len(column_seeds), axis=1)  # (rows, columns, num_ws, w_dim)
+    mixed[:, :, layers] = column_ws[None, :, layers]
+    # One synthesis batch for all tiles: headers column_ws, row_ws, then the cells row by row.
+    images = _synthesize(generator, np.concatenate([column_ws, row_ws, mixed.reshape(-1, *row_ws.shape[1:])]))
+    columns_img = images[: len(column_seeds)]
+    rows_img = images[len(column_seeds) : len(column_seeds) + len(row_seeds)]
+    cells = images[len(column_seeds) + len(row_seeds) :].reshape(len(row_seeds), len(column_seeds), *images.shape[1:])
+    blank = np.full_like(images[:1], 255)
+    tiles = [np.concatenate([blank, columns_img])]
+    tiles += [np.concatenate([rows_img[i : i + 1], cells[i]]) for i in range(len(row_seeds))]
+    name = crossover if isinstance(crossover, str) else "chosen"
+    span = f"{layers[0]}-{layers[-1]}" if layers and layers == list(range(layers[0], layers[-1] + 1)) else \
+        ",".join(map(str, layers)) or "none"
+    psi = "" if truncation is None else f", psi {truncation:g}"
+    return _labelled_grid(np.concatenate(tiles), len(row_seeds) + 1, len(column_seeds) + 1,
+                          [""] + [str(seed) for seed in row_seeds], [""] + [str(seed) for seed in column_seeds],
+                          f"Style mixing: {name} styles (layers {span}) from the columns{psi}",
+                          "column seed (source of the crossover styles)", "row seed", path)
 
 
 def nearest_real(samples, real, k=5) -> np.ndarray:

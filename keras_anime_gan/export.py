@@ -59,7 +59,15 @@ def float32_model(model):
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")  # for what clone_model creates without a config
     try:
-        copy = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+        if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
+            copy = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+        else:  # a subclassed generator (StyleGAN's): its own config, built on one latent
+            from .sampling import latent_width
+
+            config = model.get_config()
+            config.pop("dtype", None)
+            copy = model.__class__.from_config(config)
+            copy(keras.ops.zeros((1, latent_width(model))))
     finally:
         keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(model.get_weights())
@@ -74,6 +82,7 @@ def load_generator(source):
     """A float32 generator from a GAN, a Keras model, a run folder (its generator.keras) or a .keras
     file. A generator trained in mixed precision is rebuilt in float32 (`float32_model`)."""
     from .gans import GAN
+    from .gans.stylegan2 import networks  # noqa: F401  (registers StyleGenerator for loading)
 
     if isinstance(source, GAN):
         return float32_model(source.ema_generator)

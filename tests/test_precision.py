@@ -332,3 +332,29 @@ def test_float32_model_leaves_a_float32_model_alone(policy):
     policy("float32")
     generator = tiny_gan().generator
     assert float32_model(generator) is generator
+
+
+def test_a_style_generator_trained_in_bfloat16_saves_as_float32_and_loads_in_a_fresh_process(tmp_path):
+    """StyleGAN's generator is a subclassed model, which clone_model cannot rebuild: float32_model
+    rebuilds it from its config; a fresh process then loads it (the class registers on load)."""
+    import subprocess
+    import sys
+
+    from keras_anime_gan.export import float32_model
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        gan = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    z = np.random.default_rng(0).normal(size=(2, 8)).astype("float32")
+    copy = float32_model(gan.generator)
+    assert copy.compute_dtype == "float32" and copy(z).dtype == "float32"
+    np.testing.assert_allclose(copy(z, noise_mode="const"), np.float32(gan.generator(z, noise_mode="const")), atol=0.1)
+    copy.save(tmp_path / "generator.keras")
+    code = ("import numpy as np; from keras_anime_gan.export import load_generator; "
+            f"g = load_generator({str(tmp_path / 'generator.keras')!r}); print(g(np.zeros((1, 8), 'float32')).shape)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(1, 8, 8, 3)" in done.stdout

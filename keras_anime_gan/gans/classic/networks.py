@@ -13,6 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .layers import Conv2DTranspose
+
 GENERATOR_ARCHS = ("dcgan", "upsample")
 DISCRIMINATOR_ARCHS = ("dcgan", "dropout")
 NORMS = ("batch", "layer", "instance", None)
@@ -85,9 +87,9 @@ def build_generator(resolution: int = 64, latent_dim: int = 100, width: int = 64
         x = layers.ReLU()(_norm("batch")(x))
         for step in range(doublings - 1):
             channels = width * min(2 ** (doublings - 2 - step), 8)
-            x = layers.Conv2DTranspose(channels, 4, 2, padding="same", use_bias=False, kernel_initializer=_init())(x)
+            x = Conv2DTranspose(channels, 4, 2, padding="same", use_bias=False, kernel_initializer=_init())(x)
             x = layers.ReLU()(_norm("batch")(x))
-        x = layers.Conv2DTranspose(3, 4, 2, padding="same", kernel_initializer=_init())(x)
+        x = Conv2DTranspose(3, 4, 2, padding="same", kernel_initializer=_init())(x)
     else:
         x = layers.Dense(start * start * width * 4, kernel_initializer=_init())(latent)
         x = layers.Reshape((start, start, width * 4))(x)

@@ -1,0 +1,196 @@
+"""StyleGAN2-ADA training speed on this machine, per phase, against NVIDIA's PyTorch figure.
+
+    python benchmarks/bench_stylegan2.py [--resolutions 64,128] [--variants float32,bfloat16,float32_xla]
+                                         [--batch 32] [--steps 2] [--augment-p 0.2]
+
+Each (resolution, variant) runs in its own process, so peak memory is its own. In a process,
+`create_gan("stylegan2-ada", res, preset="auto")` trains on synthetic faces with `fit`, and the step
+is timed for each set of lazy phases that can be due (the phases are picked in Python from the step
+counter, so each set is its own compiled function):
+
+- main: G main and D main (our step shares one generator forward between them);
+- main + G reg: with path length (every 4 steps; ADA's p adjustment, also every 4, rides along);
+- main + G reg + D reg: with lazy R1 as well (every 16 steps).
+
+G reg and D reg are the differences. G main and D main alone are timed as NVIDIA splits them
+(`generator_update` without the shared D update, and `discriminator_update` with its own generator
+forward), and augmentation as ADA's forward and backward on a real batch at p. Images/s amortises
+over 16 steps: 12 main, 3 with G reg, 1 with both. Results are appended to
+benchmarks/results/bench_stylegan2.jsonl.
+
+FLOPs: TensorFlow's profiler counts the float operations of one generator and one discriminator
+forward pass at batch 1 (convolutions and matrix products, from the traced graphs); a main step is
+about 3 G + 8 D forward passes per image, as for DCGAN (see bench_train.py), since backward costs
+twice the forward. The peak is bench_train's (cores x clock x FLOP per cycle of the vector units).
+
+NVIDIA's figure, from the StyleGAN2-ADA issue: stylegan2-ada-pytorch on a 2-core AMD EPYC Zen 4
+(family 25, model 17; AVX-512 with bf16), 2 threads, auto preset at 64 px, batch 32, ADA p 0.2,
+float32: 0.383 images/s (2,613 s/kimg). It is printed beside ours when this CPU is the same model.
+"""
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_train import cpu_info, peak_flops  # noqa: E402
+
+NVIDIA = {"cpu": ("25", "17"), "resolution": 64, "images_per_s": 0.383,
+          "phases_s": {"g_main": 41.2, "d_main": 32.7, "g_reg": 31.3, "d_reg": 29.8}}
+VARIANTS = {"float32": ("float32", False), "bfloat16": ("bfloat16", False), "float32_xla": ("float32", True),
+            "bfloat16_xla": ("bfloat16", True)}
+# step counter -> the phases due (r1 every 16; path length and ADA every 4)
+DUE_STEPS = {"main": 1, "main+g_reg": 4, "main+g_reg+d_reg": 16}
+
+
+def _timed(function, repeats):
+    function()  # trace (and compile)
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        seconds.append(time.perf_counter() - started)
+    return min(seconds)
+
+
+def forward_flops(network, input_shape, call):
+    """Float operations of one forward pass at batch 1, counted by TensorFlow's profiler."""
+    import tensorflow as tf
+
+    graph = tf.function(call).get_concrete_function(tf.TensorSpec((1, *input_shape), tf.float32)).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def child(resolution, variant, batch, steps, augment_p, preset="auto"):
+    from keras_anime_gan import create_gan
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_anime_gan.data import synthetic_faces
+    from keras_anime_gan.precision import apply_precision
+
+    precision, jit = VARIANTS[variant]
+    apply_precision(precision)
+    gan = create_gan("stylegan2-ada", resolution, preset=preset, seed=0, augment="ada", augment_p=augment_p)
+    gan.compile(jit_compile=jit)
+    images = synthetic_faces(batch * 2, resolution, seed=0)
+    data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().prefetch(2)
+    result = {"resolution": resolution, "variant": variant, "preset": preset, "batch": batch, "precision": precision, "xla": jit,
+              "step_s": {}, "trace_s": {}}
+    for name, step in DUE_STEPS.items():
+        def one_step(step=step):
+            gan.phase_steps.assign(step)
+            gan.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+        started = time.perf_counter()
+        one_step()
+        result["trace_s"][name] = round(time.perf_counter() - started, 1)
+        result["step_s"][name] = round(_timed(one_step, steps), 3)
+    main, g_reg, both = (result["step_s"][name] for name in DUE_STEPS)
+    result["phases_s"] = {"main": main, "g_reg": round(g_reg - main, 3), "d_reg": round(both - g_reg, 3)}
+
+    real = tf.constant(images[:batch].astype(np.float32) / 127.5 - 1.0)
+    gan.__dict__["_global_batch"] = tf.constant(batch)
+    compile_options = {"jit_compile": True} if jit else {}
+    g_main = tf.function(lambda: gan.generator_update(batch)[0], **compile_options)
+    d_main = tf.function(lambda: gan.discriminator_update(real), **compile_options)
+
+    @tf.function(**compile_options)
+    def augmentation():
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            total = tf.reduce_sum(tf.cast(gan.augmenter(real, training=True), tf.float32))
+        return tape.gradient(total, real)
+
+    gan.augmenter.p.assign(augment_p)
+    for name, function in (("g_main", g_main), ("d_main", d_main), ("augment", augmentation)):
+        result["phases_s"][name] = round(_timed(lambda function=function: tf.nest.map_structure(
+            lambda t: t.numpy(), function()), steps), 3)
+
+    amortised = (12 * main + 3 * g_reg + both) / 16
+    result["images_per_s"] = round(batch / amortised, 4)
+    result["s_per_kimg"] = round(1000 / result["images_per_s"], 1)
+    g = forward_flops(gan.generator, (gan.latent_dim,), lambda z: gan.generator(z, training=True))
+    d = forward_flops(gan.discriminator, (resolution, resolution, 3), lambda x: gan.discriminator(x, training=True))
+    result["flops_per_image"] = {"g_forward": g, "d_forward": d, "main_step": 3 * g + 8 * d}
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(result))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--resolutions", default="64,128")
+    parser.add_argument("--variants", default="float32,bfloat16,float32_xla")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=2, help="timed repeats of each step (the fastest counts)")
+    parser.add_argument("--augment-p", type=float, default=0.2)
+    parser.add_argument("--preset", default="auto", help="auto as NVIDIA's figure; tiny for a quick check of this script")
+    parser.add_argument("--clock-ghz", type=float)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(int(args.child[0]), args.child[1], args.batch, args.steps, args.augment_p, args.preset)
+    unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    info = cpu_info()
+    peak = peak_flops(info, args.clock_ghz)
+    print(f"CPU {info['model']} ({info['vendor']} family {info['family']}), {info['cores']} cores; vector flags "
+          f"{', '.join(info['vector'])}; peak float32 {peak['float32'] / 1e9:.1f}, bfloat16 "
+          f"{peak['bfloat16'] / 1e9:.1f} GFLOP/s ({peak['how']})", flush=True)
+    model = _cpu_model()
+    rows = []
+    for resolution in (int(value) for value in args.resolutions.split(",")):
+        for variant in args.variants.split(","):
+            command = [sys.executable, __file__, "--child", str(resolution), variant, "--batch", str(args.batch),
+                       "--steps", str(args.steps), "--augment-p", str(args.augment_p), "--preset", args.preset]
+            started = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, text=True)
+            lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+            if done.returncode or not lines:
+                print(f"{resolution} px {variant}: failed ({done.returncode})\n{done.stderr[-2000:]}", flush=True)
+                continue
+            row = json.loads(lines[-1])
+            row["wall_s"] = round(time.perf_counter() - started, 1)
+            flops = row["flops_per_image"]["main_step"] * row["images_per_s"]
+            row["fraction_of_peak_main"] = round(
+                row["flops_per_image"]["main_step"] * args.batch / row["step_s"]["main"]
+                / peak[row["precision"]], 3)
+            row["achieved_gflops_amortised"] = round(flops / 1e9, 1)
+            rows.append(row)
+            phases = ", ".join(f"{name} {value:.1f} s" for name, value in row["phases_s"].items())
+            print(f"{resolution} px {variant:<12} {row['images_per_s']:.3f} img/s  {row['s_per_kimg']:.0f} s/kimg  "
+                  f"peak {row['peak_rss_mb']} MB  main step {row['fraction_of_peak_main']:.0%} of "
+                  f"{row['precision']} peak  [{phases}]  (traces {sum(row['trace_s'].values()):.0f} s)", flush=True)
+            if (info.get("family"), model) == NVIDIA["cpu"] and resolution == NVIDIA["resolution"]:
+                print(f"    NVIDIA stylegan2-ada-pytorch, same CPU model, float32: {NVIDIA['images_per_s']} img/s "
+                      f"-> ours {row['images_per_s'] / NVIDIA['images_per_s']:.2f}x", flush=True)
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    with open(results / "bench_stylegan2.jsonl", "a", encoding="utf-8") as file:
+        file.write(json.dumps({"benchmark": "bench_stylegan2", "cpu": {**info, "model_number": model},
+                               "peak_gflops": {"float32": round(peak["float32"] / 1e9, 1),
+                                               "bfloat16": round(peak["bfloat16"] / 1e9, 1)},
+                               "nvidia_reference": NVIDIA, "rows": rows}) + "\n")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.split(":")[0].strip() == "model":
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
+if __name__ == "__main__":
+    main()
