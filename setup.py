@@ -21,7 +21,7 @@ setup(
         "tensorboard",  # tf.summary and the TensorBoard callback; TensorFlow 2.21 no longer installs it
     ],
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "pytest-xdist"],
         "video": ["imageio", "imageio-ffmpeg"],
         "bench": ["torch"],
     },

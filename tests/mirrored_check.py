@@ -1,7 +1,8 @@
 """Run as a script: compares one training step on 2 logical CPU replicas with one replica.
 
 Logical devices must be configured before TensorFlow initialises, hence a separate process.
-Prints one JSON line.
+Prints one JSON line. `mirrored_check.py --stylegan2` runs only the StyleGAN2-ADA comparison
+(`compare_stylegan2`); other arguments name the registry models trained at the end.
 """
 
 import json
@@ -120,7 +121,93 @@ def compare_real_networks(mirrored_strategy, cls, **options):
     }
 
 
+class ReplicaSlicedRandom:
+    """Stands in for a GAN's tf.random.Generator so that 1 and 2 replicas draw the same numbers.
+
+    Under a strategy each replica of a tf.random.Generator has its own stream, so a 2-replica step
+    could never equal the 1-replica one. Here every draw is made for the global batch (the first
+    axis times the replicas; a scalar as it is) from a stateless stream seeded by (the draw's
+    number within the traced step on this replica, the step's `phase_steps`, which the step only
+    increments after its last draw), and each replica keeps the rows of its share of the batch:
+    the rows the one-replica run draws for the same images."""
+
+    def __init__(self, gan):
+        self.gan, self.draws = gan, {}
+
+    def _seed(self):
+        context = tf.distribute.get_replica_context()
+        key = (tf.compat.v1.get_default_graph(), int(tf.get_static_value(context.replica_id_in_sync_group)))
+        index = self.draws[key] = self.draws.get(key, -1) + 1
+        step = tf.cast(tf.convert_to_tensor(self.gan.phase_steps), tf.int64)
+        return tf.stack([tf.constant(1000 + index, tf.int64), step])
+
+    def _draw(self, function, shape, **kwargs):
+        context = tf.distribute.get_replica_context()
+        shape = tf.convert_to_tensor(shape, tf.int32)
+        seed = self._seed()
+        if shape.shape[0] == 0:
+            return function(shape, seed=seed, **kwargs)
+        rows = shape[0]
+        values = function(tf.concat([[rows * context.num_replicas_in_sync], shape[1:]], 0), seed=seed, **kwargs)
+        start = tf.cast(context.replica_id_in_sync_group, tf.int32) * rows
+        return values[start:start + rows]
+
+    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
+        return self._draw(tf.random.stateless_normal, shape, mean=mean, stddev=stddev, dtype=dtype)
+
+    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
+        return self._draw(tf.random.stateless_uniform, shape, minval=minval, maxval=maxval, dtype=dtype)
+
+
+STYLEGAN2_STEPS = 3
+REAL_SG = np.random.default_rng(6).uniform(-1, 1, size=(STYLEGAN2_STEPS * GLOBAL_BATCH, 8, 8, 3)).astype(np.float32)
+
+
+def stylegan2_steps(strategy):
+    """3 steps of the tiny StyleGAN2-ADA at 8 px with R1, path length and ADA due on steps 0 and 2,
+    style mixing 0.9, random noise, ADA p from 0.3; SGD, so a wrong loss scale would show."""
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        gan = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8,
+                         mbstd_group=1, r1_interval=2, pl_interval=2, ada_interval=2, r1_gamma=1.0,
+                         augment="ada", augment_p=0.3, ada_kimg=1.0)
+        gan.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
+    gan.rng = gan.augmenter.rng = ReplicaSlicedRandom(gan)
+    history = gan.fit(REAL_SG, batch_size=GLOBAL_BATCH, epochs=1, verbose=0, shuffle=False).history
+    return gan, {name: float(values[-1]) for name, values in history.items()}
+
+
+def compare_stylegan2(mirrored_strategy):
+    (one, one_logs), (two, two_logs) = (stylegan2_steps(tf.distribute.OneDeviceStrategy("/cpu:0")),
+                                        stylegan2_steps(mirrored_strategy))
+    keras.utils.set_random_seed(0)
+    fresh = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8, mbstd_group=1)
+    initial = [np.asarray(w) for w in fresh.generator.trainable_weights + fresh.discriminator.trainable_weights]
+
+    def values(gan):  # every variable of the GAN: networks, EMA, w_avg, pl_mean, ADA's p and counters, phase_steps
+        return [np.asarray(v.numpy(), np.float64) for v in gan.weights]
+
+    trained = [np.asarray(w) for w in one.generator.trainable_weights + one.discriminator.trainable_weights]
+    moved = [float(np.abs(a - b).max()) for a, b in zip(trained, initial)]
+    return {
+        "max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(values(one), values(two))),
+        "variables_compared": len(one.weights),
+        "min_update": min(moved), "median_update": float(np.median(moved)),
+        "ada_p": [float(gan.augmenter.p.numpy()) for gan in (one, two)],
+        "r_t": [float(gan.augmenter.rt.numpy()) for gan in (one, two)],
+        "pl_mean": [float(gan.pl_mean.numpy()) for gan in (one, two)],
+        "phase_steps": [int(gan.phase_steps.numpy()) for gan in (one, two)],
+        "d_iterations": [int(gan.d_optimizer.iterations.numpy()) for gan in (one, two)],
+        "g_iterations": [int(gan.g_optimizer.iterations.numpy()) for gan in (one, two)],
+        "logs": [one_logs, two_logs],
+    }
+
+
 def main():
+    if sys.argv[1:] == ["--stylegan2"]:
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        print(json.dumps({"replicas": strategy.num_replicas_in_sync, "stylegan2": compare_stylegan2(strategy)}))
+        return
     single, single_history = one_step(tf.distribute.OneDeviceStrategy("/cpu:0"))
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     mirrored, mirrored_history = one_step(mirrored_strategy)

@@ -1,4 +1,7 @@
-"""StyleGAN2-ADA as a model of the family: registry, optimizers, EMA schedule, one step with every phase."""
+"""StyleGAN2-ADA as a model of the family: registry, optimizers, EMA schedule, one step with every phase,
+two replicas against one (tests/mirrored_check.py --stylegan2), ADA's p kept in [0, 1] and watched."""
+
+import warnings
 
 import numpy as np
 import pytest
@@ -43,3 +46,87 @@ def test_one_step_runs_every_phase_and_moves_ada_p():
     faces = gan.generate(2, seed=3, truncation=0.0)
     np.testing.assert_array_equal(faces[0], faces[1])
     assert not np.array_equal(*gan.generate(2, seed=3))
+
+
+def test_two_replicas_train_stylegan2_ada_as_one_replica_does():
+    """tests/mirrored_check.py --stylegan2: 3 steps on 2 logical CPUs against 1 device, the same
+    global batch of 8, with R1, path length and ADA's adjustment due on steps 0 and 2, style
+    mixing, random noise and ADA augmentation at p ~0.3. A stand-in random generator draws for the
+    global batch and gives each replica its rows, so both runs see the same randomness; minibatch
+    std is off (group 1): its groups are per replica by design."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("mirrored_check.py")
+    result = subprocess.run([sys.executable, str(script), "--stylegan2"], capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    sg = report["stylegan2"]
+    # Every variable: networks, EMA, w_avg, pl_mean, ADA's p, r_t and sign counters, phase_steps.
+    assert sg["variables_compared"] > 80 and sg["max_weight_difference"] < 1e-5, sg
+    assert sg["min_update"] > 1e-4  # every trainable weight moved (SGD: a wrong loss scale would show)
+    assert sg["d_iterations"] == sg["g_iterations"] == [5, 5] and sg["phase_steps"] == [3, 3]  # 3 main + 2 lazy
+    # r_t is the mean over both replicas' reals, and p moved identically (twice, from 0.3).
+    assert sg["r_t"][0] == sg["r_t"][1] and sg["ada_p"][0] == sg["ada_p"][1] and 0 < sg["ada_p"][0] != 0.3
+    np.testing.assert_allclose(*sg["pl_mean"], rtol=1e-5)  # the mean over all replicas' path lengths
+    assert sg["pl_mean"][0] > 0
+    one, two = sg["logs"]
+    assert one["r1"] > 0 and one["pl"] > 0
+    for name in one:
+        np.testing.assert_allclose(one[name], two[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_ada_p_stays_a_probability():
+    from keras_anime_gan.gans.stylegan2 import AdaptiveAugment, ada_p_update
+
+    assert float(ada_p_update(0.99, 1.0, batch_size=4096, interval=4, target=0.6, speed_kimg=1.0)) == 1.0
+    assert float(ada_p_update(0.01, -1.0, batch_size=4096, interval=4, target=0.6, speed_kimg=1.0)) == 0.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="initial_p is a probability"):
+            AdaptiveAugment(initial_p=bad)
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32))
+    outside, inside = AdaptiveAugment(seed=3), AdaptiveAugment(seed=3, initial_p=1.0)
+    outside.p.assign(1.7)  # set from outside the rule: read as 1
+    np.testing.assert_array_equal(outside(images, training=True), inside(images, training=True))
+
+
+def test_a_sustained_high_p_warns_once_and_a_low_p_never():
+    from keras_anime_gan.gans.stylegan2.model import LEAK_CHECKS, AugmentationLeakWarning
+
+    high = _tiny(augment="fixed", augment_p=0.9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AugmentationLeakWarning)
+        warned = [high.check_augmentation() for _ in range(LEAK_CHECKS + 2)]
+    assert warned == [False] * (LEAK_CHECKS - 1) + [True, False, False]  # the third check in a row, once
+    caught = [w for w in caught if w.category is AugmentationLeakWarning]
+    assert len(caught) == 1
+    assert "leak into the generated images" in str(caught[0].message) and "--augment-p" in str(caught[0].message)
+    ada = _tiny()  # ada mode: one dip below 0.8 restarts the count; the advice names --ada-target
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AugmentationLeakWarning)
+        assert not any(ada.check_augmentation(p) for p in (0.85, 0.9, 0.5, 0.85, 0.9))
+        assert ada.check_augmentation(0.95)
+    caught = [w for w in caught if w.category is AugmentationLeakWarning]
+    assert len(caught) == 1 and "--ada-target" in str(caught[0].message)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AugmentationLeakWarning)
+        low, none = _tiny(augment="fixed", augment_p=0.5), _tiny(augment="none", augment_p=0.9)
+        assert not any(gan.check_augmentation() for gan in (low, none) for _ in range(2 * LEAK_CHECKS))
+    assert not [w for w in caught if w.category is AugmentationLeakWarning]
+
+
+def test_fit_watches_p_between_steps():
+    from keras_anime_gan.gans.stylegan2.model import AugmentationLeakWarning, AugmentationWatch, _with_callback
+
+    gan = _tiny(augment="fixed", augment_p=0.9, r1_interval=1, pl_weight=0.0)  # one due set: one trace
+    gan.compile(jit_compile=False)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
+    with pytest.warns(AugmentationLeakWarning, match="stayed at 0.8 or more"):
+        gan.fit(real, batch_size=4, epochs=3, verbose=0)  # a check at each epoch's end: the third warns
+    mine = AugmentationWatch(every=1)
+    assert _with_callback((), {"callbacks": [mine]}, AugmentationWatch)[1]["callbacks"] == [mine]  # not doubled
+    args, _ = _with_callback((None, 4, 1, 0, None), {}, AugmentationWatch)  # callbacks given by position
+    assert [type(callback) for callback in args[4]] == [AugmentationWatch]

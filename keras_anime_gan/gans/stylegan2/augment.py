@@ -16,8 +16,11 @@ Execution, all linear in the images and differentiable (gathers and convolutions
 3. colour (brightness, contrast, luma flip, hue rotation, saturation): one 4x4 affine colour matrix
    per sample about the luma axis (1, 1, 1)/sqrt(3).
 
-`p` is a non-trainable variable (saved with the layer). `accumulate(real_logits)` sums
-sign(D(real)); `adjust()` applies the ADA rule p <- clip(p + sign(r_t - target) * N / (speed_kimg * 1000), 0, 1)
+`p` is a non-trainable variable (saved with the layer), in [0, 1]: `initial_p` outside it is refused,
+the rule clips, and `augment` clips what it reads (a p set from outside). `accumulate(real_logits)` sums
+sign(D(real)) (all-reduced over the replicas under tf.distribute, so r_t is the mean over all
+replicas' reals);
+`adjust()` applies the ADA rule p <- clip(p + sign(r_t - target) * N / (speed_kimg * 1000), 0, 1)
 with N the images accumulated (batch * interval when called every `interval` steps) and resets.
 """
 
@@ -192,6 +195,8 @@ class AdaptiveAugment(keras.layers.Layer):
         super().__init__(**kwargs)
         if pipeline not in PIPELINES:
             raise ValueError(f"pipeline must be one of {tuple(PIPELINES)}, got {pipeline!r}")
+        if not 0.0 <= float(initial_p) <= 1.0:
+            raise ValueError(f"initial_p is a probability in [0, 1], got {initial_p}")
         unknown = set(strengths or {}) - set(AUGMENTATIONS)
         if unknown:
             raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {AUGMENTATIONS}")
@@ -219,11 +224,14 @@ class AdaptiveAugment(keras.layers.Layer):
         self.rng = rng
         self.p = self.add_weight(shape=(), initializer=keras.initializers.Constant(self.initial_p), trainable=False,
                                  aggregation="only_first_replica", name="p")
-        # Summed over replicas: sign(D(real)) totals and their count since the last adjustment.
-        self.sign_sum = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="sum",
-                                        name="sign_sum")
-        self.sign_count = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="sum",
-                                          name="sign_count")
+        # sign(D(real)) totals of all replicas and their count since the last adjustment. `accumulate`
+        # all-reduces what it adds, so every replica adds the same and keeps the same totals; not
+        # aggregation="sum": Keras's assign_add is assign(value + delta), and a summed assign would
+        # count the old total once per replica.
+        self.sign_sum = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                        aggregation="only_first_replica", name="sign_sum")
+        self.sign_count = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                          aggregation="only_first_replica", name="sign_count")
         self.rt = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
                                   name="rt")
         self.built = True
@@ -231,10 +239,14 @@ class AdaptiveAugment(keras.layers.Layer):
     # -- the controller ----------------------------------------------------------------
 
     def accumulate(self, real_logits):
-        """Add sign(D(augmented reals)) of one step to the running totals."""
-        logits = tf.reshape(tf.cast(real_logits, tf.float32), [-1])
-        self.sign_sum.assign_add(tf.reduce_sum(tf.sign(logits)))
-        self.sign_count.assign_add(tf.cast(tf.size(logits), tf.float32))
+        """Add sign(D(augmented reals)) of one step, over all replicas, to the running totals."""
+        logits = tf.reshape(tf.stop_gradient(tf.cast(real_logits, tf.float32)), [-1])
+        totals = tf.stack([tf.reduce_sum(tf.sign(logits)), tf.cast(tf.size(logits), tf.float32)])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
+        self.sign_sum.assign_add(totals[0])
+        self.sign_count.assign_add(totals[1])
 
     def adjust(self, batch_size=None):
         """Apply the ADA rule to the accumulated signs, reset them, return the new p.
@@ -271,7 +283,7 @@ class AdaptiveAugment(keras.layers.Layer):
     def augment(self, images, p=None):
         """Augment with probability p (the variable when None), whatever `training` is."""
         images = tf.cast(images, self.compute_dtype)
-        p = tf.cast(tf.convert_to_tensor(self.p) if p is None else p, tf.float32)
+        p = tf.clip_by_value(tf.cast(tf.convert_to_tensor(self.p) if p is None else p, tf.float32), 0.0, 1.0)
         height, width, channels = images.shape[1], images.shape[2], images.shape[3]
         batch = tf.shape(images)[0]
         blit, geometric = self._geometric_matrices(batch, height, width, p)

@@ -9,12 +9,22 @@ What it changes, and where (see `gans/base.py`):
   adjustment of p every 4, all without a new loop;
 - optimizers: Adam betas (0, 0.99), eps 1e-8, with lr and betas adjusted by c = k / (k + 1);
 - EMA: a half-life in images, beta = 0.5 ** (batch / ema_nimg) with a ramp-up; w_avg copied;
-- gradients: non-finite values replaced (NaN -> 0, inf -> +-1e5), as NVIDIA does.
+- gradients: non-finite values replaced (NaN -> 0, inf -> +-1e5), as NVIDIA does;
+- randomness: latents, style mixing, the synthesis noise, augmentation and the path-length y all
+  come from the GAN's seeded `rng` (each replica its own stream under tf.distribute);
+- a watch on ADA's p: `fit` adds `AugmentationWatch`, which reads p between steps and calls
+  `check_augmentation`, a warning (once) when p stays at 0.8 or more, where augmentations leak.
+
+Distribution: the summed ADA sign counters make r_t the mean over all replicas' reals, and the
+path-length running mean is updated with the mean over all replicas' lengths, so every replica
+(and every worker) keeps the same p and pl_mean. What stays per replica, as in NVIDIA's multi-GPU
+training: the minibatch-std groups and the style-mixing cutoff (one draw per replica's batch).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import keras
 import tensorflow as tf
@@ -26,6 +36,12 @@ from .networks import PRESETS, ResidualDiscriminator, StyleGenerator, preset
 from .regularizers import path_length, path_length_penalty, r1_penalty
 
 AUGMENT_MODES = ("ada", "fixed", "none")
+LEAK_P = 0.8  # ADA paper, fig. 4: above about 0.8 some augmentations start to leak into G's images
+LEAK_CHECKS = 3  # consecutive checks at p >= LEAK_P before `check_augmentation` warns
+
+
+class AugmentationLeakWarning(UserWarning):
+    """ADA's augmentation probability p has stayed high enough for augmentations to leak."""
 
 
 @dataclasses.dataclass
@@ -93,6 +109,7 @@ class StyleGAN2ADA(GAN):
         self.pl_mean = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
                                        name="pl_mean")
         self.__dict__["_global_batch"] = None
+        self.__dict__["_augment_watch"] = {"high": 0, "warned": False}  # `check_augmentation`'s state
 
     @classmethod
     def build_networks(cls, resolution, options):
@@ -145,7 +162,9 @@ class StyleGAN2ADA(GAN):
 
     def run_generator(self, latents, training=True):
         ws = self._mixed_ws(latents, training)
-        return self.generator.synthesis(ws, noise_mode="random" if training else "const")
+        if not training:
+            return self.generator.synthesis(ws, noise_mode="const")
+        return self.generator.synthesis(ws, noise_mode="random", rng=self.rng)
 
     def _mixed_ws(self, latents, training=True):
         if not training:
@@ -191,8 +210,12 @@ class StyleGAN2ADA(GAN):
     def _path_length_loss(self, real):
         batch = tf.maximum(tf.shape(real)[0] // self.pl_batch_shrink, 1)
         ws = self._mixed_ws(self.sample_latent(batch))
-        lengths = path_length(lambda w: self.generator.synthesis(w, noise_mode="random"), ws, rng=self.rng)
-        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, weight=self.pl_weight)
+        lengths = path_length(lambda w: self.generator.synthesis(w, noise_mode="random", rng=self.rng), ws,
+                              rng=self.rng)
+        # The running mean moves by the mean over every replica's lengths, so all replicas (and all
+        # workers: pl_mean keeps each worker's first replica's value) hold the same pl_mean.
+        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, weight=self.pl_weight,
+                                                batch_mean=_mean_over_replicas(lengths))
         self.pl_mean.assign(new_mean)
         return penalty * float(self.pl_interval)
 
@@ -213,6 +236,38 @@ class StyleGAN2ADA(GAN):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
 
+    # -- watching p (Python, between steps) ----------------------------------------------
+
+    def fit(self, x=None, *args, **kwargs):
+        """`GAN.fit` with an `AugmentationWatch` added to the callbacks when there is augmentation."""
+        if self.augment_mode != "none":
+            args, kwargs = _with_callback(args, kwargs, AugmentationWatch)
+        return super().fit(x, *args, **kwargs)
+
+    def check_augmentation(self, p=None):
+        """Python-side check of ADA's p (the variable's value when None), called between steps by
+        `AugmentationWatch`: after LEAK_CHECKS consecutive checks at p >= LEAK_P, warn once per
+        model (an `AugmentationLeakWarning`) that augmentations may leak into the generated images.
+        Returns whether this call warned."""
+        if self.augment_mode == "none":
+            return False
+        p = float(keras.ops.convert_to_numpy(self.augmenter.p)) if p is None else float(p)
+        watch = self.__dict__["_augment_watch"]
+        watch["high"] = watch["high"] + 1 if p >= LEAK_P else 0
+        if watch["warned"] or watch["high"] < LEAK_CHECKS:
+            return False
+        watch["warned"] = True
+        if self.augment_mode == "ada":
+            advice = (f"the discriminator overfits its data: train on more images, lower --ada-target "
+                      f"(now {self.augmenter.target:g}), or hold p lower with --augment fixed --augment-p 0.5")
+        else:
+            advice = "use a lower --augment-p, or --augment ada to let p adapt"
+        message = (f"the augmentation probability p has stayed at {LEAK_P:g} or more ({p:.2f} now): at such p "
+                   f"augmentations can leak into the generated images (rotated, recoloured or shifted faces); "
+                   f"{advice}")
+        warnings.warn(message, AugmentationLeakWarning, stacklevel=2)
+        return True
+
     def ema_decay_now(self, updates):
         """beta = 0.5 ** (batch / ema_nimg), ema_nimg = min(ema_kimg * 1000, images seen * ema_rampup)."""
         batch = tf.cast(self._global_batch if self._global_batch is not None else 32, tf.float32)
@@ -226,3 +281,55 @@ class StyleGAN2ADA(GAN):
         return {**super().get_config(), "style_mixing": self.style_mixing, "r1_gamma": self.r1_gamma,
                 "r1_interval": self.r1_interval, "pl_weight": self.pl_weight, "pl_interval": self.pl_interval,
                 "augment": self.augment_mode}
+
+
+class AugmentationWatch(keras.callbacks.Callback):
+    """Reads the model's augmentation probability where Python runs, every `every` steps and at
+    the end of each epoch, and hands it to `model.check_augmentation` (which warns once when p
+    stays high). `StyleGAN2ADA.fit` adds one; a compiled step cannot warn itself."""
+
+    def __init__(self, every=100):
+        super().__init__()
+        self.every = int(every)
+        self._steps = self._checked_at = 0
+
+    def _check(self):
+        if self._checked_at != self._steps:  # an epoch ending on a checked step: one check, not two
+            self._checked_at = self._steps
+            self.model.check_augmentation()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self.every and self._steps % self.every == 0:
+            self._check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check()
+
+
+def _mean_over_replicas(values):
+    """The mean of `values` over every replica's values (the local mean without a strategy); no gradient."""
+    values = tf.stop_gradient(tf.cast(values, tf.float32))
+    totals = tf.stack([tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32)])
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
+    return totals[0] / tf.maximum(totals[1], 1.0)
+
+
+def _with_callback(args, kwargs, callback_class):
+    """fit's (args, kwargs) with a `callback_class()` added to its callbacks (keyword or the 5th
+    positional argument after x) unless one is there."""
+    args = list(args)
+    positional = len(args) > 4
+    callbacks = args[4] if positional else kwargs.get("callbacks")
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        return tuple(args), kwargs  # an already assembled list: left as given
+    callbacks = list(callbacks or [])
+    if not any(isinstance(callback, callback_class) for callback in callbacks):
+        callbacks.append(callback_class())
+    if positional:
+        args[4] = callbacks
+    else:
+        kwargs["callbacks"] = callbacks
+    return tuple(args), kwargs
