@@ -279,17 +279,26 @@ def _run_export(args) -> int:
     return 0
 
 
-def _parse_seeds(text: str) -> list[int]:
-    """'0-99' -> 0..99, '1,5,9' -> [1, 5, 9], mixed forms allowed."""
-    seeds = []
+def _parse_ranges(text: str) -> list[int]:
+    """'0-99' -> 0..99, '1,5,9' -> [1, 5, 9], mixed forms allowed; ValueError for what is no integer."""
+    values = []
     for part in text.split(","):
         if "-" in part.strip()[1:]:
             low, high = part.rsplit("-", 1)
-            seeds.extend(range(int(low), int(high) + 1))
+            values.extend(range(int(low), int(high) + 1))
         elif part.strip():
-            seeds.append(int(part))
+            values.append(int(part))
+    return values
+
+
+def _parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """`_parse_ranges` for a seeds flag, a UserError naming the flag when it names no seed."""
+    try:
+        seeds = _parse_ranges(text)
+    except ValueError:
+        seeds = []
     if not seeds:
-        raise UserError(f"--seeds {text!r} names no seed (use e.g. 0-99 or 1,5,9)")
+        raise UserError(f"{flag} {text!r} names no seeds (use e.g. 0-99 or 1,5,9)")
     return seeds
 
 
@@ -382,43 +391,18 @@ _EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "rows": "
                        "crossover": "style-mix", "truncation": "style-mix"}
 
 
-def _explore_seeds(flag, text) -> list[int]:
-    """`_parse_seeds` for one explore flag, with the flag's name in its error (and no traceback on 'a-b')."""
-    try:
-        return _parse_seeds(text)
-    except (UserError, ValueError):
-        raise UserError(f"{flag} {text!r} names no seeds (use e.g. 0-3 or 1,5,9)") from None
-
-
 def _explore_crossover(text):
     """--crossover: a group name, or layer indices as 0-3 / 0,2,5 (mixed forms allowed)."""
     text = text.strip()
     if text in ("coarse", "middle", "fine"):
         return text
-    layers = []
     try:
-        for part in text.split(","):
-            part = part.strip()
-            if "-" in part[1:]:
-                low, high = part.split("-", 1)
-                layers.extend(range(int(low), int(high) + 1))
-            elif part:
-                layers.append(int(part))
+        layers = _parse_ranges(text)
     except ValueError:
         layers = []
     if not layers:
         raise UserError(f"--crossover {text!r}: use coarse, middle, fine or layer indices such as 0-3 or 0,2,5")
     return layers
-
-
-def _load_explore_generator(source):
-    """`export.load_generator`, with the StyleGAN2 layers registered first: the model registry imports
-    them only when a stylegan2-ada GAN is created, so a fresh process could not deserialise a saved
-    StyleGenerator ("Could not locate class 'StyleGenerator'") without this import."""
-    from .export import load_generator
-    from .gans.stylegan2 import networks  # noqa: F401  registers StyleGenerator & co. with Keras
-
-    return load_generator(source)
 
 
 def _run_explore(args) -> int:
@@ -429,22 +413,23 @@ def _run_explore(args) -> int:
             raise UserError(f"--{name} is an option of --kind {kind}, not of --kind {args.kind}")
 
     from . import explore
+    from .export import load_generator
 
-    generator = _load_explore_generator(args.source)
+    generator = load_generator(args.source)
     written = [args.out]
     if args.kind == "z-grid":
         indices = [int(i) for i in args.indices.split(",")] if args.indices else None
         explore.z_grid(generator, args.out, seed=args.seed, indices=indices)
     elif args.kind == "interpolate":
         gif = os.path.splitext(args.out)[0] + ".gif"
-        explore.interpolate(generator, args.out, _explore_seeds("--seeds", args.seeds), args.steps, args.method, gif,
+        explore.interpolate(generator, args.out, _parse_seeds(args.seeds), args.steps, args.method, gif,
                             space=args.space or "z")
         written.append(gif)
     elif args.kind == "truncation":
-        explore.truncation(generator, args.out, _explore_seeds("--seeds", args.seeds), cutoff=args.cutoff)
+        explore.truncation(generator, args.out, _parse_seeds(args.seeds), cutoff=args.cutoff)
     elif args.kind == "style-mix":
-        explore.style_mix(generator, args.out, _explore_seeds("--rows", args.rows or "0-3"),
-                          _explore_seeds("--columns", args.columns or "4-7"),
+        explore.style_mix(generator, args.out, _parse_seeds(args.rows or "0-3", "--rows"),
+                          _parse_seeds(args.columns or "4-7", "--columns"),
                           _explore_crossover(args.crossover or "coarse"), truncation=args.truncation)
     else:
         if not args.real:

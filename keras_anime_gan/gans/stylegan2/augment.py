@@ -168,6 +168,17 @@ def _reflect(index, size):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+def sum_and_count_over_replicas(values):
+    """(sum, count) of `values` over every replica's values (the local ones without a strategy),
+    float32, no gradient: one all-reduce of both, so every replica gets the same totals."""
+    values = tf.stop_gradient(tf.cast(values, tf.float32))
+    totals = tf.stack([tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32)])
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
+    return totals[0], totals[1]
+
+
 class AdaptiveAugment(keras.layers.Layer):
     """ADA augmentation: (B, H, W, C) -> (B, H, W, C), identity unless `training` and p > 0."""
 
@@ -240,13 +251,9 @@ class AdaptiveAugment(keras.layers.Layer):
 
     def accumulate(self, real_logits):
         """Add sign(D(augmented reals)) of one step, over all replicas, to the running totals."""
-        logits = tf.reshape(tf.stop_gradient(tf.cast(real_logits, tf.float32)), [-1])
-        totals = tf.stack([tf.reduce_sum(tf.sign(logits)), tf.cast(tf.size(logits), tf.float32)])
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
-        self.sign_sum.assign_add(totals[0])
-        self.sign_count.assign_add(totals[1])
+        total, count = sum_and_count_over_replicas(tf.sign(tf.cast(real_logits, tf.float32)))
+        self.sign_sum.assign_add(total)
+        self.sign_count.assign_add(count)
 
     def adjust(self, batch_size=None):
         """Apply the ADA rule to the accumulated signs, reset them, return the new p.

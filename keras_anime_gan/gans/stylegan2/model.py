@@ -15,7 +15,7 @@ What it changes, and where (see `gans/base.py`):
 - a watch on ADA's p: `fit` adds `AugmentationWatch`, which reads p between steps and calls
   `check_augmentation`, a warning (once) when p stays at 0.8 or more, where augmentations leak.
 
-Distribution: the summed ADA sign counters make r_t the mean over all replicas' reals, and the
+Distribution: the all-reduced ADA sign counters make r_t the mean over all replicas' reals, and the
 path-length running mean is updated with the mean over all replicas' lengths, so every replica
 (and every worker) keeps the same p and pl_mean. What stays per replica, as in NVIDIA's multi-GPU
 training: the minibatch-std groups and the style-mixing cutoff (one draw per replica's batch).
@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from ..base import GAN, GANOptions, RegularizationPhase
 from ..options import option
-from .augment import AdaptiveAugment
+from .augment import AdaptiveAugment, sum_and_count_over_replicas
 from .networks import PRESETS, ResidualDiscriminator, StyleGenerator, preset
 from .regularizers import path_length, path_length_penalty, r1_penalty
 
@@ -309,12 +309,8 @@ class AugmentationWatch(keras.callbacks.Callback):
 
 def _mean_over_replicas(values):
     """The mean of `values` over every replica's values (the local mean without a strategy); no gradient."""
-    values = tf.stop_gradient(tf.cast(values, tf.float32))
-    totals = tf.stack([tf.reduce_sum(values), tf.cast(tf.size(values), tf.float32)])
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, totals)
-    return totals[0] / tf.maximum(totals[1], 1.0)
+    total, count = sum_and_count_over_replicas(values)
+    return total / tf.maximum(count, 1.0)
 
 
 def _with_callback(args, kwargs, callback_class):
