@@ -37,7 +37,8 @@ def _all_layers(model):
         yield from _all_layers(layer)
 
 
-def _reduced_precision_layers(model) -> list:
+def reduced_precision_layers(model) -> list:
+    """`model` and its nested layers that compute in bfloat16 or float16."""
     return [layer for layer in [model, *_all_layers(model)]
             if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES]
 
@@ -47,7 +48,7 @@ def float32_model(model):
     same architecture rebuilt under the float32 policy, each mixed-precision layer's policy replaced
     by float32 (its variables were float32 already), with the same weights. A generator trained
     under mixed_bfloat16 or mixed_float16 then exports and saves as a float32 graph."""
-    if not _reduced_precision_layers(model):
+    if not reduced_precision_layers(model):
         return model
 
     def rebuild(layer):
@@ -71,7 +72,7 @@ def float32_model(model):
     finally:
         keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(model.get_weights())
-    leftover = _reduced_precision_layers(copy)
+    leftover = reduced_precision_layers(copy)
     if leftover:  # e.g. a subclassed model that clone_model cannot rebuild layer by layer
         raise UserError(f"cannot rebuild {model.name} in float32: {leftover[0].name} still computes in "
                         f"{leftover[0].compute_dtype}")

@@ -483,7 +483,26 @@ class GAN(keras.Model):
         below 1 trade variety for quality.
         """
         latents = latents_for_seed(num_images, self.latent_dim, seed)
-        return render(self.ema_generator, latents, batch_size, truncation=truncation)
+        return render(self.sampling_generator, latents, batch_size, truncation=truncation)
+
+    @property
+    def sampling_generator(self):
+        """`ema_generator` as a float32 model: what `generate` draws with. A generator trained in
+        bfloat16 or float16 is copied into float32 (`export.float32_model`, cached and refreshed with
+        the current weights), so `generate` gives the pictures the float32 export and
+        `generate --seeds` give, whatever the training precision."""
+        from ..export import float32_model, reduced_precision_layers
+
+        generator = self.ema_generator
+        if not reduced_precision_layers(generator):
+            return generator
+        cache = self.__dict__.get("_float32_generator_cache")
+        if cache is None:
+            cache = float32_model(generator)
+            self.__dict__["_float32_generator_cache"] = cache
+        else:
+            cache.set_weights(generator.get_weights())
+        return cache
 
     def get_config(self):
         return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
