@@ -29,6 +29,7 @@ import warnings
 import keras
 import tensorflow as tf
 
+from ...errors import ConfigError
 from ..base import GAN, GANOptions, RegularizationPhase
 from ..options import option
 from .augment import AdaptiveAugment, sum_and_count_over_replicas
@@ -79,6 +80,12 @@ class StyleGAN2Options(GANOptions):
                                           "auto batch * 10 / 32)", minimum=0.0, exclusive=True)
     ema_rampup: float | None = option(0.05, "EMA half-life at most this fraction of the images seen (none: off)",
                                       minimum=0.0, exclusive=True)
+
+    def validate(self, model: str = "this model") -> None:
+        super().validate(model)
+        if self.ema is not None:  # the family's decay option: here it would be silently replaced
+            raise ConfigError(f"{model} option ema: its generator EMA is always on, with a half-life in images; "
+                              f"set ema_kimg (and ema_rampup) instead of a decay")
 
 
 class StyleGAN2ADA(GAN):
