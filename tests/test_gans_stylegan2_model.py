@@ -30,6 +30,8 @@ def test_optimizers_follow_the_lazy_regularisation_adjustment_and_the_ema_its_ha
         _tiny(augment="always")
     with pytest.raises(ConfigError, match="cannot be built at resolution 24"):
         create_gan("stylegan2-ada", 24, preset="tiny")
+    with pytest.raises(ConfigError, match="option ema: .* set ema_kimg"):  # not silently ignored
+        _tiny(ema=0.999)
 
 
 def test_one_step_runs_every_phase_and_moves_ada_p():
@@ -130,3 +132,64 @@ def test_fit_watches_p_between_steps():
     assert _with_callback((), {"callbacks": [mine]}, AugmentationWatch)[1]["callbacks"] == [mine]  # not doubled
     args, _ = _with_callback((None, 4, 1, 0, None), {}, AugmentationWatch)  # callbacks given by position
     assert [type(callback) for callback in args[4]] == [AugmentationWatch]
+
+
+# -- learning on the faces --------------------------------------------------------------------------
+
+LEARN_RESOLUTION, LEARN_BATCH, LEARN_EPOCHS, LEARN_TRAIN, LEARN_EVAL = 16, 32, 6, 1024, 256
+
+
+def _faces_at(folder, indices, resolution):
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.open(folder / f"{index}.jpg").convert("RGB")
+                                .resize((resolution, resolution), Image.BOX)) for index in indices])
+
+
+def _stylegan2_learning_run(faces_folder, **overrides):
+    """The tiny preset at 16 px (channel_max 32, ADA on, every phase on) for 6 epochs over 1024 real
+    faces, batch 32: 192 steps. Returns the EMA generator's 256 samples of seed 1 scored against 256
+    held-out faces before and after training, and the real-vs-real floor at the same n.
+
+    R1 every 4 steps instead of 16 (lazy R1 still) halves the traced step functions (every phase is
+    due on the same steps), and an EMA half-life of 25% of the images seen (instead of 5%) averages
+    the last ~50 steps, which smooths this short run's oscillation without reaching back to the
+    initialisation."""
+    import keras
+
+    from keras_anime_gan import metrics
+
+    train = _faces_at(faces_folder, range(LEARN_TRAIN), LEARN_RESOLUTION)
+    held_out = _faces_at(faces_folder, range(10_000, 10_000 + 2 * LEARN_EVAL), LEARN_RESOLUTION)
+    real, other_real = held_out[:LEARN_EVAL], held_out[LEARN_EVAL:]
+    keras.utils.set_random_seed(0)  # the networks' initial weights
+    options = dict(preset="tiny", seed=0, channel_max=32, r1_interval=4, ema_rampup=0.25)
+    gan = create_gan("stylegan2-ada", LEARN_RESOLUTION, **{**options, **overrides})
+    assert gan.augment_mode == "ada" and {phase.name for phase in gan.regularization_phases()} == {"r1", "pl", "ada"}
+    gan.compile()
+    before = metrics.compute_metrics(real, gan.generate(LEARN_EVAL, seed=1), ("swd", "color"))
+    gan.fit(train, batch_size=LEARN_BATCH, epochs=LEARN_EPOCHS, verbose=0, shuffle=True)
+    after = metrics.compute_metrics(real, gan.generate(LEARN_EVAL, seed=1), ("swd", "color"))
+    floor = metrics.noise_floor(real, other_real, ("swd", "color"))
+    return {"before": before, "after": after, "floor": floor, "p": float(gan.augmenter.p.numpy()),
+            "steps": int(gan.phase_steps.numpy())}
+
+
+def test_tiny_stylegan2_ada_moves_toward_the_real_faces(shared_faces_dir):
+    """192 steps of 32 real faces at 16 px move the EMA generator's samples (seed 1) most of the way
+    from where the same generator started toward the data, in SWD (texture) and colour distance.
+
+    Measured on the 2-core build machine: SWD 192 -> 76 and colour 30 -> 13 against a real-vs-real
+    floor of 35 / 3.8 at n=256 (0.26 and 0.36 of the distance above the floor left); with seeds 1
+    and 2 for the weights and the GAN, SWD 225 / 231 -> 79 / 85 (0.23 / 0.25 left). A generator that
+    does not learn fails: g_learning_rate=0 leaves 1.00 of both, and the generator loss with its
+    sign flipped (softplus(D(G(z)))) drives SWD 192 -> 211 and colour 30 -> 71."""
+    run = _stylegan2_learning_run(shared_faces_dir)
+    before, after, floor = run["before"], run["after"], run["floor"]
+    assert run["steps"] == LEARN_EPOCHS * LEARN_TRAIN // LEARN_BATCH and 0.0 <= run["p"] <= 1.0
+    assert before["swd"] > 3 * floor["swd_floor"], run  # the untrained generator is far from the faces
+    # Share of the distance above the real-vs-real floor left after training: about 0.25 measured.
+    swd_left = (after["swd"] - floor["swd_floor"]) / (before["swd"] - floor["swd_floor"])
+    color_left = (after["color"] - floor["color_floor"]) / (before["color"] - floor["color_floor"])
+    assert swd_left < 0.5 and after["swd"] < 0.6 * before["swd"], run
+    assert color_left < 0.6, run
