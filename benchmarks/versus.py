@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
 import keras_anime_gan  # noqa: E402,F401,I001  (first: it sets TensorFlow's oneDNN and logging options)
 
-ENTRIES = [  # (label, slug, model, options: flat TrainConfig fields)
+ENTRIES = [  # (label, slug, model, options: flat TrainConfig fields, or "model_options": {...} for a model's own)
     ("DCGAN", "dcgan", "dcgan", {}),
     ("DCGAN fuzzy labels + separate rates", "dcgan-fuzzy", "dcgan",
      {"label_smoothing": 0.1, "d_learning_rate": 1e-4, "g_learning_rate": 5e-4}),
@@ -36,12 +36,17 @@ ENTRIES = [  # (label, slug, model, options: flat TrainConfig fields)
     ("WGAN (clipping)", "wgan", "wgan", {}),
     ("WGAN-GP", "wgan-gp", "wgan-gp", {"norm": "layer"}),
     ("Dynamic schedule (CSC412)", "dynamic", "dynamic", {}),
+    # NVIDIA's networks with a few channels (the tiny preset: 64 at most, z and w 64-d), ADA, lazy R1 and path
+    # length. `width` does not apply (its channels come from the preset; run_values' width is dropped for it), nor
+    # `--ema` (its EMA is always on, a half-life of batch x 10/32 kimg, ramped up over the first images): ema None.
+    ("StyleGAN2-ADA (tiny preset)", "stylegan2-ada", "stylegan2-ada",
+     {"ema": None, "model_options": {"preset": "tiny"}}),
 ]
 
 
 def select_entries(only: str | None) -> list:
-    """ENTRIES named in the comma-separated `only` by slug (dcgan, dcgan-fuzzy, lsgan, wgan, wgan-gp, dynamic);
-    all without it."""
+    """ENTRIES named in the comma-separated `only` by slug (dcgan, dcgan-fuzzy, lsgan, wgan, wgan-gp, dynamic,
+    stylegan2-ada); all without it."""
     if not only:
         return list(ENTRIES)
     wanted = {name.strip() for name in only.split(",") if name.strip()}
@@ -59,7 +64,7 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f}"
 
 
-def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, overall=None):
+def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, overall=None, at_end=()):
     """A Keras callback that gives a run a training-time budget, counts what it did and prints a
     progress line every `report_every` seconds. (Built here, so that importing this module does
     not import TensorFlow: the converter's worker processes re-import the main script.)
@@ -68,7 +73,8 @@ def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, ove
     function; `trace_seconds` records that first step. hooks: (seconds of training, function(gan,
     callback)) pairs, each called once when the training clock passes it (sample grids, metrics);
     time spent inside hooks does not count as training. `overall`: a function returning text for
-    the whole script's progress, appended to each line."""
+    the whole script's progress, appended to each line. `at_end`: functions(gan, callback) called
+    once when training ends, before the final numbers are taken (e.g. to read the model's state)."""
     import keras
 
     class BudgetProgress(keras.callbacks.Callback):
@@ -130,6 +136,8 @@ def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, ove
             self.losses.append(row)
 
         def on_train_end(self, logs=None):
+            for function in at_end:
+                function(self.model, self)
             rate = self.rate()
             self.final = {**self.stats(), "train_seconds": round(self.training_seconds(), 1),
                           "trace_seconds": None if self.trace_seconds is None else round(self.trace_seconds, 1),
@@ -150,14 +158,14 @@ def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, ove
     return BudgetProgress()
 
 
-def train_for(values: dict, label: str, seconds: float, hooks=(), overall=None) -> dict:
+def train_for(values: dict, label: str, seconds: float, hooks=(), overall=None, at_end=()) -> dict:
     """Train the run described by the flat TrainConfig fields `values` for `seconds` of training;
     returns {"summary": train()'s summary, "progress": the callback's numbers, "losses": rows per
     epoch, "wall_seconds": the whole call (model building, tracing, saving included)}."""
     from keras_anime_gan.training import TrainConfig, train
 
     config = TrainConfig.from_json(values)
-    callback = budget_progress(label, seconds, config.batch_size, hooks=hooks, overall=overall)
+    callback = budget_progress(label, seconds, config.batch_size, hooks=hooks, overall=overall, at_end=at_end)
     began = time.time()
     summary = train(config, callbacks=[callback])
     return {"summary": summary, "progress": callback.final, "losses": callback.losses,
@@ -166,11 +174,21 @@ def train_for(values: dict, label: str, seconds: float, hooks=(), overall=None) 
 
 def run_values(data, out, model, resolution, width, batch_size, seed=0, ema=0.999, options=None,
                steps_per_epoch=50, sample_interval=1000000) -> dict:
-    """The flat TrainConfig fields of one budgeted run (epochs: effectively unlimited)."""
-    return {"data": data, "out": out, "model": model, "resolution": resolution, "width": width,
-            "batch_size": batch_size, "epochs": 100000, "steps_per_epoch": steps_per_epoch, "metrics": "none",
-            "verbose": 0, "seed": seed, "ema": ema, "sample_interval": sample_interval, "checkpoint_interval": 5,
-            "keep_checkpoints": 1, **(options or {})}
+    """The TrainConfig fields of one budgeted run (epochs: effectively unlimited), for
+    `TrainConfig.from_json`. `width` and `ema` are the classic models' options, given in the flat
+    layout: `from_json` moves them into `model_options` for a model that has them and drops them for
+    one that does not (stylegan2-ada has no `width`; its `ema` is replaced by its half-life). A
+    model's other options go in `options["model_options"]` (e.g. {"preset": "tiny"}), merged over
+    those; the remaining keys of `options` are flat TrainConfig fields."""
+    options = dict(options or {})
+    model_options = dict(options.pop("model_options", None) or {})
+    values = {"data": data, "out": out, "model": model, "resolution": resolution, "width": width,
+              "batch_size": batch_size, "epochs": 100000, "steps_per_epoch": steps_per_epoch, "metrics": "none",
+              "verbose": 0, "seed": seed, "ema": ema, "sample_interval": sample_interval, "checkpoint_interval": 5,
+              "keep_checkpoints": 1, **options}
+    if model_options:
+        values["model_options"] = model_options
+    return values
 
 
 def metric_names(extractor) -> list[str]:
@@ -180,9 +198,10 @@ def metric_names(extractor) -> list[str]:
 def evaluate_generator(generator, real, extractor=None, seed=0):
     """(metrics dict, the generated uint8 images): as many samples as `real`, from `seed`."""
     from keras_anime_gan.metrics import compute_metrics
-    from keras_anime_gan.sampling import latents_for_seed, render
+    from keras_anime_gan.sampling import latent_width, latents_for_seed, render
 
-    fake = render(generator, latents_for_seed(len(real), int(generator.input_shape[-1]), seed))
+    # latent_width: a StyleGAN generator is a subclassed model (z_dim), without a functional input shape.
+    fake = render(generator, latents_for_seed(len(real), latent_width(generator), seed))
     return compute_metrics(real, fake, metric_names(extractor), extractor), fake
 
 
@@ -220,7 +239,7 @@ def run_versus(entries, data, runs_dir, grid_dir, seconds_each, real, resolution
                "wall_seconds": run["wall_seconds"], "images": progress.get("images"),
                "images_per_second": progress.get("images_per_second"), "g_updates": progress.get("g_updates"),
                "d_updates": progress.get("d_updates"), "monitor_events": summary.get("monitor_events"),
-               "losses": run["losses"]}
+               "precision": summary.get("precision"), "losses": run["losses"]}
         if summary.get("generator") is None:
             row.update(grid=None, metrics=None, failure=summary.get("reason"))
             print(f"   {label}: no generator ({summary.get('reason')})", flush=True)
@@ -265,6 +284,9 @@ def versus_table(rows, floor, num_images, kid_fid_note=None, grids=True) -> list
         lines.append("| " + " | ".join(cells) + " |")
     if kid_fid_note:
         lines += ["", f"KID and FID: weights missing ({kid_fid_note}; see README, Evaluation)."]
+    if any(row.get("loss") == "stylegan2-ada" for row in rows):
+        lines += ["", "StyleGAN2-ADA's G and D updates include its lazy regularisation updates (path length every "
+                      "4 steps, R1 every 16) besides one main update of each per step."]
     return lines
 
 
@@ -275,9 +297,11 @@ def main(argv=None):
     parser.add_argument("--budget-minutes", type=float, default=12.0, help="total training time, split evenly")
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--width", type=int, default=None, help="network width (default 32 at <=32 px, else 64)")
+    parser.add_argument("--width", type=int, default=None, help="network width of the classic models (default 32 at "
+                                                                "<=32 px, else 64; stylegan2-ada: its preset's)")
     parser.add_argument("--eval-images", type=int, default=512, help="images per metric set (the floor uses as many more)")
-    parser.add_argument("--ema", type=float, default=0.999, help="generator EMA decay for every model (0: none)")
+    parser.add_argument("--ema", type=float, default=0.999, help="generator EMA decay for every classic model (0: "
+                                                                  "none; stylegan2-ada keeps its half-life EMA)")
     parser.add_argument("--inception-weights", default=None)
     parser.add_argument("--out", default="versus")
     parser.add_argument("--only", default=None, help="comma-separated slugs or model names (e.g. dcgan,wgan-gp)")

@@ -98,3 +98,67 @@ def test_tiny_run_writes_figures_and_sane_numbers(showcase, shared_faces_dir, tm
     (out / "results.md").unlink()
     assert showcase.main(["--out", str(out), "--markdown-only"]) == 0
     assert (out / "results.md").read_text() == page
+
+
+def test_stylegan2_ada_is_a_versus_row_trained_through_train_config(showcase):
+    from keras_anime_gan.training import TrainConfig
+
+    versus = showcase.versus
+    ((label, slug, model, options),) = versus.select_entries("stylegan2-ada")
+    assert slug == model == "stylegan2-ada" and "StyleGAN2" in label
+    values = versus.run_values(None, "runs/x", model, 16, 32, 32, 0, 0.999, options)
+    config = TrainConfig.from_json(values)
+    config.validate()
+    assert config.model_options == {"preset": "tiny"}  # no width (it has none), no ema (its own half-life)
+    # The classic rows keep their flat options, moved into model_options as before.
+    dcgan = TrainConfig.from_json(versus.run_values(None, "runs/y", "dcgan", 32, 32, 64, 0, 0.999,
+                                                    {"label_smoothing": 0.1}))
+    assert dcgan.model_options == {"width": 32, "ema": 0.999, "label_smoothing": 0.1}
+    # The showcase's GAN Versus leaves it out unless named: StyleGAN2-ADA has a stage of its own.
+    assert "stylegan2-ada" not in [entry[1] for entry in showcase.versus_entries(None)]
+    assert [entry[1] for entry in showcase.versus_entries("dcgan,stylegan2-ada")] == ["dcgan", "stylegan2-ada"]
+    lines = versus.versus_table([{"model": label, "slug": slug, "loss": model, "metrics": {"swd": 50.0, "color": 5.0},
+                                  "images_per_second": 90.0, "train_seconds": 60, "wall_seconds": 90, "images": 5000,
+                                  "g_updates": 190, "d_updates": 160, "grid": "versus-stylegan2-ada.png"}],
+                                {"swd_floor": 30.0, "color_floor": 3.0}, 256)
+    assert any(line.startswith("| StyleGAN2-ADA (tiny preset) | 50.0 | 5.00 |") for line in lines)
+    assert "lazy regularisation updates" in lines[-1]
+
+
+def _stylegan2_section(**changes):
+    curve = [{"minutes": m, "images": i, "steps": i // 32, "g_updates": i // 25, "d_updates": i // 30,
+              "num_images": 100, "ada_p": p, "swd": s, "color": c}
+             for m, i, p, s, c in ((0.01, 32, 0.0, 230.0, 50.0), (1.0, 6400, 0.012, 80.5, 9.5))]
+    return {"label": "StyleGAN2-ADA (tiny preset)", "preset": "tiny", "resolution": 16, "batch_size": 32,
+            "precision": "float32", "budget_seconds": 60.0, "minutes": 1.0, "images": 6400, "steps": 200,
+            "g_updates": 250, "d_updates": 212, "train_seconds": 60.0, "trace_seconds": 20.0, "paused_seconds": 3.0,
+            "images_per_second": 107.0, "state": "stopped", "monitor_events": [], "ada_p": 0.012,
+            "generator_params": 227854, "discriminator_params": 259329, "pl_mean": 0.5, "train_images": 400,
+            "heldout_images": 200, "num_images": 100, "floor": {"swd_floor": 34.7, "color_floor": 5.78},
+            "curve_floor": {"swd_floor": 34.7, "color_floor": 5.78}, "curve": curve, "losses": [],
+            "final_metrics": {"swd": 80.5, "color": 9.5}, "wall_seconds": 95.0,
+            "style_mix": {"rows": [0, 1], "columns": [5, 6], "crossover": "coarse", "layers": "0-2", "num_ws": 6},
+            "figures": ["stylegan2-samples.png", "stylegan2-style-mix.png", "stylegan2-truncation.png"],
+            "separate_run": False, **changes}
+
+
+def test_a_stylegan2_only_results_page_and_readme_block(showcase, tmp_path):
+    assert showcase.main(["--only-stylegan2", "--out", str(tmp_path / "x")]) == 2  # needs --stylegan2-minutes
+    machine = {"cpu_model": "Test CPU", "usable_cores": 2, "simd_flags": ["avx2"], "niceness": 19}
+    results = {"date": "2026-12-04 19:00 UTC", "command": "python benchmarks/showcase.py --only-stylegan2",
+               "machine": machine, "software": {"keras_anime_gan": "0.1.0", "git_commit": "abc", "tensorflow": "2.21"},
+               "data": {"source": "faces", "train_range": ["0.jpg", "399.jpg"],
+                        "heldout_range": ["400.jpg", "599.jpg"]},
+               "wall_minutes": 2.0, "cpu_minutes": 3.0, "stylegan2": _stylegan2_section(),
+               "figures": {"stylegan2-samples.png": 1000, "stylegan2-style-mix.png": 1000}}
+    page = showcase.render_markdown(results)
+    for link in ("(stylegan2-samples.png)", "(stylegan2-style-mix.png)", "(stylegan2-truncation.png)"):
+        assert link in page
+    assert "SWD 80.5 (noise floor 34.7)" in page and "6,400 real images seen" in page
+    assert "| 1.00 | 6,400 | 200 | 80.5 | 9.50 | 0.012 |" in page and "layers 0-2 of 6" in page
+    block = "\n".join(showcase.readme_block(results))
+    assert "Test CPU" in block and "227,854 + 259,329 parameters" in block and "SWD 80.5" in block
+    # Added by a separate run to a full page: the README paragraph says which command and when.
+    separate = _stylegan2_section(separate_run=True, command="cmd", date="d", wall_minutes=31.0)
+    (paragraph,) = showcase.stylegan2_readme_lines({"stylegan2": separate})
+    assert paragraph.endswith("(added by a separate run on d, 31.0 min of wall time: `cmd`).")
