@@ -1,21 +1,24 @@
 """StyleGAN2-ADA training speed on this machine, per phase, against NVIDIA's PyTorch figure.
 
     python benchmarks/bench_stylegan2.py [--resolutions 64,128] [--variants float32,bfloat16,float32_xla]
-                                         [--batch 32] [--steps 2] [--augment-p 0.2]
+                                         [--batch 32] [--cycle 16] [--steps 1] [--augment-p 0.2]
 
 Each (resolution, variant) runs in its own process, so peak memory is its own. In a process,
-`create_gan("stylegan2-ada", res, preset="auto")` trains on synthetic faces with `fit`, and the step
-is timed for each set of lazy phases that can be due (the phases are picked in Python from the step
-counter, so each set is its own compiled function):
+`create_gan("stylegan2-ada", res, preset="auto")` trains on synthetic faces with `fit`. Each set of
+lazy phases that can be due is its own compiled step (the phases are picked in Python from the step
+counter), so each is traced once first; then `--cycle` consecutive steps are trained from step 0,
+as a run does, and every step is timed by a callback:
 
 - main: G main and D main (our step shares one generator forward between them);
 - main + G reg: with path length (every 4 steps; ADA's p adjustment, also every 4, rides along);
-- main + G reg + D reg: with lazy R1 as well (every 16 steps).
+- main + G reg + D reg: with lazy R1 as well (every 16 steps, step 0 of a cycle).
 
-G reg and D reg are the differences. G main and D main alone are timed as NVIDIA splits them
-(`generator_update` without the shared D update, and `discriminator_update` with its own generator
-forward), and augmentation as ADA's forward and backward on a real batch at p. Images/s amortises
-over 16 steps: 12 main, 3 with G reg, 1 with both. Results are appended to
+Images/s is the whole 16-step cycle's (12 main steps, 3 with G reg, 1 with both: NVIDIA's
+amortisation, measured rather than computed); with a shorter --cycle it is computed from the
+medians with the same weights. G reg and D reg are differences of medians. G main and D main
+alone are timed as NVIDIA splits them (`generator_update` without the shared D update, and
+`discriminator_update` with its own generator forward), and augmentation as ADA's forward and
+backward on a real batch at p. Results, every step's time included, are appended to
 benchmarks/results/bench_stylegan2.jsonl.
 
 FLOPs: TensorFlow's profiler counts the float operations of one generator and one discriminator
@@ -31,6 +34,7 @@ float32: 0.383 images/s (2,613 s/kimg). It is printed beside ours when this CPU 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -69,7 +73,32 @@ def forward_flops(network, input_shape, call):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def child(resolution, variant, batch, steps, augment_p, preset="auto"):
+class _StepClock:
+    """Keras callback: wall seconds of every training step (batch begin to batch end)."""
+
+    def __new__(cls):
+        import keras
+
+        class StepClock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds = []
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self._began = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.seconds.append(time.perf_counter() - self._began)
+
+        return StepClock()
+
+
+def due_set(step):
+    """The name in DUE_STEPS of the phases due at this step counter (R1 every 16; path length and ADA every 4)."""
+    return "main+g_reg+d_reg" if step % 16 == 0 else "main+g_reg" if step % 4 == 0 else "main"
+
+
+def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16):
     from keras_anime_gan import create_gan
     import numpy as np
     import tensorflow as tf
@@ -83,18 +112,35 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto"):
     gan.compile(jit_compile=jit)
     images = synthetic_faces(batch * 2, resolution, seed=0)
     data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().prefetch(2)
-    result = {"resolution": resolution, "variant": variant, "preset": preset, "batch": batch, "precision": precision, "xla": jit,
-              "step_s": {}, "trace_s": {}}
+    result = {"resolution": resolution, "variant": variant, "preset": preset, "batch": batch, "precision": precision,
+              "xla": jit, "cycle_steps": cycle, "trace_s": {}}
+    # Trace (and compile) each set of due phases once, then train `cycle` consecutive steps from step 0
+    # as a run does (step 0 has everything due, every 4th path length and ADA, the rest the main step).
     for name, step in DUE_STEPS.items():
-        def one_step(step=step):
-            gan.phase_steps.assign(step)
-            gan.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+        gan.phase_steps.assign(step)
         started = time.perf_counter()
-        one_step()
+        gan.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
         result["trace_s"][name] = round(time.perf_counter() - started, 1)
-        result["step_s"][name] = round(_timed(one_step, steps), 3)
-    main, g_reg, both = (result["step_s"][name] for name in DUE_STEPS)
-    result["phases_s"] = {"main": main, "g_reg": round(g_reg - main, 3), "d_reg": round(both - g_reg, 3)}
+    gan.phase_steps.assign(0)
+    clock = _StepClock()
+    started = time.perf_counter()
+    gan.fit(data, steps_per_epoch=cycle, epochs=1, verbose=0, callbacks=[clock])
+    cycle_seconds = time.perf_counter() - started
+    by_set = {name: [] for name in DUE_STEPS}
+    for step, seconds in enumerate(clock.seconds):
+        by_set[due_set(step)].append(seconds)
+    result["step_times_s"] = {name: [round(value, 2) for value in values] for name, values in by_set.items()}
+    result["step_s"] = {name: round(statistics.median(values), 3) for name, values in by_set.items() if values}
+    main, g_reg, both = (result["step_s"].get(name) for name in DUE_STEPS)
+    result["phases_s"] = {"main": main, "g_reg": round(g_reg - main, 3) if g_reg else None,
+                          "d_reg": round(both - g_reg, 3) if both and g_reg else None}
+    # A run's rate: the whole cycle (a full 16-step cycle is NVIDIA's amortisation exactly); a shorter
+    # cycle is weighted to 12 main, 3 path-length and 1 R1 step per 16 from the medians.
+    if cycle == 16:
+        result["images_per_s"] = round(batch * cycle / cycle_seconds, 4)
+    else:
+        result["images_per_s"] = round(batch / ((12 * main + 3 * g_reg + both) / 16), 4)
+    result["s_per_kimg"] = round(1000 / result["images_per_s"], 1)
 
     real = tf.constant(images[:batch].astype(np.float32) / 127.5 - 1.0)
     gan.__dict__["_global_batch"] = tf.constant(batch)
@@ -114,9 +160,6 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto"):
         result["phases_s"][name] = round(_timed(lambda function=function: tf.nest.map_structure(
             lambda t: t.numpy(), function()), steps), 3)
 
-    amortised = (12 * main + 3 * g_reg + both) / 16
-    result["images_per_s"] = round(batch / amortised, 4)
-    result["s_per_kimg"] = round(1000 / result["images_per_s"], 1)
     g = forward_flops(gan.generator, (gan.latent_dim,), lambda z: gan.generator(z, training=True))
     d = forward_flops(gan.discriminator, (resolution, resolution, 3), lambda x: gan.discriminator(x, training=True))
     result["flops_per_image"] = {"g_forward": g, "d_forward": d, "main_step": 3 * g + 8 * d}
@@ -129,14 +172,18 @@ def main():
     parser.add_argument("--resolutions", default="64,128")
     parser.add_argument("--variants", default="float32,bfloat16,float32_xla")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=2, help="timed repeats of each step (the fastest counts)")
+    parser.add_argument("--steps", type=int, default=1,
+                        help="timed repeats of the G main, D main and augmentation parts (the fastest counts)")
+    parser.add_argument("--cycle", type=int, default=16,
+                        help="consecutive training steps timed from step 0 (16: one whole lazy-regularisation cycle)")
     parser.add_argument("--augment-p", type=float, default=0.2)
     parser.add_argument("--preset", default="auto", help="auto as NVIDIA's figure; tiny for a quick check of this script")
     parser.add_argument("--clock-ghz", type=float)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(int(args.child[0]), args.child[1], args.batch, args.steps, args.augment_p, args.preset)
+        return child(int(args.child[0]), args.child[1], args.batch, args.steps, args.augment_p, args.preset,
+                     args.cycle)
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
@@ -150,7 +197,8 @@ def main():
     for resolution in (int(value) for value in args.resolutions.split(",")):
         for variant in args.variants.split(","):
             command = [sys.executable, __file__, "--child", str(resolution), variant, "--batch", str(args.batch),
-                       "--steps", str(args.steps), "--augment-p", str(args.augment_p), "--preset", args.preset]
+                       "--steps", str(args.steps), "--augment-p", str(args.augment_p), "--preset", args.preset,
+                       "--cycle", str(args.cycle)]
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
