@@ -483,11 +483,11 @@ class GAN(keras.Model):
         below 1 trade variety for quality.
         """
         latents = latents_for_seed(num_images, self.latent_dim, seed)
-        return render(self.sampling_generator, latents, batch_size, truncation=truncation)
+        return render(self.sampling_generator(), latents, batch_size, truncation=truncation)
 
-    @property
     def sampling_generator(self):
-        """`ema_generator` as a float32 model: what `generate` draws with. A generator trained in
+        """`ema_generator` as a float32 model: what `generate` draws with (a method, not a property:
+        Keras's weight saving visits every property, and a copy made there would be saved twice). A generator trained in
         bfloat16 or float16 is copied into float32 (`export.float32_model`, cached and refreshed with
         the current weights), so `generate` gives the pictures the float32 export and
         `generate --seeds` give, whatever the training precision."""
