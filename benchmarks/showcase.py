@@ -371,6 +371,14 @@ def stylegan2_markdown(results) -> list[str]:
     return lines
 
 
+def _figures_and_readme_heading(results) -> list[str]:
+    """The results page's figure list and the heading of its README block."""
+    return ["## Figures", "",
+            f"{len(results['figures'])} files, {sum(results['figures'].values()) / 1e6:.2f} MB in all: "
+            + ", ".join(f"`{name}` {size / 1e3:.0f} kB" for name, size in results["figures"].items()) + ".",
+            "", "## For the README", ""]
+
+
 def render_stylegan2_page(results) -> str:
     """results.md for a results.json that holds only the StyleGAN2-ADA run."""
     machine, software, data = results["machine"], results["software"], results["data"]
@@ -392,13 +400,7 @@ def render_stylegan2_page(results) -> str:
         "[results.json](results.json).",
         "",
         *stylegan2_markdown({**results, "stylegan2": {**results["stylegan2"], "separate_run": False}}),
-        "## Figures",
-        "",
-        f"{len(results['figures'])} files, {sum(results['figures'].values()) / 1e6:.2f} MB in all: "
-        + ", ".join(f"`{name}` {size / 1e3:.0f} kB" for name, size in results["figures"].items()) + ".",
-        "",
-        "## For the README",
-        "",
+        *_figures_and_readme_heading(results),
         README_START,
         *readme_block(results),
         README_END,
@@ -508,13 +510,7 @@ def render_markdown(results) -> str:
         "would score with this many images.",
         "",
         *(stylegan2_markdown(results) if results.get("stylegan2") else []),
-        "## Figures",
-        "",
-        f"{len(results['figures'])} files, {sum(results['figures'].values()) / 1e6:.2f} MB in all: "
-        + ", ".join(f"`{name}` {size / 1e3:.0f} kB" for name, size in results["figures"].items()) + ".",
-        "",
-        "## For the README",
-        "",
+        *_figures_and_readme_heading(results),
         "The README's Results section is this block, pasted by `--readme README.md`:",
         "",
         README_START,
