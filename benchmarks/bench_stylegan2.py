@@ -203,7 +203,8 @@ def main():
             done = subprocess.run(command, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
             if done.returncode or not lines:
-                print(f"{resolution} px {variant}: failed ({done.returncode})\n{done.stderr[-2000:]}", flush=True)
+                why = " (SIGKILL: most likely the out-of-memory killer)" if done.returncode == -9 else ""
+                print(f"{resolution} px {variant}: failed ({done.returncode}){why}\n{done.stderr[-2000:]}", flush=True)
                 continue
             row = json.loads(lines[-1])
             row["wall_s"] = round(time.perf_counter() - started, 1)
