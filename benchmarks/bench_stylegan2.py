@@ -184,6 +184,8 @@ def main():
     if args.child:
         return child(int(args.child[0]), args.child[1], args.batch, args.steps, args.augment_p, args.preset,
                      args.cycle)
+    if args.cycle < 5:
+        parser.error("--cycle must be at least 5: steps 0-4 hold each set of phases (R1 at 0, path length at 4)")
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
