@@ -73,24 +73,23 @@ def forward_flops(network, input_shape, call):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-class _StepClock:
-    """Keras callback: wall seconds of every training step (batch begin to batch end)."""
+def step_clock():
+    """A Keras callback recording the wall seconds of every training step in `.seconds` (built here, so
+    the parent process never imports Keras)."""
+    import keras
 
-    def __new__(cls):
-        import keras
+    class StepClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
 
-        class StepClock(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds = []
+        def on_train_batch_begin(self, batch, logs=None):
+            self._began = time.perf_counter()
 
-            def on_train_batch_begin(self, batch, logs=None):
-                self._began = time.perf_counter()
+        def on_train_batch_end(self, batch, logs=None):
+            self.seconds.append(time.perf_counter() - self._began)
 
-            def on_train_batch_end(self, batch, logs=None):
-                self.seconds.append(time.perf_counter() - self._began)
-
-        return StepClock()
+    return StepClock()
 
 
 def due_set(step):
@@ -122,7 +121,7 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16)
         gan.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
         result["trace_s"][name] = round(time.perf_counter() - started, 1)
     gan.phase_steps.assign(0)
-    clock = _StepClock()
+    clock = step_clock()
     started = time.perf_counter()
     gan.fit(data, steps_per_epoch=cycle, epochs=1, verbose=0, callbacks=[clock])
     cycle_seconds = time.perf_counter() - started
@@ -134,9 +133,9 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16)
     main, g_reg, both = (result["step_s"].get(name) for name in DUE_STEPS)
     result["phases_s"] = {"main": main, "g_reg": round(g_reg - main, 3) if g_reg else None,
                           "d_reg": round(both - g_reg, 3) if both and g_reg else None}
-    # A run's rate: the whole cycle (a full 16-step cycle is NVIDIA's amortisation exactly); a shorter
-    # cycle is weighted to 12 main, 3 path-length and 1 R1 step per 16 from the medians.
-    if cycle == 16:
+    # A run's rate: whole 16-step cycles are NVIDIA's amortisation exactly; any other length is
+    # weighted to 12 main, 3 path-length and 1 R1 step per 16 from the medians.
+    if cycle % 16 == 0:
         result["images_per_s"] = round(batch * cycle / cycle_seconds, 4)
     else:
         result["images_per_s"] = round(batch / ((12 * main + 3 * g_reg + both) / 16), 4)

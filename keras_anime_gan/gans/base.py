@@ -486,11 +486,11 @@ class GAN(keras.Model):
         return render(self.sampling_generator(), latents, batch_size, truncation=truncation)
 
     def sampling_generator(self):
-        """`ema_generator` as a float32 model: what `generate` draws with (a method, not a property:
-        Keras's weight saving visits every property, and a copy made there would be saved twice). A generator trained in
+        """`ema_generator` as a float32 model: what `generate` draws with. A generator trained in
         bfloat16 or float16 is copied into float32 (`export.float32_model`, cached and refreshed with
         the current weights), so `generate` gives the pictures the float32 export and
-        `generate --seeds` give, whatever the training precision."""
+        `generate --seeds` give, whatever the training precision. A method, not a property: Keras's
+        weight saving visits every property, and would save the copy a second time."""
         from ..export import float32_model, reduced_precision_layers
 
         generator = self.ema_generator
