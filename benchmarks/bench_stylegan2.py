@@ -2,6 +2,7 @@
 
     python benchmarks/bench_stylegan2.py [--resolutions 64,128] [--variants float32,bfloat16,float32_xla]
                                          [--batch 32] [--cycle 16] [--steps 1] [--augment-p 0.2]
+                                         [--micro-batch 16]
 
 Each (resolution, variant) runs in its own process, so peak memory is its own. In a process,
 `create_gan("stylegan2-ada", res, preset="auto")` trains on synthetic faces with `fit`. Each set of
@@ -97,7 +98,7 @@ def due_set(step):
     return "main+g_reg+d_reg" if step % 16 == 0 else "main+g_reg" if step % 4 == 0 else "main"
 
 
-def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16):
+def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16, micro_batch=None):
     from keras_anime_gan import create_gan
     import numpy as np
     import tensorflow as tf
@@ -107,12 +108,13 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16)
 
     precision, jit = VARIANTS[variant]
     apply_precision(precision)
-    gan = create_gan("stylegan2-ada", resolution, preset=preset, seed=0, augment="ada", augment_p=augment_p)
+    gan = create_gan("stylegan2-ada", resolution, preset=preset, seed=0, augment="ada", augment_p=augment_p,
+                     micro_batch=micro_batch)
     gan.compile(jit_compile=jit)
     images = synthetic_faces(batch * 2, resolution, seed=0)
     data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().prefetch(2)
     result = {"resolution": resolution, "variant": variant, "preset": preset, "batch": batch, "precision": precision,
-              "xla": jit, "cycle_steps": cycle, "trace_s": {}}
+              "xla": jit, "micro_batch": micro_batch, "cycle_steps": cycle, "trace_s": {}}
     # Trace (and compile) each set of due phases once, then train `cycle` consecutive steps from step 0
     # as a run does (step 0 has everything due, every 4th path length and ADA, the rest the main step).
     for name, step in DUE_STEPS.items():
@@ -177,12 +179,15 @@ def main():
                         help="consecutive training steps timed from step 0 (16: one whole lazy-regularisation cycle)")
     parser.add_argument("--augment-p", type=float, default=0.2)
     parser.add_argument("--preset", default="auto", help="auto as NVIDIA's figure; tiny for a quick check of this script")
+    parser.add_argument("--micro-batch", type=int,
+                        help="images per pass, gradients accumulated over batch / this (for less memory, e.g. "
+                             "float32 at 128 px on 24 GB); default: the whole batch")
     parser.add_argument("--clock-ghz", type=float)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(int(args.child[0]), args.child[1], args.batch, args.steps, args.augment_p, args.preset,
-                     args.cycle)
+                     args.cycle, args.micro_batch)
     if args.cycle < 5:
         parser.error("--cycle must be at least 5: steps 0-4 hold each set of phases (R1 at 0, path length at 4)")
     unknown = [name for name in args.variants.split(",") if name not in VARIANTS]
@@ -199,7 +204,7 @@ def main():
         for variant in args.variants.split(","):
             command = [sys.executable, __file__, "--child", str(resolution), variant, "--batch", str(args.batch),
                        "--steps", str(args.steps), "--augment-p", str(args.augment_p), "--preset", args.preset,
-                       "--cycle", str(args.cycle)]
+                       "--cycle", str(args.cycle)] + (["--micro-batch", str(args.micro_batch)] if args.micro_batch else [])
             started = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True)
             lines = [line for line in done.stdout.splitlines() if line.startswith("{")]

@@ -3,6 +3,7 @@ two replicas against one (tests/mirrored_check.py --stylegan2), ADA's p kept in 
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -77,6 +78,14 @@ def test_two_replicas_train_stylegan2_ada_as_one_replica_does():
     assert sg["pl_mean"][0] > 0
     one, two = sg["logs"]
     assert one["r1"] > 0 and one["pl"] > 0
+    for name in one:
+        np.testing.assert_allclose(one[name], two[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    # micro_batch=2: 4 passes in a tf.while_loop on one device, 2 unrolled passes per replica.
+    micro = report["stylegan2_micro_batches"]
+    assert micro["variables_compared"] > 40 and micro["max_weight_difference"] < 1e-5, micro
+    assert micro["d_iterations"] == [2, 2]  # D main and R1
+    one, two = micro["logs"]
+    assert one["r1"] > 0
     for name in one:
         np.testing.assert_allclose(one[name], two[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
@@ -193,3 +202,48 @@ def test_tiny_stylegan2_ada_moves_toward_the_real_faces(shared_faces_dir):
     color_left = (after["color"] - floor["color_floor"]) / (before["color"] - floor["color_floor"])
     assert swd_left < 0.5 and after["swd"] < 0.6 * before["swd"], run
     assert color_left < 0.6, run
+
+
+def _micro_batch_pair(**options):
+    """Two tiny StyleGAN2-ADAs with the same weights, the second in passes of 2 images; SGD(1), so a
+    weight's change is its gradient. Minibatch std is off (group 1) and so are style mixing and
+    augmentation, whose draws differ in passes; the noise strengths start at 0, so the noise
+    itself adds nothing."""
+    settings = dict(mbstd_group=1, style_mixing=0.0, augment="none", r1_gamma=1.0, **options)
+    whole, passes = _tiny(**settings), _tiny(micro_batch=2, **settings)
+    for gan in (whole, passes):
+        gan.compile(d_optimizer=keras.optimizers.SGD(1.0), g_optimizer=keras.optimizers.SGD(1.0), jit_compile=False)
+        gan.__dict__["_global_batch"] = tf.constant(8)
+        gan.__dict__["_due_phases"] = frozenset({"r1"})
+    passes.generator.set_weights(whole.generator.get_weights())
+    passes.discriminator.set_weights(whole.discriminator.get_weights())
+    return whole, passes
+
+
+def test_micro_batches_make_the_whole_batchs_update():
+    """D main, G main and R1 in 4 passes of 2 images change every weight as one pass of 8 does."""
+    whole, passes = _micro_batch_pair(pl_weight=0.0)
+    real = tf.constant(np.random.default_rng(1).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32))
+    updates = {
+        "D main": lambda gan: (gan.discriminator, lambda: gan.discriminator_update(real)),
+        "G main": lambda gan: (gan.generator, lambda: gan.generator_update(8)[0]),
+        "R1": lambda gan: (gan.discriminator, lambda: gan._run_due_phases(real) or tf.constant(0.0)),
+    }
+    for name, make in updates.items():
+        passes.rng.reset(whole.rng.state)  # the same latents in both
+        results = []
+        for gan in (whole, passes):
+            network, update = make(gan)
+            # The noise strengths' gradients are sums over the random noise, drawn per pass.
+            weights = [w for w in network.trainable_weights if "noise_strength" not in w.path]
+            before = [w.numpy() for w in weights]
+            loss = float(tf.function(update)())
+            results.append((loss, [w.numpy() - b for w, b in zip(weights, before)]))
+        (loss_a, change_a), (loss_b, change_b) = results
+        np.testing.assert_allclose(loss_b, loss_a, rtol=1e-5, err_msg=name)
+        scale = max(float(np.abs(c).max()) for c in change_a)
+        assert scale > 1e-4, name  # the update did something
+        for a, b in zip(change_a, change_b):
+            np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * scale, err_msg=name)
+    assert float(whole.trackers["r1"].result()) > 0
+    np.testing.assert_allclose(float(passes.trackers["r1"].result()), float(whole.trackers["r1"].result()), rtol=1e-5)

@@ -115,6 +115,10 @@ class GAN(keras.Model):
             random initialisation. BatchNorm statistics are averaged alongside the weights, so the
             averaged generator normalises with statistics of (nearly) its own weights.
         seed: seed of the random stream (latents, interpolation weights).
+        micro_batch: images per forward and backward pass (None: the whole per-replica batch). A
+            smaller divisor of the batch accumulates each update's gradients over several passes
+            (NVIDIA's batch_gpu): the same update for the memory of `micro_batch` images, at some
+            speed. Networks with batch statistics (BatchNorm, minibatch stddev) see each pass's.
         d_learning_rate, g_learning_rate, beta_1, beta_2: override the paper optimizers'
             settings (`default_optimizers`); None keeps the model's own.
 
@@ -130,7 +134,7 @@ class GAN(keras.Model):
     ema_copies_buffers = False  # EMA of non-trainable generator variables: averaged (BatchNorm statistics) or copied
 
     def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, d_learning_rate=None,
-                 g_learning_rate=None, beta_1=None, beta_2=None, name=None, **kwargs):
+                 g_learning_rate=None, beta_1=None, beta_2=None, micro_batch=None, name=None, **kwargs):
         super().__init__(name=name or type(self).__name__.lower(), **kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -139,6 +143,9 @@ class GAN(keras.Model):
             raise ValueError(f"ema must be in (0, 1), e.g. 0.999; got {ema}")
         self.ema_decay = ema
         self.seed = seed
+        if micro_batch is not None and int(micro_batch) < 1:
+            raise ValueError(f"micro_batch must be a positive number of images, got {micro_batch}")
+        self.micro_batch = None if micro_batch is None else int(micro_batch)
         self.optimizer_overrides = {"d_learning_rate": d_learning_rate, "g_learning_rate": g_learning_rate,
                                     "beta_1": beta_1, "beta_2": beta_2}
         self.rng = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
@@ -364,7 +371,8 @@ class GAN(keras.Model):
 
         d_updates, g_updates = self.schedule(real)
         batch_size = tf.shape(real)[0]
-        if isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1 and k == 1:
+        if (isinstance(d_updates, int) and isinstance(g_updates, int) and d_updates == g_updates == 1 and k == 1
+                and self._passes(real.shape[0]) == 1):
             # One D then one G update on the same fakes, as the PyTorch DCGAN tutorial does: the
             # generator runs forward once per step instead of twice (about 1/4 less compute at 64 px).
             g_loss, d_loss = self.generator_update(batch_size, shared_real=real)
@@ -381,32 +389,39 @@ class GAN(keras.Model):
         return results
 
     def discriminator_update(self, real, fake=None):
-        """One discriminator update on `real` and `fake` (generated here when None); returns the mean
-        loss without the penalty."""
-        if fake is None:
-            fake = self.run_generator(self.sample_latent(tf.shape(real)[0]), training=True)
-        fake = tf.stop_gradient(fake)
-        with tf.GradientTape() as tape:
+        """One discriminator update on `real` and `fake` (generated here when None, in the same
+        micro-batches as `real`); returns the mean loss without the penalty."""
+        given = fake is not None
+        inputs = (real, tf.stop_gradient(fake)) if given else (real, self.sample_latent(tf.shape(real)[0]))
+
+        def losses(real, fake_or_latents):
+            fake = fake_or_latents if given else tf.stop_gradient(self.run_generator(fake_or_latents, training=True))
             real_logits = self.run_discriminator(real)
             fake_logits = self.run_discriminator(fake)
             per_example = self.discriminator_loss(real_logits, fake_logits)
             penalty = self.discriminator_penalty(real, fake)
-            total = per_example if penalty is None else per_example + penalty
-        self._apply(self.d_optimizer, tape, total, self.discriminator.trainable_variables)
-        self.observe_discriminator(real_logits, fake_logits)
-        return tf.reduce_mean(per_example)
+            self.observe_discriminator(tf.stop_gradient(real_logits), tf.stop_gradient(fake_logits))
+            return (per_example if penalty is None else per_example + penalty), per_example
+
+        return self._apply_in_passes(self.d_optimizer, self.discriminator.trainable_variables, losses, inputs)
 
     def generator_update(self, batch_size, shared_real=None):
         """One generator update on fresh latents; returns (mean loss, discriminator loss or None).
 
         shared_real: first update the discriminator on these real images and the same fakes, which
-        the generator update then scores with the just-updated discriminator."""
+        the generator update then scores with the just-updated discriminator (one pass only)."""
         latents = self.sample_latent(batch_size)
-        d_loss = None
+        if shared_real is None:
+            def losses(latents):
+                per_example = self.generator_loss(self.run_discriminator(self.run_generator(latents, training=True)))
+                return per_example, per_example
+
+            g_loss = self._apply_in_passes(self.g_optimizer, self.generator.trainable_variables, losses, (latents,))
+            self._update_ema()
+            return g_loss, None
         with tf.GradientTape() as tape:
             fake = self.run_generator(latents, training=True)
-            if shared_real is not None:
-                d_loss = self.discriminator_update(shared_real, fake)
+            d_loss = self.discriminator_update(shared_real, fake)
             per_example = self.generator_loss(self.run_discriminator(fake))
         self._apply(self.g_optimizer, tape, per_example, self.generator.trainable_variables)
         self._update_ema()
@@ -417,9 +432,72 @@ class GAN(keras.Model):
         Call after the tape's `with` block."""
         with tape:
             scaled = optimizer.scale_loss(tf.nn.compute_average_loss(per_example))
-        gradients = self.clean_gradients(tape.gradient(scaled, variables))
+        self._apply_gradients(optimizer, tape.gradient(scaled, variables), variables)
+
+    def _apply_gradients(self, optimizer, gradients, variables):
+        gradients = self.clean_gradients(gradients)
         # A regulariser may not reach every variable (R1 never reaches D's output bias).
         optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+
+    def _passes(self, batch_size):
+        """How many micro-batches a per-replica batch of `batch_size` (a Python int, or None when
+        unknown) is split into: 1 without `micro_batch` or when the batch is no larger."""
+        if not self.micro_batch or (batch_size is not None and batch_size <= self.micro_batch):
+            return 1
+        if batch_size is not None and batch_size % self.micro_batch:
+            raise ValueError(f"micro_batch {self.micro_batch} does not divide the per-replica batch {batch_size}; "
+                             f"pick a divisor of it")
+        return None if batch_size is None else batch_size // self.micro_batch
+
+    def _apply_in_passes(self, optimizer, variables, losses, inputs):
+        """Apply to `variables` the gradient of the objective averaged over the global batch, and
+        return the reported loss's mean over this replica's batch.
+
+        losses(*inputs) -> (objective, reported), per-example values (n,), run under a tape. With
+        `micro_batch` m below the batch, `inputs` (split along their first axis) go through in
+        passes of m examples and the passes' gradients are summed before one update: the same
+        update (up to the minibatch statistics of each pass, as NVIDIA's batch_gpu) with the
+        activation memory of m examples. One replica loops in a `tf.while_loop` (traced once);
+        several unroll the passes, since the cross-replica sums of ADA and path length cannot
+        sit inside control flow under MirroredStrategy."""
+        passes = self._passes(inputs[0].shape[0])
+        if passes == 1:
+            with tf.GradientTape() as tape:
+                objective, reported = losses(*inputs)
+            self._apply(optimizer, tape, objective, variables)
+            return tf.reduce_mean(reported)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        micro = self.micro_batch
+        count = tf.shape(inputs[0])[0] // micro
+        split = [tf.reshape(x, tf.concat([[-1, micro], tf.shape(x)[1:]], 0)) for x in inputs]
+        reached = []  # which variables the objective reaches, found while tracing a pass
+
+        def one_pass(index):
+            chunk = [tf.ensure_shape(x[index], [micro, *inputs[i].shape[1:]]) for i, x in enumerate(split)]
+            with tf.GradientTape() as tape:
+                objective, reported = losses(*chunk)
+                share = tf.shape(objective)[0] * count * replicas  # this pass's part of the global batch
+                scaled = optimizer.scale_loss(tf.nn.compute_average_loss(objective, global_batch_size=share))
+            gradients = tape.gradient(scaled, variables)
+            reached[:] = [g is not None for g in gradients]
+            gradients = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                         for g, v in zip(gradients, variables)]
+            return gradients, tf.reduce_sum(tf.cast(reported, tf.float32)), tf.cast(tf.size(reported), tf.float32)
+
+        if replicas > 1:
+            results = [one_pass(index) for index in range(passes)]
+            sums = [tf.add_n(parts) for parts in zip(*(r[0] for r in results))]
+            total, size = tf.add_n([r[1] for r in results]), tf.add_n([r[2] for r in results])
+        else:
+            def body(index, sums, total, size):
+                gradients, part, part_size = one_pass(index)
+                return index + 1, [a + g for a, g in zip(sums, gradients)], total + part, size + part_size
+
+            zeros = [tf.zeros_like(v) for v in variables]
+            _, sums, total, size = tf.while_loop(lambda index, *_: index < count, body,
+                                                 (tf.constant(0), zeros, tf.constant(0.0), tf.constant(0.0)))
+        self._apply_gradients(optimizer, [g if ok else None for g, ok in zip(sums, reached)], variables)
+        return total / size
 
     def clean_gradients(self, gradients):
         """The gradients an update applies; a model may make them safe here (StyleGAN2 replaces
@@ -437,11 +515,10 @@ class GAN(keras.Model):
             else:
                 network = self.discriminator if phase.network == "discriminator" else self.generator
                 optimizer = self.d_optimizer if phase.network == "discriminator" else self.g_optimizer
-                with tf.GradientTape() as tape:
-                    per_example = phase.loss(real)
-                self._apply(optimizer, tape, per_example, network.trainable_variables)
+                mean = self._apply_in_passes(optimizer, network.trainable_variables,
+                                             lambda real: (phase.loss(real),) * 2, (real,))
             if phase.name in self.trackers:
-                self.trackers[phase.name].update_state(tf.reduce_mean(per_example))
+                self.trackers[phase.name].update_state(mean if phase.network else tf.reduce_mean(per_example))
         self.phase_steps.assign_add(1)
 
     def ema_decay_now(self, updates):
@@ -505,7 +582,7 @@ class GAN(keras.Model):
         return cache
 
     def get_config(self):
-        return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed}
+        return {"latent_dim": self.latent_dim, "ema": self.ema_decay, "seed": self.seed, "micro_batch": self.micro_batch}
 
 
 def _check_first_batch(x):

@@ -78,6 +78,9 @@ class StyleGAN2Options(GANOptions):
     ada_kimg: float = option(500.0, "thousands of images for p to move by 1", minimum=0.0, exclusive=True)
     ema_kimg: float | None = option(None, "generator EMA half-life in thousands of images (default: the preset's; "
                                           "auto batch * 10 / 32)", minimum=0.0, exclusive=True)
+    micro_batch: int | None = option(None, "images per forward/backward pass; a divisor of the per-replica batch "
+                                           "accumulates gradients over batch / micro_batch passes, for less memory "
+                                           "(NVIDIA's batch_gpu; default: the whole batch)", minimum=1)
     ema_rampup: float | None = option(0.05, "EMA half-life at most this fraction of the images seen (none: off)",
                                       minimum=0.0, exclusive=True)
 
