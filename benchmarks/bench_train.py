@@ -1,7 +1,7 @@
 """DCGAN-64 training speed: our `DCGAN.fit` (its default mode, and XLA) against the reports' legacy
 Keras pattern and the PyTorch DCGAN tutorial loop, same architecture, batch 128, in-memory data.
 
-    python benchmarks/bench_train.py [--rounds 3] [--steps 6] [--variants ...] [--mixed-precision]
+    python benchmarks/bench_train.py [--rounds 3] [--steps 6] [--variants ...] [--mixed-precision] [--gpu]
 
 Each measurement runs in its own process (so peak memory is its own), and the variants are
 interleaved round by round because this machine's speed drifts; medians are reported, with each
@@ -14,6 +14,10 @@ bfloat16 rows: ours under `precision="bfloat16"` (Keras mixed_bfloat16) and the 
 `torch.autocast("cpu", dtype=torch.bfloat16)`, beside the float32 rows, with their speed-up over
 float32. The CPU's model and bf16 flags (avx512_bf16, amx_bf16) are printed first: without them
 bfloat16 is emulated and slower, so its speed-up only means something on a CPU that has them.
+
+GPU rows (`--gpu`, on a machine with a GPU): ours in float32 with and without TF32, bfloat16 and
+float16 (loss scaling), each with XLA and in graph mode, named gpu_<precision>_<xla|graph>; their
+fraction of peak is not computed (the peak above is the CPU's).
 
 Fraction of peak: each row's FLOP/s over the CPU's peak in its precision. A step's FLOPs are
 counted analytically from the networks' layers (convolutions, transposed convolutions and dense
@@ -54,6 +58,9 @@ def run_ours(steps, jit, precision):
 
     from keras_anime_gan.precision import apply_precision
 
+    if precision == "float32_strict":  # float32 without TF32 (TensorFlow's default on Ampere and newer GPUs)
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        precision = "float32"
     apply_precision(precision)
     gan = create_gan("dcgan", RESOLUTION, LATENT, seed=0)
     gan.compile(jit_compile=jit)
@@ -171,6 +178,12 @@ VARIANTS = {
     "pytorch_tutorial": (run_torch, False, None, "float32"),
     "pytorch_tutorial_bf16": (run_torch, False, None, "bfloat16"),
 }
+CPU_VARIANTS = tuple(VARIANTS)
+# `--gpu`: ours on a GPU in each precision, XLA on and off. "tf32" is float32 as TensorFlow runs it by
+# default on compute capability 8.0 and newer (TF32 matrix units); "float32" turns TF32 off.
+GPU_PRECISIONS = {"tf32": "float32", "float32": "float32_strict", "bf16": "bfloat16", "fp16": "float16"}
+VARIANTS.update({f"gpu_{short}_{mode}": (run_ours, mode == "xla", "1", precision)
+                 for short, precision in GPU_PRECISIONS.items() for mode in ("xla", "graph")})
 TORCH_VARIANTS = ("pytorch_tutorial", "pytorch_tutorial_bf16")
 BF16_PAIRS = {"ours_bf16": "ours", "pytorch_tutorial_bf16": "pytorch_tutorial"}
 
@@ -287,7 +300,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(CPU_VARIANTS))
+    parser.add_argument("--gpu", action="store_true", help="the GPU rows instead: float32, TF32, bfloat16 and "
+                                                            "float16, XLA on and off (gpu_* variants)")
     parser.add_argument("--mixed-precision", action="store_true", help="float16 for our float32 variants (GPU)")
     parser.add_argument("--bf16-steps", type=int, help="timed steps of the bfloat16 rows (default --steps); fewer "
                         "on a CPU without native bf16, where PyTorch's emulated bf16 takes minutes a step")
@@ -296,7 +311,10 @@ def main():
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.steps, args.mixed_precision)
-    names = args.variants.split(",")
+    names = [name for name in VARIANTS if name.startswith("gpu_")] if args.gpu else args.variants.split(",")
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     info = cpu_info()
     print(f"CPU {info['model']} ({info['vendor']} family {info['family']}), {info['cores']} cores at "
           f"{info['mhz']} MHz; vector flags {', '.join(info['vector'])}; bf16 flags: "
@@ -346,7 +364,7 @@ def main():
     for name, value in medians.items():
         achieved = value / BATCH * flops["step"]
         summary["achieved_gflops"][name] = round(achieved / 1e9, 1)
-        if peak["float32"] > 0 and precisions[name] in ("float32", "bfloat16"):
+        if peak["float32"] > 0 and precisions[name] in ("float32", "bfloat16") and not name.startswith("gpu_"):
             summary["fraction_of_peak"][name] = round(achieved / peak[precisions[name]], 3)
     print(f"step: {flops['step'] / 1e9:.1f} GFLOP ({flops['step_per_image'] / 1e9:.2f} per image; G forward "
           f"{flops['g_forward_per_image'] / 1e6:.0f} MFLOP, D forward {flops['d_forward_per_image'] / 1e6:.0f} MFLOP)")

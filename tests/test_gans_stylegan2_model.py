@@ -247,3 +247,13 @@ def test_micro_batches_make_the_whole_batchs_update():
             np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * scale, err_msg=name)
     assert float(whole.trackers["r1"].result()) > 0
     np.testing.assert_allclose(float(passes.trackers["r1"].result()), float(whole.trackers["r1"].result()), rtol=1e-5)
+
+
+def test_micro_batch_must_divide_the_batch():
+    with pytest.raises(ConfigError, match="micro_batch"):
+        _tiny(micro_batch=0)
+    gan = _tiny(micro_batch=3)
+    gan.compile(jit_compile=False)
+    real = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
+    with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="micro_batch 3 does not divide"):
+        gan.fit(real, batch_size=4, epochs=1, verbose=0)

@@ -468,6 +468,13 @@ class GAN(keras.Model):
             return tf.reduce_mean(reported)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         micro = self.micro_batch
+        if passes is None:  # a batch of unknown size (e.g. the last, partial batch of an array)
+            if replicas > 1:
+                raise ValueError("micro_batch under several replicas needs batches of a fixed size: batch a "
+                                 "tf.data.Dataset with drop_remainder=True")
+            tf.debugging.assert_equal(tf.shape(inputs[0])[0] % micro, 0, message=(
+                f"micro_batch {micro} does not divide this batch; use batches of a multiple of it "
+                f"(drop_remainder=True)"))
         count = tf.shape(inputs[0])[0] // micro
         split = [tf.reshape(x, tf.concat([[-1, micro], tf.shape(x)[1:]], 0)) for x in inputs]
         reached = []  # which variables the objective reaches, found while tracing a pass
