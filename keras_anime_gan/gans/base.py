@@ -27,6 +27,7 @@ checkpoints so a resumed run continues the same sequence.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from typing import Callable
@@ -462,7 +463,7 @@ class GAN(keras.Model):
         sit inside control flow under MirroredStrategy."""
         passes = self._passes(inputs[0].shape[0])
         if passes == 1:
-            with tf.GradientTape() as tape:
+            with _tape_of(variables) as tape:
                 objective, reported = losses(*inputs)
             self._apply(optimizer, tape, objective, variables)
             return tf.reduce_mean(reported)
@@ -481,7 +482,7 @@ class GAN(keras.Model):
 
         def one_pass(index):
             chunk = [tf.ensure_shape(x[index], [micro, *inputs[i].shape[1:]]) for i, x in enumerate(split)]
-            with tf.GradientTape() as tape:
+            with _tape_of(variables) as tape:
                 objective, reported = losses(*chunk)
                 share = tf.shape(objective)[0] * count * replicas  # this pass's part of the global batch
                 scaled = optimizer.scale_loss(tf.nn.compute_average_loss(objective, global_batch_size=share))
@@ -635,6 +636,15 @@ def without_autotune(dataset):
         options.autotune.enabled = False
         return dataset.with_options(options)
     return dataset
+
+
+@contextlib.contextmanager
+def _tape_of(variables):
+    """A tape recording only what depends on `variables`: `losses` may run the other network (the
+    discriminator update generates its fakes inside it), whose activations it need not keep."""
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch([getattr(v, "value", v) for v in variables])  # Keras variables wrap a tf.Variable
+        yield tape
 
 
 def _repeat(times, step):
