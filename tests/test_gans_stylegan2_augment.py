@@ -178,6 +178,33 @@ def test_xla_compiles_and_accumulates():
     assert out.shape == x.shape and np.isfinite(out).all() and float(layer.sign_count) == 4
 
 
+def test_r1_through_augmentation_compiles_under_xla_for_batches_of_unknown_size():
+    """R1 differentiates a gradient taken through the augmentation; XLA compiles that for a batch
+    whose size is unknown when traced (Keras's batches of an array), as graph mode does."""
+
+    def penalty_gradient(layer):
+        def gradient(images):
+            with tf.GradientTape() as outer:
+                outer.watch(images)
+                with tf.GradientTape() as inner:
+                    inner.watch(images)
+                    score = tf.reduce_sum(layer(images, training=True) ** 2)
+                penalty = tf.reduce_sum(inner.gradient(score, images) ** 2)
+            return outer.gradient(penalty, images)
+        return gradient
+
+    x = tf.constant(images(batch=2, size=8))
+    spec = [tf.TensorSpec([None, *x.shape[1:]], tf.float32)]
+    # Only a scale by 2**0, so both draw the same transform: still the whole geometric path (padding,
+    # 2x up, warp, 2x down); XLA draws other random numbers than graph mode.
+    strengths = {**{name: 0.0 for name in A.AUGMENTATIONS}, "scale": 1.0}
+    compiled, graph = (tf.function(penalty_gradient(A.AdaptiveAugment(initial_p=1.0, strengths=strengths,
+                                                                      scale_std=0.0)),
+                                   jit_compile=jit, input_signature=spec)(x).numpy() for jit in (True, False))
+    assert np.abs(graph).max() > 0
+    np.testing.assert_allclose(compiled, graph, rtol=1e-3, atol=1e-4 * np.abs(graph).max())
+
+
 def test_seeded_layers_repeat_and_graph_mode_agrees():
     x = tf.constant(images(batch=4, size=16))
     first = A.AdaptiveAugment(seed=8, initial_p=0.7)(x, training=True).numpy()

@@ -249,6 +249,35 @@ def test_micro_batches_make_the_whole_batchs_update():
     np.testing.assert_allclose(float(passes.trackers["r1"].result()), float(whole.trackers["r1"].result()), rtol=1e-5)
 
 
+def _loop_ops(function):
+    graph = function.get_concrete_function().graph
+    ops = [op for op in graph.get_operations()]
+    for inner in graph._functions.values():  # the branches and bodies of control flow
+        ops += inner.graph.get_operations()
+    return [op.type for op in ops if op.type in ("While", "StatelessWhile")]
+
+
+def test_micro_batches_under_xla_on_a_cpu_unroll_their_passes():
+    """XLA on a CPU runs convolution gradients inside a while loop's body ~90x slower, so there the
+    passes are unrolled (and still make the whole batch's update); graph mode keeps the loop."""
+    whole, passes = _micro_batch_pair(pl_weight=0.0)
+    real = tf.constant(np.random.default_rng(1).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32))
+    assert _loop_ops(tf.function(lambda: passes.discriminator_update(real)))  # graph mode: one loop
+    for gan in (whole, passes):
+        gan.compile(d_optimizer=keras.optimizers.SGD(1.0), g_optimizer=keras.optimizers.SGD(1.0), jit_compile=True)
+    update = tf.function(lambda: passes.discriminator_update(real), jit_compile=True)
+    assert not _loop_ops(update)
+    changes = []
+    for gan in (whole, passes):
+        before = [w.numpy() for w in gan.discriminator.trainable_weights]
+        tf.function(lambda gan=gan: gan.discriminator_update(real), jit_compile=True)()
+        changes.append([w.numpy() - b for w, b in zip(gan.discriminator.trainable_weights, before)])
+    scale = max(float(np.abs(c).max()) for c in changes[0])
+    assert scale > 1e-4
+    for a, b in zip(*changes):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * scale)
+
+
 def test_micro_batch_must_divide_the_batch():
     with pytest.raises(ConfigError, match="micro_batch"):
         _tiny(micro_batch=0)

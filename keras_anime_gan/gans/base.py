@@ -460,7 +460,9 @@ class GAN(keras.Model):
         update (up to the minibatch statistics of each pass, as NVIDIA's batch_gpu) with the
         activation memory of m examples. One replica loops in a `tf.while_loop` (traced once);
         several unroll the passes, since the cross-replica sums of ADA and path length cannot
-        sit inside control flow under MirroredStrategy."""
+        sit inside control flow under MirroredStrategy. XLA on a CPU unrolls them too: it runs
+        convolution gradients inside a loop's body far slower (a filter gradient ~90x, measured
+        on TensorFlow 2.21), so the loop made a tiny StyleGAN2-ADA's passes ~9x slower."""
         passes = self._passes(inputs[0].shape[0])
         if passes == 1:
             with _tape_of(variables) as tape:
@@ -492,7 +494,8 @@ class GAN(keras.Model):
                          for g, v in zip(gradients, variables)]
             return gradients, tf.reduce_sum(tf.cast(reported, tf.float32)), tf.cast(tf.size(reported), tf.float32)
 
-        if replicas > 1:
+        xla_on_cpu = self.jit_compile is True and not tf.config.list_logical_devices("GPU")
+        if replicas > 1 or (xla_on_cpu and passes is not None):
             results = [one_pass(index) for index in range(passes)]
             sums = [tf.add_n(parts) for parts in zip(*(r[0] for r in results))]
             total, size = tf.add_n([r[1] for r in results]), tf.add_n([r[2] for r in results])

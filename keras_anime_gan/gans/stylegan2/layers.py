@@ -190,10 +190,20 @@ def _fir_axis(x, taps, axis, stride):
         if tap == 0:
             continue
         window = [slice(None)] * 4
-        window[axis] = slice(index, index + stride * (outputs - 1) + 1, stride)
+        window[axis] = slice(index, index + stride * (outputs - 1) + 1)
         term = x[tuple(window)] * tf.cast(tap, x.dtype)
         total = term if total is None else total + term
-    return total
+    if stride == 1:
+        return total
+    # Every stride-th sample by a reshape, not a strided slice: XLA cannot compile the gradient of
+    # a gradient of a strided slice (R1 through augmentation) when the batch size is unknown.
+    pad = [[0, 0]] * 4
+    pad[axis] = [0, stride - 1]
+    total = tf.pad(total, pad)
+    shape = [-1, *total.shape[1:]]
+    shape[axis:axis + 1] = [outputs, stride]
+    total = tf.reshape(total, shape)
+    return total[:, :, 0] if axis == 1 else total[:, :, :, 0]
 
 
 def upsample2d(x, taps=None, up=2):
