@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -100,7 +101,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
              "learning rates and the like, but not the model, resolution, data or networks")
     add("--model", choices=model_names(), help=f"default {defaults.model}")
     add("--resolution", type=int, help=f"image size (default {defaults.resolution})")
-    add("--batch-size", type=int, help="global batch size, split over replicas (default 128)")
+    add("--batch-size", type=int, help="global batch size, split over replicas (default: the model's; 128, StyleGAN2-ADA "
+                                    "its preset's, e.g. 32 at 64 px for auto)")
     add("--epochs", type=int)
     add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
                                             "(n_critic for wgan) (default: one pass over the data)")
@@ -329,7 +331,9 @@ def _add_generate(sub):
     parser.add_argument("source", help="run folder or .keras generator")
     parser.add_argument("--seeds", default="0-15", help="e.g. 0-99 or 1,5,9 (default 0-15)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--truncation", type=float, default=None, help="psi: scale latents (below 1: safer faces)")
+    parser.add_argument("--truncation", type=float, default=None,
+                        help="psi, truncation toward the average: in W toward w_avg for StyleGAN2-ADA, latents "
+                             "scaled in Z for the DCGAN family (below 1: safer faces)")
     parser.set_defaults(run=_run_generate)
 
 
@@ -372,6 +376,8 @@ def _add_explore(sub):
     parser.add_argument("--cutoff", type=int, default=None,
                         help="truncation, StyleGAN generators only: truncate the style layers below this index; "
                              "layers at or above it keep their w (default: all layers)")
+    parser.add_argument("--psis", default=None,
+                        help="truncation: the columns' psi values, comma-separated (default -1,-0.5,0,0.5,0.75,1,1.5)")
     parser.add_argument("--rows", default=None, help="style-mix: row seeds, whose styles are kept (default 0-3)")
     parser.add_argument("--columns", default=None,
                         help="style-mix: column seeds, whose styles are copied in (default 4-7)")
@@ -387,8 +393,20 @@ def _add_explore(sub):
 
 
 # Flags that only one --kind reads: given with another kind, they are an error rather than ignored.
-_EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "rows": "style-mix", "columns": "style-mix",
+_EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "psis": "truncation", "rows": "style-mix",
+                       "columns": "style-mix",
                        "crossover": "style-mix", "truncation": "style-mix"}
+
+
+def _explore_psis(text):
+    """--psis: comma-separated numbers, e.g. 0,0.5,1."""
+    try:
+        psis = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        psis = []
+    if not psis or not all(math.isfinite(psi) for psi in psis):
+        raise UserError(f"--psis {text!r}: give comma-separated numbers such as 0,0.5,0.7,1")
+    return psis
 
 
 def _explore_crossover(text):
@@ -426,7 +444,8 @@ def _run_explore(args) -> int:
                             space=args.space or "z")
         written.append(gif)
     elif args.kind == "truncation":
-        explore.truncation(generator, args.out, _parse_seeds(args.seeds), cutoff=args.cutoff)
+        options = {"psis": _explore_psis(args.psis)} if args.psis is not None else {}
+        explore.truncation(generator, args.out, _parse_seeds(args.seeds), cutoff=args.cutoff, **options)
     elif args.kind == "style-mix":
         explore.style_mix(generator, args.out, _parse_seeds(args.rows or "0-3", "--rows"),
                           _parse_seeds(args.columns or "4-7", "--columns"),

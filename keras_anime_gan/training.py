@@ -31,7 +31,7 @@ class TrainConfig:
     out: str = "runs/dcgan"
     model: str = "dcgan"
     resolution: int = 64
-    batch_size: int = 128
+    batch_size: int | None = None  # None: the model's (`default_batch_size`: 128, StyleGAN2-ADA its preset's)
     epochs: int = 50
     steps_per_epoch: int | None = None
     synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES
@@ -62,10 +62,17 @@ class TrainConfig:
 
         cls = model_class(self.model)  # ConfigError listing the models
         options = self.options()  # ConfigError naming a bad or unknown option
+        if self.batch_size is None and isinstance(self.resolution, int) and not isinstance(self.resolution, bool):
+            try:
+                self.batch_size = cls.default_batch_size(self.resolution, options)
+            except ValueError:
+                pass  # a resolution the model cannot build: reported below by name
         positive = {"resolution": self.resolution, "batch_size": self.batch_size, "epochs": self.epochs,
                     "sample_interval": self.sample_interval, "checkpoint_interval": self.checkpoint_interval,
                     "metric_interval": self.metric_interval, "synthetic_images": self.synthetic_images,
                     "metric_images": self.metric_images}
+        if self.batch_size is None:
+            del positive["batch_size"]  # the model's default, unknown only for a resolution reported below
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")

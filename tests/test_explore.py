@@ -208,6 +208,12 @@ def test_cli_style_explore(style_file, generator_file, tmp_path, capsys):
                  "--out", str(tmp_path / "s2.png")]) == 0
     assert main(["explore", str(style_file), "--kind", "truncation", "--cutoff", "3", "--seeds", "0-1",
                  "--out", str(tmp_path / "t.png")]) == 0
+    widths = []
+    for psis in ("1", "0,1", "0,0.5,1"):  # one column per psi
+        assert main(["explore", str(style_file), "--kind", "truncation", "--psis", psis, "--seeds", "0-1",
+                     "--out", str(tmp_path / "p.png")]) == 0
+        widths.append(Image.open(tmp_path / "p.png").size[0])
+    assert widths[2] - widths[1] == widths[1] - widths[0] > 0
     assert main(["explore", str(style_file), "--kind", "interpolate", "--space", "w", "--seeds", "0-1", "--steps", "2",
                  "--out", str(tmp_path / "i.png")]) == 0
     assert Image.open(tmp_path / "i.gif").n_frames == 2
@@ -218,6 +224,8 @@ def test_cli_style_explore(style_file, generator_file, tmp_path, capsys):
         ([str(style_file), "--kind", "style-mix", "--rows", "a-b"], "--rows 'a-b' names no seeds"),
         ([str(style_file), "--kind", "truncation", "--cutoff", "9"], "cutoff must be an integer in 0..6"),
         ([str(style_file), "--kind", "interpolate", "--cutoff", "2"], "--cutoff is an option of --kind truncation"),
+        ([str(style_file), "--kind", "truncation", "--psis", "0,x"], "--psis '0,x': give comma-separated numbers"),
+        ([str(style_file), "--kind", "style-mix", "--psis", "0,1"], "--psis is an option of --kind truncation"),
         ([str(style_file), "--kind", "interpolate", "--space", "w", "--method", "slerp"],
          "interpolation in W is linear"),
         ([str(generator_file), "--kind", "style-mix"], "style-mix needs a StyleGAN generator"),

@@ -181,6 +181,18 @@ def test_modulated_conv_equals_per_sample_conv_with_scaled_weights(demodulate, u
         np.testing.assert_allclose(got[b:b + 1], want, atol=1e-4)
 
 
+def test_demodulated_conv_in_float16_does_not_overflow_before_demodulating():
+    """Styles of 300 and inputs of 30 over 64 channels would overflow float16 (65504) in the
+    convolution before demodulation brings them back; pre-normalised, it matches float32."""
+    x = 30.0 * RNG.normal(size=(2, 6, 6, 64)).astype(np.float32)
+    kernel = 5.0 * RNG.normal(size=(3, 3, 64, 8)).astype(np.float32)
+    styles = 300.0 * (1.0 + RNG.uniform(size=(2, 64))).astype(np.float32)
+    want = L.modulated_conv2d(x, kernel, styles).numpy()
+    got = L.modulated_conv2d(tf.cast(x, tf.float16), kernel, styles).numpy()
+    assert got.dtype == np.float16 and np.isfinite(got).all()
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=0.02, atol=0.02 * np.abs(want).max())
+
+
 def test_demodulated_output_has_unit_std_for_unit_input():
     layer = L.ModulatedConv2D(32, 16, w_dim=8, kernel_size=3)
     x = RNG.normal(size=(8, 12, 12, 32)).astype(np.float32)

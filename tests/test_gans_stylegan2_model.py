@@ -10,6 +10,8 @@ import tensorflow as tf
 
 from keras_anime_gan import create_gan
 from keras_anime_gan.errors import ConfigError
+from keras_anime_gan.gans.stylegan2.regularizers import r1_penalty
+from keras_anime_gan.training import TrainConfig
 
 
 def _tiny(**options):
@@ -88,6 +90,20 @@ def test_two_replicas_train_stylegan2_ada_as_one_replica_does():
     assert one["r1"] > 0
     for name in one:
         np.testing.assert_allclose(one[name], two[name], rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_logs_show_the_current_p_and_r_t():
+    """ada_p and r_t in the logs are the values at the end of the epoch, not means over its steps."""
+    gan = _tiny(augment_p=0.5, ada_interval=1, ada_kimg=0.04, r1_interval=99, pl_weight=0.0)  # p moves by 0.1
+    gan.compile(jit_compile=False)
+    real = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
+    p_seen = []
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: p_seen.append(
+        float(gan.augmenter.p.numpy())))
+    logs = gan.fit(real, batch_size=4, epochs=1, verbose=0, callbacks=[callback]).history
+    assert len(set(p_seen)) > 1  # p moved during the epoch
+    assert logs["ada_p"][-1] == p_seen[-1] == float(gan.augmenter.p.numpy())
+    assert logs["r_t"][-1] == float(gan.augmenter.rt.numpy())
 
 
 def test_ada_p_stays_a_probability():
@@ -286,3 +302,55 @@ def test_micro_batch_must_divide_the_batch():
     real = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
     with pytest.raises((ValueError, tf.errors.InvalidArgumentError), match="micro_batch 3 does not divide"):
         gan.fit(real, batch_size=4, epochs=1, verbose=0)
+
+
+def test_non_finite_gradients_become_nvidias_nan_to_num():
+    gradient = tf.constant([np.nan, np.inf, -np.inf, 2e5, -1.5], tf.float32)
+    cleaned = _tiny().clean_gradients([gradient, None])
+    np.testing.assert_array_equal(cleaned[0].numpy(), [0.0, 1e5, -1e5, 2e5, -1.5])
+    assert cleaned[1] is None
+
+
+def test_lazy_regularisers_carry_gamma_the_intervals_and_half_the_batch():
+    gan = _tiny(augment="none", pl_decay=0.02)
+    gan.compile(jit_compile=False)
+    real = tf.constant(np.random.default_rng(2).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32))
+    penalty = r1_penalty(gan.run_discriminator, real).numpy()
+    for global_batch in (4, 8):  # auto gamma = 0.0002 * res^2 / the global batch
+        gan.__dict__["_global_batch"] = tf.constant(global_batch)
+        gamma = 0.0002 * 8**2 / global_batch
+        np.testing.assert_allclose(gan._r1_loss(real).numpy(), penalty * gamma / 2 * 16, rtol=1e-5)
+    # Path length on batch / 2: penalty_i = weight 2 * interval 4 * (L_i - a)^2, a = pl_decay * mean(L).
+    loss = gan._path_length_loss(real).numpy()
+    assert loss.shape == (2,)
+    mean = float(gan.pl_mean.numpy())
+    lengths = mean + np.sqrt(loss / 8.0)
+    assert mean > 0
+    np.testing.assert_allclose(mean, 0.02 * lengths.mean(), rtol=1e-4)
+
+
+def test_presets_and_overrides_follow_nvidias_rules():
+    def gan(preset, **options):
+        return create_gan("stylegan2-ada", 8, preset=preset, seed=0, channel_max=8, z_dim=8, w_dim=8, **options)
+
+    paper, auto = gan("paper256"), gan("auto")
+    assert paper.ema_kimg == 20.0 and not paper.ema_rampup  # the paper presets fix the EMA, no ramp-up
+    paper.__dict__["_global_batch"] = tf.constant(64)
+    np.testing.assert_allclose(float(paper.ema_decay_now(tf.constant(0.0))), 0.5 ** (64 / 20_000), rtol=1e-6)
+    assert auto.ema_rampup == 0.05 and gan("auto", ema_rampup=0.1).ema_rampup == 0.1
+    # A given learning rate or beta is adjusted by c = k / (k + 1) as the defaults are (NVIDIA's --lrate).
+    d, g = gan("tiny", d_learning_rate=0.01, beta_2=0.9).default_optimizers()
+    np.testing.assert_allclose(float(d.learning_rate), 0.01 * 16 / 17, rtol=1e-6)
+    np.testing.assert_allclose(float(g.learning_rate), 0.0025 * 4 / 5, rtol=1e-6)
+    assert np.isclose(d.beta_2, 0.9 ** (16 / 17)) and np.isclose(g.beta_2, 0.9 ** (4 / 5)) and d.beta_1 == 0.0
+    # A run without --batch-size trains with the preset's batch; the DCGAN family with 128.
+    for model, preset, resolution, batch in (("stylegan2-ada", "auto", 64, 32), ("stylegan2-ada", "auto", 256, 16),
+                                             ("stylegan2-ada", "paper256", 64, 64), ("stylegan2-ada", "tiny", 32, 16),
+                                             ("dcgan", None, 64, 128)):
+        config = TrainConfig(model=model, resolution=resolution,
+                             model_options={"preset": preset} if preset else {})
+        config.validate()
+        assert config.batch_size == batch, (model, preset, resolution)
+    config = TrainConfig(model="stylegan2-ada", resolution=64, batch_size=8)
+    config.validate()
+    assert config.batch_size == 8

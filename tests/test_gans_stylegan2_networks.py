@@ -107,6 +107,10 @@ def test_w_avg_updates_only_when_asked():
     np.testing.assert_allclose(generator.w_avg.numpy(), 0.005 * w_mean + 0.005 * (w_mean - 0.005 * w_mean),
                                rtol=1e-5, atol=1e-8)
     assert generator.w_avg in generator.non_trainable_weights
+    # Style mixing updates w_avg from z's ws only, never from its second, fresh latents.
+    generator.w_avg.assign(np.zeros(64, np.float32))
+    generator.style_mixing(z, prob=1.0, rng=tf.random.Generator.from_seed(3), update_w_avg=True)
+    np.testing.assert_allclose(generator.w_avg.numpy(), 0.005 * w_mean, rtol=1e-5, atol=1e-8)
 
 
 def test_truncation_psi_zero_gives_w_avg_below_cutoff_only():

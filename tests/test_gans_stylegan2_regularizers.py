@@ -23,9 +23,7 @@ def test_r1_of_a_linear_discriminator_is_the_squared_norm():
     x = RNG.uniform(-1, 1, size=(5, 8, 8, 3)).astype(np.float32)
     penalty = R.r1_penalty(linear_discriminator(a), x).numpy()
     assert penalty.shape == (5,)
-    np.testing.assert_allclose(penalty, np.sum(a ** 2), rtol=1e-5)
-    gamma = 0.0256
-    np.testing.assert_allclose(gamma / 2 * penalty, gamma / 2 * np.sum(a ** 2), rtol=1e-5)  # what the caller adds
+    np.testing.assert_allclose(penalty, np.sum(a ** 2), rtol=1e-5)  # the model weights it by gamma / 2
     penalty, logits = R.r1_penalty(linear_discriminator(a), x, return_logits=True)
     np.testing.assert_allclose(logits.numpy()[:, 0], np.sum(x * a, axis=(1, 2, 3)), rtol=1e-5)
 

@@ -351,6 +351,29 @@ def test_generate_after_bfloat16_training_draws_the_float32_exports_pictures(pol
         assert not np.array_equal(gan.generate(6, seed=3), first)
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_stylegan2_ada_trains_in_reduced_precision_with_every_phase(policy, precision):
+    """Main steps, lazy R1 and path length, and ADA in bfloat16 and float16 (loss-scaled): every
+    weight of both networks moves and stays finite, and the regularisers report finite values."""
+    policy(precision)
+    gan = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8, augment="ada",
+                     augment_p=0.5, r1_interval=2, pl_interval=2, ada_interval=2)
+    gan.compile(jit_compile=False)
+    assert gan.generator.synthesis_network.compute_dtype == precision
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "float16")
+    networks = (gan.generator, gan.discriminator)
+    before = [[w.numpy() for w in network.trainable_weights] for network in networks]
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
+    history = gan.fit(images, batch_size=8, epochs=2, verbose=0).history
+    for network, weights in zip(networks, before):
+        for weight, old in zip(network.trainable_weights, weights):
+            assert np.isfinite(weight.numpy()).all(), weight.path
+            assert not np.array_equal(weight.numpy(), old), weight.path
+    for name in ("d_loss", "g_loss", "r1", "pl"):
+        assert np.isfinite(history[name]).all() and history[name][-1] != 0, (name, history[name])
+    assert float(gan.pl_mean.numpy()) > 0 and float(gan.augmenter.p.numpy()) != 0.5
+
+
 def test_float32_model_leaves_a_float32_model_alone(policy):
     policy("float32")
     generator = tiny_gan().generator

@@ -183,6 +183,11 @@ class GAN(keras.Model):
         values = {**options.values("model"), **options.values("optimizer")}
         return cls(generator, discriminator, seed=seed, **values)
 
+    @classmethod
+    def default_batch_size(cls, resolution: int, options) -> int:
+        """The global batch a run trains with when none is given: the DCGAN paper's 128."""
+        return 128
+
     # -- Keras plumbing -----------------------------------------------------------------
 
     @property

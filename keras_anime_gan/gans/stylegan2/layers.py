@@ -267,6 +267,15 @@ def modulated_conv2d(x, kernel, styles, demodulate=True, up=1, taps=None, epsilo
         (B, H*up, W*up, Cout) in x's dtype.
     """
     dtype = x.dtype
+    if demodulate and dtype == tf.float16:
+        # Demodulation cancels any per-sample scale of the styles and any per-output-channel scale
+        # of the kernel, so divide both by their largest values first (as NVIDIA does in float16):
+        # the un-demodulated convolution cannot then overflow float16's 65504.
+        kernel = tf.cast(kernel, tf.float32)
+        fan_in = float(np.prod(kernel.shape[:3]))
+        kernel = kernel / (math.sqrt(fan_in) * tf.maximum(tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2], keepdims=True), 1e-8))
+        styles = tf.cast(styles, tf.float32)
+        styles = styles / tf.maximum(tf.reduce_max(tf.abs(styles), axis=1, keepdims=True), 1e-8)
     x = x * tf.cast(styles, dtype)[:, None, None, :]
     x = conv2d_resample(x, tf.cast(kernel, dtype), up=up, taps=taps)
     if demodulate:

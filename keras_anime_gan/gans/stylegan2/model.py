@@ -69,6 +69,7 @@ class StyleGAN2Options(GANOptions):
     pl_weight: float = option(2.0, "path length regularisation weight (0: off)", minimum=0.0)
     pl_interval: int = option(4, "steps between lazy path length updates", minimum=1)
     pl_batch_shrink: int = option(2, "path length on batch / this many images", minimum=1)
+    pl_decay: float = option(0.01, "rate of the path length's running mean", minimum=0.0, maximum=1.0)
     augment: str = option("ada", "discriminator augmentation: ada (p adapts), fixed (p stays augment_p) or none",
                           choices=AUGMENT_MODES)
     augment_p: float = option(0.0, "initial (or, with fixed, constant) augmentation probability",
@@ -81,8 +82,9 @@ class StyleGAN2Options(GANOptions):
     micro_batch: int | None = option(None, "images per forward/backward pass; a divisor of the per-replica batch "
                                            "accumulates gradients over batch / micro_batch passes, for less memory "
                                            "(NVIDIA's batch_gpu; default: the whole batch)", minimum=1)
-    ema_rampup: float | None = option(0.05, "EMA half-life at most this fraction of the images seen (none: off)",
-                                      minimum=0.0, exclusive=True)
+    ema_rampup: float | None = option(None, "EMA half-life at most this fraction of the images seen (default: the "
+                                            "preset's, 0.05 for auto and tiny, off for paper256 and stylegan2; 0: off)",
+                                      minimum=0.0)
 
     def validate(self, model: str = "this model") -> None:
         super().validate(model)
@@ -99,7 +101,8 @@ class StyleGAN2ADA(GAN):
     ema_copies_buffers = True
 
     def __init__(self, generator, discriminator, latent_dim=None, *, augmenter=None, style_mixing=0.9,
-                 r1_gamma=None, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, augment="ada",
+                 r1_gamma=None, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, pl_decay=0.01,
+                 augment="ada",
                  augment_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=500.0, ema_kimg=None, ema_rampup=0.05,
                  learning_rate=0.0025, **kwargs):
         kwargs["ema"] = kwargs.get("ema") or 0.999  # always on; the decay comes from `ema_decay_now`
@@ -109,13 +112,15 @@ class StyleGAN2ADA(GAN):
         self.style_mixing = float(style_mixing)
         self.r1_gamma = None if r1_gamma is None else float(r1_gamma)
         self.r1_interval, self.pl_interval, self.pl_batch_shrink = int(r1_interval), int(pl_interval), int(pl_batch_shrink)
-        self.pl_weight = float(pl_weight)
+        self.pl_weight, self.pl_decay = float(pl_weight), float(pl_decay)
         self.augment_mode, self.ada_interval = augment, int(ada_interval)
         self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
         self.learning_rate = float(learning_rate)
         self.resolution = int(discriminator.resolution)
         self.augmenter = augmenter or AdaptiveAugment(initial_p=augment_p, target=ada_target, interval=ada_interval,
                                                       speed_kimg=ada_kimg, rng=self.rng, name="augment")
+        # The current p and r_t, as NVIDIA logs them: an epoch's mean would lag behind.
+        self.trackers.update({name: LatestValue(name=name) for name in ("ada_p", "r_t")})
         self.pl_mean = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
                                        name="pl_mean")
         self.__dict__["_global_batch"] = None
@@ -148,6 +153,8 @@ class StyleGAN2ADA(GAN):
             # auto and tiny: NVIDIA's formulas with the run's own batch, in the step; the paper presets fix them.
             if values.get(name) is None and options.preset in ("paper256", "stylegan2"):
                 values[name] = training[key]
+        if values.get("ema_rampup") is None:
+            values["ema_rampup"] = training["ema_rampup"]  # None (off) for the paper presets
         return cls(generator, discriminator, seed=seed, learning_rate=training["learning_rate"], **values)
 
     # -- optimizers and gradients ------------------------------------------------------
@@ -161,9 +168,34 @@ class StyleGAN2ADA(GAN):
             optimizers.append(keras.optimizers.Adam(self.learning_rate * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8))
         return tuple(optimizers)
 
+    def default_optimizers(self):
+        """`paper_optimizers`, with a given learning rate or beta adjusted by the same c as NVIDIA's
+        (lr c, beta^c): an override states the rate per regularised step, as NVIDIA's --lrate."""
+        overrides = self.optimizer_overrides
+        optimizers = []
+        for interval, rate in ((self.r1_interval, overrides["d_learning_rate"]),
+                               (self.pl_interval if self.pl_weight > 0 else 0, overrides["g_learning_rate"])):
+            c = interval / (interval + 1.0) if interval else 1.0
+            rate = self.learning_rate if rate is None else rate
+            beta_1 = 0.0 if overrides["beta_1"] is None else overrides["beta_1"]
+            beta_2 = 0.99 if overrides["beta_2"] is None else overrides["beta_2"]
+            optimizers.append(keras.optimizers.Adam(rate * c, beta_1=beta_1**c, beta_2=beta_2**c, epsilon=1e-8))
+        return tuple(optimizers)
+
+    @classmethod
+    def default_batch_size(cls, resolution, options):
+        """The preset's batch (auto: min(4096 // res, 32); paper256 64; stylegan2 32; tiny 16)."""
+        return cls.preset_for(resolution, options)["training"]["batch_size"]
+
     def clean_gradients(self, gradients):
-        return [None if g is None else tf.clip_by_value(tf.where(tf.math.is_nan(g), tf.zeros_like(g), g), -1e5, 1e5)
-                for g in gradients]
+        """NaN -> 0 and +-inf -> +-1e5 (NVIDIA's nan_to_num); finite values as they are."""
+        cleaned = []
+        for g in gradients:
+            if g is not None:
+                g = tf.where(tf.math.is_nan(g), tf.zeros_like(g), g)
+                g = tf.where(tf.math.is_inf(g), tf.sign(g) * tf.cast(1e5, g.dtype), g)
+            cleaned.append(g)
+        return cleaned
 
     # -- the seams ---------------------------------------------------------------------
 
@@ -224,7 +256,7 @@ class StyleGAN2ADA(GAN):
                               rng=self.rng)
         # The running mean moves by the mean over every replica's lengths, so all replicas (and all
         # workers: pl_mean keeps each worker's first replica's value) hold the same pl_mean.
-        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, weight=self.pl_weight,
+        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, decay=self.pl_decay, weight=self.pl_weight,
                                                 batch_mean=_mean_over_replicas(lengths))
         self.pl_mean.assign(new_mean)
         return penalty * float(self.pl_interval)
@@ -240,7 +272,7 @@ class StyleGAN2ADA(GAN):
         self.__dict__["_global_batch"] = tf.shape(real)[0] * replicas
         results = super().train_step(data)
         for name, value in self.augmenter.metric_values().items():
-            self.trackers["ada_p" if name == "ada_p" else "r_t"].update_state(value)
+            self.trackers[name].update_state(value)
         results.update({name: self.trackers[name].result() for name in ("ada_p", "r_t")})
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
@@ -283,7 +315,7 @@ class StyleGAN2ADA(GAN):
         batch = tf.cast(self._global_batch if self._global_batch is not None else 32, tf.float32)
         ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch * 10.0 / 32.0
         ema_nimg = ema_kimg * 1000.0
-        if self.ema_rampup is not None:
+        if self.ema_rampup:  # None or 0: off
             ema_nimg = tf.minimum(ema_nimg, updates * batch * self.ema_rampup)
         return tf.pow(0.5, batch / tf.maximum(ema_nimg, 1e-8))
 
@@ -291,6 +323,24 @@ class StyleGAN2ADA(GAN):
         return {**super().get_config(), "style_mixing": self.style_mixing, "r1_gamma": self.r1_gamma,
                 "r1_interval": self.r1_interval, "pl_weight": self.pl_weight, "pl_interval": self.pl_interval,
                 "augment": self.augment_mode}
+
+
+class LatestValue(keras.metrics.Metric):
+    """A metric whose result is the last value given to `update_state` (0 after a reset)."""
+
+    def __init__(self, name=None, dtype="float32"):
+        super().__init__(name=name, dtype=dtype)
+        self.latest = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="latest",
+                                        aggregation="only_first_replica")
+
+    def update_state(self, value):
+        self.latest.assign(tf.cast(value, self.dtype))
+
+    def result(self):
+        return tf.identity(self.latest)
+
+    def reset_state(self):
+        self.latest.assign(0.0)
 
 
 class AugmentationWatch(keras.callbacks.Callback):
