@@ -394,8 +394,7 @@ def _add_explore(sub):
 
 # Flags that only one --kind reads: given with another kind, they are an error rather than ignored.
 _EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "psis": "truncation", "rows": "style-mix",
-                       "columns": "style-mix",
-                       "crossover": "style-mix", "truncation": "style-mix"}
+                       "columns": "style-mix", "crossover": "style-mix", "truncation": "style-mix"}
 
 
 def _explore_psis(text):

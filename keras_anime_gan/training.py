@@ -62,17 +62,12 @@ class TrainConfig:
 
         cls = model_class(self.model)  # ConfigError listing the models
         options = self.options()  # ConfigError naming a bad or unknown option
-        if self.batch_size is None and isinstance(self.resolution, int) and not isinstance(self.resolution, bool):
-            try:
-                self.batch_size = cls.default_batch_size(self.resolution, options)
-            except ValueError:
-                pass  # a resolution the model cannot build: reported below by name
         positive = {"resolution": self.resolution, "batch_size": self.batch_size, "epochs": self.epochs,
                     "sample_interval": self.sample_interval, "checkpoint_interval": self.checkpoint_interval,
                     "metric_interval": self.metric_interval, "synthetic_images": self.synthetic_images,
                     "metric_images": self.metric_images}
         if self.batch_size is None:
-            del positive["batch_size"]  # the model's default, unknown only for a resolution reported below
+            del positive["batch_size"]  # the model's, once the resolution is known to be good
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
@@ -84,6 +79,8 @@ class TrainConfig:
                 details = ", ".join(f"{key} {value}" for key, value in options.values("network").items())
                 raise ConfigError(f"--resolution {self.resolution} is not supported by {self.model} ({details}): "
                                   f"{error}") from None
+        if self.batch_size is None:
+            self.batch_size = cls.default_batch_size(self.resolution, options)
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ConfigError(f"--steps-per-epoch must be >= 1, got {self.steps_per_epoch}")
         unknown = [m for m in self.metric_list if m not in METRICS]

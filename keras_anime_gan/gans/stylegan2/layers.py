@@ -273,7 +273,8 @@ def modulated_conv2d(x, kernel, styles, demodulate=True, up=1, taps=None, epsilo
         # the un-demodulated convolution cannot then overflow float16's 65504.
         kernel = tf.cast(kernel, tf.float32)
         fan_in = float(np.prod(kernel.shape[:3]))
-        kernel = kernel / (math.sqrt(fan_in) * tf.maximum(tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2], keepdims=True), 1e-8))
+        largest = tf.maximum(tf.reduce_max(tf.abs(kernel), axis=[0, 1, 2], keepdims=True), 1e-8)
+        kernel = kernel / (math.sqrt(fan_in) * largest)
         styles = tf.cast(styles, tf.float32)
         styles = styles / tf.maximum(tf.reduce_max(tf.abs(styles), axis=1, keepdims=True), 1e-8)
     x = x * tf.cast(styles, dtype)[:, None, None, :]

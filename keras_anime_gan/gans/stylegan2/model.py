@@ -162,24 +162,24 @@ class StyleGAN2ADA(GAN):
     def paper_optimizers(self):
         """Adam(lr c, beta_1 0^c, beta_2 0.99^c, eps 1e-8), c = k / (k + 1) for lazy regularisation
         every k steps (G: path length, D: R1), as NVIDIA adjusts them."""
-        optimizers = []
-        for interval in (self.r1_interval, self.pl_interval if self.pl_weight > 0 else 0):
-            c = interval / (interval + 1.0) if interval else 1.0
-            optimizers.append(keras.optimizers.Adam(self.learning_rate * c, beta_1=0.0, beta_2=0.99**c, epsilon=1e-8))
-        return tuple(optimizers)
+        return self._lazy_adjusted_adams({})
 
     def default_optimizers(self):
-        """`paper_optimizers`, with a given learning rate or beta adjusted by the same c as NVIDIA's
-        (lr c, beta^c): an override states the rate per regularised step, as NVIDIA's --lrate."""
-        overrides = self.optimizer_overrides
+        """`paper_optimizers` with the given learning rates and betas, adjusted by the same c
+        (an override states the rate per regularised step, as NVIDIA's --lrate does)."""
+        return self._lazy_adjusted_adams(self.optimizer_overrides)
+
+    def _lazy_adjusted_adams(self, overrides):
+        def given(name, default):
+            return default if overrides.get(name) is None else overrides[name]
+
         optimizers = []
-        for interval, rate in ((self.r1_interval, overrides["d_learning_rate"]),
-                               (self.pl_interval if self.pl_weight > 0 else 0, overrides["g_learning_rate"])):
+        g_interval = self.pl_interval if self.pl_weight > 0 else 0
+        for interval, rate in ((self.r1_interval, given("d_learning_rate", self.learning_rate)),
+                               (g_interval, given("g_learning_rate", self.learning_rate))):
             c = interval / (interval + 1.0) if interval else 1.0
-            rate = self.learning_rate if rate is None else rate
-            beta_1 = 0.0 if overrides["beta_1"] is None else overrides["beta_1"]
-            beta_2 = 0.99 if overrides["beta_2"] is None else overrides["beta_2"]
-            optimizers.append(keras.optimizers.Adam(rate * c, beta_1=beta_1**c, beta_2=beta_2**c, epsilon=1e-8))
+            optimizers.append(keras.optimizers.Adam(rate * c, beta_1=given("beta_1", 0.0) ** c,
+                                                    beta_2=given("beta_2", 0.99) ** c, epsilon=1e-8))
         return tuple(optimizers)
 
     @classmethod
