@@ -559,7 +559,7 @@ def run_classic(args, out, runs, data, train_dir, n, real_a, train_real, floor, 
     """Stages 2-4: the DCGAN run with its figures, then GAN Versus, all before `deadline`.
     Returns {"main": ..., "versus": rows, "versus_budget_seconds": ...}."""
     from keras_anime_gan import explore
-    from keras_anime_gan.export import load_generator
+    from keras_anime_gan.loading import load_generator
     from keras_anime_gan.metrics import compute_metrics
     from keras_anime_gan.sampling import image_grid, latents_for_seed, render
 
@@ -670,7 +670,7 @@ def run_stylegan2(args, out, runs, split, n, real_a, real_b, floor, extractor, n
     import keras
 
     from keras_anime_gan import explore
-    from keras_anime_gan.export import load_generator
+    from keras_anime_gan.loading import load_generator
     from keras_anime_gan.gans.stylegan2.networks import trainable_count
     from keras_anime_gan.metrics import compute_metrics, noise_floor
     from keras_anime_gan.sampling import image_grid

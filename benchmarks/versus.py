@@ -11,7 +11,7 @@ With no --data it uses the embedded synthetic faces. --real names faces the runs
 is present (see keras_anime_gan.metrics); otherwise the table says so.
 
 Only the package's public interface is used (`TrainConfig.from_json`, `train(..., callbacks=)`,
-`export.load_generator`, `sampling`, `metrics`), so `benchmarks/showcase.py` reuses these helpers.
+`loading.load_generator`, `sampling`, `metrics`), so `benchmarks/showcase.py` reuses these helpers.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def run_versus(entries, data, runs_dir, grid_dir, seconds_each, real, resolution
     and save a 6x6 grid; returns one row per model."""
     from PIL import Image
 
-    from keras_anime_gan.export import load_generator
+    from keras_anime_gan.loading import load_generator
     from keras_anime_gan.sampling import image_grid
 
     rows = []

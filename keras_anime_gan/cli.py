@@ -342,7 +342,7 @@ def _run_generate(args) -> int:
 
     from PIL import Image
 
-    from .export import load_generator
+    from .loading import load_generator
     from .sampling import latent_width, latents_for_seeds, render
 
     generator = load_generator(args.source)
@@ -430,7 +430,7 @@ def _run_explore(args) -> int:
             raise UserError(f"--{name} is an option of --kind {kind}, not of --kind {args.kind}")
 
     from . import explore
-    from .export import load_generator
+    from .loading import load_generator
 
     generator = load_generator(args.source)
     written = [args.out]

@@ -18,88 +18,14 @@ from __future__ import annotations
 import os
 import re
 
-import keras
 import tensorflow as tf
 
 from .atomic import atomic_directory, write_text_atomic
 from .errors import UserError
+from .loading import load_generator
 from .sampling import generate_images, latent_width, seeded_latents, to_uint8_tensor
 
 MODELS_CONFIG = "models.config"
-
-
-REDUCED_DTYPES = ("float16", "bfloat16")
-
-
-def _all_layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        yield from _all_layers(layer)
-
-
-def reduced_precision_layers(model) -> list:
-    """`model` and its nested layers that compute in bfloat16 or float16."""
-    return [layer for layer in [model, *_all_layers(model)]
-            if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES]
-
-
-def float32_model(model):
-    """`model` itself when it and every layer compute in float32; else a float32 copy of it: the
-    same architecture rebuilt under the float32 policy, each mixed-precision layer's policy replaced
-    by float32 (its variables were float32 already), with the same weights. A generator trained
-    under mixed_bfloat16 or mixed_float16 then exports and saves as a float32 graph."""
-    if not reduced_precision_layers(model):
-        return model
-
-    def rebuild(layer):
-        config = layer.get_config()
-        if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES:
-            config["dtype"] = layer.variable_dtype
-        return layer.__class__.from_config(config)
-
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")  # for what clone_model creates without a config
-    try:
-        if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
-            copy = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
-        else:  # a subclassed generator (StyleGAN's): its own config, built on one latent
-            from .sampling import latent_width
-
-            config = model.get_config()
-            config.pop("dtype", None)
-            copy = model.__class__.from_config(config)
-            copy(keras.ops.zeros((1, latent_width(model))))
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    copy.set_weights(model.get_weights())
-    leftover = reduced_precision_layers(copy)
-    if leftover:  # e.g. a subclassed model that clone_model cannot rebuild layer by layer
-        raise UserError(f"cannot rebuild {model.name} in float32: {leftover[0].name} still computes in "
-                        f"{leftover[0].compute_dtype}")
-    return copy
-
-
-def load_generator(source):
-    """A float32 generator from a GAN, a Keras model, a run folder (its generator.keras) or a .keras
-    file. A generator trained in mixed precision is rebuilt in float32 (`float32_model`)."""
-    from .gans import GAN
-    from .gans.stylegan2 import networks  # noqa: F401  (registers StyleGenerator for loading)
-
-    if isinstance(source, GAN):
-        return float32_model(source.ema_generator)
-    if isinstance(source, keras.Model):
-        return float32_model(source)
-    path = os.fspath(source)
-    if os.path.isdir(path):
-        candidate = os.path.join(path, "generator.keras")
-        if not os.path.exists(candidate):
-            raise UserError(f"{path} holds no generator.keras (is it a finished run folder?)")
-        path = candidate
-    if not os.path.exists(path):
-        raise UserError(f"generator {path!r} does not exist")
-    if not path.endswith(".keras"):
-        raise UserError(f"{path!r} is not a .keras file or a run folder")
-    return float32_model(keras.models.load_model(path, compile=False))
 
 
 class GeneratorServing(tf.Module):

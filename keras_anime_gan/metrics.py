@@ -383,7 +383,7 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
     import keras
 
     from .data.pipeline import load_real_images
-    from .export import load_generator
+    from .loading import load_generator
     from .sampling import image_size, latent_width, latents_for_seed, render
 
     metrics = list(metrics)

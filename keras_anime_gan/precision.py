@@ -18,6 +18,7 @@ import os
 import sys
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+REDUCED_DTYPES = ("float16", "bfloat16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = "/proc/cpuinfo"
@@ -128,3 +129,71 @@ def describe_cpu() -> dict:
     except OSError:
         model = None
     return {"model": model or sys.platform, "cores": os.cpu_count(), "bf16_flags": cpu_bf16_flags()}
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+def _nested_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _nested_layers(layer)
+
+
+def reduced_precision_layers(model, dtypes=REDUCED_DTYPES) -> list:
+    """`model` and its nested layers that compute in one of `dtypes` (bfloat16 or float16)."""
+    return [layer for layer in [model, *_nested_layers(model)] if getattr(layer, "compute_dtype", None) in dtypes]
+
+
+def float32_model(model):
+    """`model` itself when it and every layer compute in float32; else a float32 copy of it: the
+    same architecture rebuilt under the float32 policy, each mixed-precision layer's policy replaced
+    by float32 (its variables were float32 already), with the same weights. A generator trained
+    under mixed_bfloat16 or mixed_float16 then exports and saves as a float32 graph."""
+    import keras
+
+    from .errors import UserError
+    from .sampling import latent_width
+
+    if not reduced_precision_layers(model):
+        return model
+
+    def rebuild(layer):
+        config = layer.get_config()
+        if getattr(layer, "compute_dtype", None) in REDUCED_DTYPES:
+            config["dtype"] = layer.variable_dtype
+        return layer.__class__.from_config(config)
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")  # for what clone_model creates without a config
+    try:
+        if isinstance(model, keras.Sequential) or type(model).__name__ == "Functional":
+            copy = keras.models.clone_model(model, clone_function=rebuild, recursive=True)
+        else:  # a subclassed generator (StyleGAN's): its own config, built on one latent
+            config = model.get_config()
+            config.pop("dtype", None)
+            copy = model.__class__.from_config(config)
+            copy(keras.ops.zeros((1, latent_width(model))))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(model.get_weights())
+    leftover = reduced_precision_layers(copy)
+    if leftover:  # e.g. a subclassed model that clone_model cannot rebuild layer by layer
+        raise UserError(f"cannot rebuild {model.name} in float32: {leftover[0].name} still computes in "
+                        f"{leftover[0].compute_dtype}")
+    return copy
+
+
+def with_loss_scaling(optimizer, *networks):
+    """Wrap the optimizer so small gradients do not underflow when the networks it trains compute
+    in float16 (built under mixed_float16), or, with no networks given, under a float16 global
+    policy. bfloat16 has float32's range and needs no loss scaling."""
+    import keras
+
+    if networks:
+        float16 = any(reduced_precision_layers(network, ("float16",)) for network in networks)
+    else:
+        float16 = keras.mixed_precision.dtype_policy().compute_dtype == "float16"
+    if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

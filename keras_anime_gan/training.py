@@ -377,7 +377,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
 
     from . import callbacks as cb
     from . import checkpoints
-    from .export import float32_model
+    from .precision import float32_model
 
     strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
     from .precision import apply_precision, choose_precision

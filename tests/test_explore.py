@@ -107,7 +107,7 @@ def style_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def style_generator(style_file):
-    from keras_anime_gan.export import load_generator
+    from keras_anime_gan.loading import load_generator
 
     generator = load_generator(style_file)  # what the CLI does: custom objects registered, w_avg restored
     assert type(generator).__name__ == "StyleGenerator" and generator.num_ws == 6

@@ -146,7 +146,7 @@ def test_a_sustained_high_p_warns_once_and_a_low_p_never():
 
 
 def test_fit_watches_p_between_steps():
-    from keras_anime_gan.gans.stylegan2.model import AugmentationLeakWarning, AugmentationWatch, _with_callback
+    from keras_anime_gan.gans.stylegan2.model import AugmentationLeakWarning, AugmentationWatch
 
     gan = _tiny(augment="fixed", augment_p=0.9, r1_interval=1, pl_weight=0.0)  # one due set: one trace
     gan.compile(jit_compile=False)
@@ -154,9 +154,10 @@ def test_fit_watches_p_between_steps():
     with pytest.warns(AugmentationLeakWarning, match="stayed at 0.8 or more"):
         gan.fit(real, batch_size=4, epochs=3, verbose=0)  # a check at each epoch's end: the third warns
     mine = AugmentationWatch(every=1)
-    assert _with_callback((), {"callbacks": [mine]}, AugmentationWatch)[1]["callbacks"] == [mine]  # not doubled
-    args, _ = _with_callback((None, 4, 1, 0, None), {}, AugmentationWatch)  # callbacks given by position
-    assert [type(callback) for callback in args[4]] == [AugmentationWatch]
+    assert gan._with_training_callbacks((), {"callbacks": [mine]})["callbacks"] == [mine]  # not doubled
+    assert [type(c) for c in gan._with_training_callbacks((), {})["callbacks"]] == [AugmentationWatch]
+    with pytest.raises(TypeError, match="keyword"):  # callbacks by position are not parsed out of *args
+        gan._with_training_callbacks((None, 4, 1, 0, [mine]), {})
 
 
 # -- learning on the faces --------------------------------------------------------------------------

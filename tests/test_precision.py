@@ -14,7 +14,9 @@ import tensorflow as tf
 from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan, gans
 from keras_anime_gan.errors import ConfigError
-from keras_anime_gan.export import export_generator, float32_model, load_generator
+from keras_anime_gan.export import export_generator
+from keras_anime_gan.loading import load_generator
+from keras_anime_gan.precision import float32_model
 from keras_anime_gan.precision import (apply_precision, choose_precision, cpu_bf16_flags, cpu_flags,
                                        gpu_compute_capabilities, policy_name)
 from keras_anime_gan.cli import add_train_arguments, config_from_args
@@ -387,7 +389,7 @@ def test_a_style_generator_trained_in_bfloat16_saves_as_float32_and_loads_in_a_f
     import subprocess
     import sys
 
-    from keras_anime_gan.export import float32_model
+    from keras_anime_gan.precision import float32_model
 
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -400,7 +402,7 @@ def test_a_style_generator_trained_in_bfloat16_saves_as_float32_and_loads_in_a_f
     assert copy.compute_dtype == "float32" and copy(z).dtype == "float32"
     np.testing.assert_allclose(copy(z, noise_mode="const"), np.float32(gan.generator(z, noise_mode="const")), atol=0.1)
     copy.save(tmp_path / "generator.keras")
-    code = ("import numpy as np; from keras_anime_gan.export import load_generator; "
+    code = ("import numpy as np; from keras_anime_gan.loading import load_generator; "
             f"g = load_generator({str(tmp_path / 'generator.keras')!r}); print(g(np.zeros((1, 8), 'float32')).shape)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -5,7 +5,7 @@
 
 from ..sampling import latents_for_seed, render  # noqa: F401  (public here too)
 from .base import (GAN, GANOptimizers, GANOptions, RegularizationPhase, _check_first_batch,  # noqa: F401
-                   _repeat, _with_loss_scaling, without_autotune, xla_is_faster)
+                   _repeat, without_autotune, xla_is_faster)
 from .classic import (ARCHS, DCGAN, LSGAN, WGAN, WGANGP, ClassicGAN, ClassicOptions, ClipWeights,  # noqa: F401
                       DCGANOptions, DynamicGAN, DynamicOptions, WGANGPOptions, WGANOptions)
 from .losses import (bce_discriminator_loss, bce_generator_loss, gradient_penalty,  # noqa: F401

@@ -36,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..sampling import latent_width, latents_for_seed, pixel_range, render  # noqa: F401  (public here too)
+from ..precision import float32_model, reduced_precision_layers, with_loss_scaling
+from ..sampling import latent_width, latents_for_seed, pixel_range, render
 from .options import ModelOptions, option
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,8 @@ class GAN(keras.Model):
             jit_compile = False
         super().compile(jit_compile=jit_compile, **kwargs)
         default_d, default_g = self.default_optimizers()
-        self.d_optimizer = _with_loss_scaling(d_optimizer or default_d, self.discriminator)
-        self.g_optimizer = _with_loss_scaling(g_optimizer or default_g, self.generator)
+        self.d_optimizer = with_loss_scaling(d_optimizer or default_d, self.discriminator)
+        self.g_optimizer = with_loss_scaling(g_optimizer or default_g, self.generator)
         # Names that tell the two apart in callbacks' logs (learning_rate_d_optimizer, ...).
         self.d_optimizer.name, self.g_optimizer.name = "d_optimizer", "g_optimizer"
         # Built up front: variables created inside a distributed or XLA step are not allowed.
@@ -240,9 +241,28 @@ class GAN(keras.Model):
           parallelism then defaults to the number of CPU cores."""
         _check_first_batch(x)
         x, kwargs = self._group_real_batches(x, kwargs)
+        kwargs = self._with_training_callbacks(args, kwargs)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn it ignores shuffle=True
         return super().fit(without_autotune(x), *args, **kwargs)
+
+    def training_callbacks(self) -> list:
+        """Callbacks this model needs in every `fit` (StyleGAN2-ADA's watch on p); `fit` adds each
+        one whose class is not among the caller's callbacks already."""
+        return []
+
+    def _with_training_callbacks(self, args, kwargs):
+        own = self.training_callbacks()
+        if not own:
+            return kwargs
+        if len(args) > 4:
+            raise TypeError(f"{type(self).__name__}.fit: pass callbacks as a keyword argument (callbacks=[...])")
+        callbacks = kwargs.get("callbacks")
+        if isinstance(callbacks, keras.callbacks.CallbackList):
+            return kwargs  # an already assembled list: left as given
+        callbacks = list(callbacks or [])
+        callbacks += [callback for callback in own if not any(isinstance(c, type(callback)) for c in callbacks)]
+        return {**kwargs, "callbacks": callbacks}
 
     def make_train_function(self, force=False):
         """Keras's step function; with regularisation phases, one per set of due phases, picked in
@@ -580,12 +600,10 @@ class GAN(keras.Model):
 
     def sampling_generator(self):
         """`ema_generator` as a float32 model: what `generate` draws with. A generator trained in
-        bfloat16 or float16 is copied into float32 (`export.float32_model`, cached and refreshed with
+        bfloat16 or float16 is copied into float32 (`precision.float32_model`, cached and refreshed with
         the current weights), so `generate` gives the pictures the float32 export and
         `generate --seeds` give, whatever the training precision. A method, not a property: Keras's
         weight saving visits every property, and would save the copy a second time."""
-        from ..export import float32_model, reduced_precision_layers
-
         generator = self.ema_generator
         if not reduced_precision_layers(generator):
             return generator
@@ -669,22 +687,3 @@ def _repeat(times, step):
 
     _, value = tf.while_loop(lambda index, _: index < times, body, (tf.constant(0), tf.constant(0.0)))
     return value
-
-
-def _computes_in_float16(*networks) -> bool:
-    def layers(model):
-        for layer in getattr(model, "layers", []):
-            yield layer
-            yield from layers(layer)
-
-    return any(getattr(layer, "compute_dtype", None) == "float16" for network in networks for layer in layers(network))
-
-
-def _with_loss_scaling(optimizer, *networks):
-    """Wrap the optimizer so small gradients do not underflow when the networks it trains compute
-    in float16 (built under mixed_float16), or, with no networks given, under a float16 global
-    policy. bfloat16 has float32's range and needs no loss scaling."""
-    float16 = _computes_in_float16(*networks) if networks else keras.mixed_precision.dtype_policy().compute_dtype == "float16"
-    if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer

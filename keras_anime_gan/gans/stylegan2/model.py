@@ -280,11 +280,9 @@ class StyleGAN2ADA(GAN):
 
     # -- watching p (Python, between steps) ----------------------------------------------
 
-    def fit(self, x=None, *args, **kwargs):
-        """`GAN.fit` with an `AugmentationWatch` added to the callbacks when there is augmentation."""
-        if self.augment_mode != "none":
-            args, kwargs = _with_callback(args, kwargs, AugmentationWatch)
-        return super().fit(x, *args, **kwargs)
+    def training_callbacks(self):
+        """An `AugmentationWatch` on p whenever there is augmentation."""
+        return [AugmentationWatch()] if self.augment_mode != "none" else []
 
     def check_augmentation(self, p=None):
         """Python-side check of ADA's p (the variable's value when None), called between steps by
@@ -371,21 +369,3 @@ def _mean_over_replicas(values):
     """The mean of `values` over every replica's values (the local mean without a strategy); no gradient."""
     total, count = sum_and_count_over_replicas(values)
     return total / tf.maximum(count, 1.0)
-
-
-def _with_callback(args, kwargs, callback_class):
-    """fit's (args, kwargs) with a `callback_class()` added to its callbacks (keyword or the 5th
-    positional argument after x) unless one is there."""
-    args = list(args)
-    positional = len(args) > 4
-    callbacks = args[4] if positional else kwargs.get("callbacks")
-    if isinstance(callbacks, keras.callbacks.CallbackList):
-        return tuple(args), kwargs  # an already assembled list: left as given
-    callbacks = list(callbacks or [])
-    if not any(isinstance(callback, callback_class) for callback in callbacks):
-        callbacks.append(callback_class())
-    if positional:
-        args[4] = callbacks
-    else:
-        kwargs["callbacks"] = callbacks
-    return tuple(args), kwargs
