@@ -185,6 +185,13 @@ class GAN(keras.Model):
         return cls(generator, discriminator, seed=seed, **values)
 
     @classmethod
+    def resolve_options(cls, resolution: int, options):
+        """`options` with every value the model would otherwise derive later filled in (StyleGAN2-ADA:
+        its preset's widths and depths at `resolution`), so that a run's config.json and start-up
+        line show the values in use. Here: `options` as they are."""
+        return options
+
+    @classmethod
     def default_batch_size(cls, resolution: int, options) -> int:
         """The global batch a run trains with when none is given: the DCGAN paper's 128."""
         return 128
