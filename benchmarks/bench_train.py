@@ -78,7 +78,7 @@ def run_legacy(steps, jit, precision):
     import keras
     import numpy as np
 
-    from keras_anime_gan.models import build_discriminator, build_generator
+    from keras_anime_gan.gans.classic.networks import build_discriminator, build_generator
 
     generator, discriminator = build_generator(RESOLUTION, LATENT), build_discriminator(RESOLUTION)
     discriminator.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.losses.BinaryCrossentropy(from_logits=True))
@@ -226,7 +226,7 @@ def layer_macs(layer):
 
 def step_flops(batch=BATCH):
     """FLOPs of one DCGAN-64 training step (one D and one G update on a shared fake batch)."""
-    from keras_anime_gan.models import build_discriminator, build_generator
+    from keras_anime_gan.gans.classic.networks import build_discriminator, build_generator
 
     counts = {}
     for name, model in (("G", build_generator(RESOLUTION, LATENT)), ("D", build_discriminator(RESOLUTION))):

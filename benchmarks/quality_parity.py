@@ -28,9 +28,10 @@ SHARED = ROOT.parent / "shared" / "data" / "anime-faces-96"
 
 
 def run_child(args):
-    from keras_anime_gan.training import TrainConfig, train
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.training import train
 
-    config = TrainConfig(data=args.data, out=args.out, resolution=32, width=args.width, latent_dim=100,
+    config = TrainConfig(data=args.data, out=args.out, resolution=32, model_options={"width": args.width, "latent_dim": 100},
                          batch_size=args.batch, epochs=args.epochs, steps_per_epoch=args.steps, metrics="swd",
                          metric_images=512, precision=args.precision, seed=args.seed, verbose=0, jit=False,
                          sample_interval=args.epochs)

@@ -159,10 +159,11 @@ def budget_progress(label, seconds, batch_size, hooks=(), report_every=20.0, ove
 
 
 def train_for(values: dict, label: str, seconds: float, hooks=(), overall=None, at_end=()) -> dict:
-    """Train the run described by the flat TrainConfig fields `values` for `seconds` of training;
+    """Train the run described by the TrainConfig `values` (`run_values`) for `seconds` of training;
     returns {"summary": train()'s summary, "progress": the callback's numbers, "losses": rows per
     epoch, "wall_seconds": the whole call (model building, tracing, saving included)}."""
-    from keras_anime_gan.training import TrainConfig, train
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.training import train
 
     config = TrainConfig.from_json(values)
     callback = budget_progress(label, seconds, config.batch_size, hooks=hooks, overall=overall, at_end=at_end)
@@ -174,21 +175,25 @@ def train_for(values: dict, label: str, seconds: float, hooks=(), overall=None, 
 
 def run_values(data, out, model, resolution, width, batch_size, seed=0, ema=0.999, options=None,
                steps_per_epoch=50, sample_interval=1000000) -> dict:
-    """The TrainConfig fields of one budgeted run (epochs: effectively unlimited), for
-    `TrainConfig.from_json`. `width` and `ema` are the classic models' options, given in the flat
-    layout: `from_json` moves them into `model_options` for a model that has them and drops them for
-    one that does not (stylegan2-ada has no `width`; its `ema` is replaced by its half-life). A
-    model's other options go in `options["model_options"]` (e.g. {"preset": "tiny"}), merged over
-    those; the remaining keys of `options` are flat TrainConfig fields."""
+    """The TrainConfig of one budgeted run (epochs: effectively unlimited), as `TrainConfig.from_json`
+    takes it. `width` and `ema` are the classic models' options: they go into `model_options` for a
+    model that has them (stylegan2-ada has no `width`, and its entry sets `ema` None: its own
+    half-life). In `options`, TrainConfig fields are run-level options, `model_options` and any
+    other name the model's options; a None value leaves the model's default."""
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.gans.registry import model_class
+
     options = dict(options or {})
     model_options = dict(options.pop("model_options", None) or {})
-    values = {"data": data, "out": out, "model": model, "resolution": resolution, "width": width,
-              "batch_size": batch_size, "epochs": 100000, "steps_per_epoch": steps_per_epoch, "metrics": "none",
-              "verbose": 0, "seed": seed, "ema": ema, "sample_interval": sample_interval, "checkpoint_interval": 5,
-              "keep_checkpoints": 1, **options}
-    if model_options:
-        values["model_options"] = model_options
-    return values
+    run_fields = set(TrainConfig.__dataclass_fields__)
+    model_options.update({key: options.pop(key) for key in list(options) if key not in run_fields})
+    names = model_class(model).Options.names()
+    model_options = {**{key: value for key, value in (("width", width), ("ema", ema)) if key in names}, **model_options}
+    model_options = {key: value for key, value in model_options.items() if value is not None}  # None: the model's own
+    return {"data": data, "out": out, "model": model, "resolution": resolution, "batch_size": batch_size,
+            "epochs": 100000, "steps_per_epoch": steps_per_epoch, "metrics": "none", "verbose": 0, "seed": seed,
+            "sample_interval": sample_interval, "checkpoint_interval": 5, "keep_checkpoints": 1, **options,
+            "model_options": model_options}
 
 
 def metric_names(extractor) -> list[str]:

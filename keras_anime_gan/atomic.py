@@ -36,10 +36,11 @@ def fsync_dir(path) -> None:
         os.close(descriptor)
 
 
-def write_atomic(path: str, write, durable: bool = True) -> None:
+def write_atomic(path: str, write, durable: bool = True, suffix: str = "") -> None:
     """`write(tmp)` writes the content to a temporary file beside `path`, which is then flushed to
-    disk (unless `durable=False`) and renamed over `path`. The temporary file is removed on failure."""
-    tmp = f"{path}.{os.getpid()}.tmp"
+    disk (unless `durable=False`) and renamed over `path`. The temporary file is removed on failure.
+    `suffix` ends the temporary name, for writers that insist on an extension (Keras's `.keras`)."""
+    tmp = f"{path}.{os.getpid()}.tmp{suffix}"
     try:
         write(tmp)
         if durable:

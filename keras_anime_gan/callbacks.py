@@ -21,7 +21,7 @@ from PIL import Image
 
 from .atomic import write_atomic as _write_atomic
 from .atomic import write_json_atomic  # noqa: F401  (public here too)
-from .checkpoints import (CHECKPOINT_FILES, NonFiniteError, _checkpoints, _find_latest, latest_checkpoint,  # noqa: F401
+from .checkpoints import (CHECKPOINT_FILES, NonFiniteError, checkpoint_folders, find_latest, latest_checkpoint,  # noqa: F401
                           load_gan_weights, non_finite_variables, restore_checkpoint, save_checkpoint)
 from .sampling import as_uint8_images, image_grid, latents_for_seed, render, to_uint8  # noqa: F401  (image_grid, to_uint8 public here too)
 
@@ -502,7 +502,7 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     # -- signals --
     def on_train_begin(self, logs=None):
-        found = _find_latest(self.directory)
+        found = find_latest(self.directory)
         if found is not None:
             self.last_checkpoint, self.completed_epochs = found[0], int(found[1]["epoch"])
         if self.handle_signals:

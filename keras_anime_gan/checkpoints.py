@@ -3,12 +3,16 @@ and restoring it in any precision. `callbacks.RunCheckpoint` decides when to wri
 
 A checkpoint is a folder `epoch-NNNN` (or `epoch-NNNN-interrupted-bBBBB`) holding the GAN's
 weights (gan.weights.h5: both networks, EMA weights and the model's own state), each optimizer's
-variables (.npz), the random stream (rng_state.npy) and state.json; `latest.json` names the one to
-resume from.
+variables (.npz), the random stream (rng_state.npy) and state.json, which records each file's
+size and SHA-256; `latest.json` names the one to resume from. A checkpoint whose files do not
+match what state.json recorded (truncated, or damaged in place) is never resumed from: the newest
+one that matches is.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -88,8 +92,18 @@ def non_finite_variables(gan) -> list[str]:
     return bad
 
 
-def _checkpoint_state(path) -> dict | None:
-    """The state.json of a complete checkpoint folder, or None when anything is missing or unreadable."""
+def file_sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checkpoint_state(path, verify=False) -> dict | None:
+    """The state.json of a complete checkpoint folder, or None when anything is missing, unreadable,
+    or of another size than recorded; with `verify`, also when a file's SHA-256 differs from the
+    one recorded (checkpoints from before checksums were recorded are checked by size only)."""
     try:
         with open(os.path.join(path, "state.json"), encoding="utf-8") as file:
             state = json.load(file)
@@ -99,6 +113,12 @@ def _checkpoint_state(path) -> dict | None:
             expected = state.get("files", {}).get(name)  # older checkpoints do not list their files
             if expected is not None and size != expected:
                 return None
+        if verify:
+            for name, digest in state.get("sha256", {}).items():
+                if file_sha256(os.path.join(path, name)) != digest:
+                    log.warning("checkpoints: %s in %s does not match its recorded SHA-256 (damaged on disk)",
+                                name, path)
+                    return None
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return state
@@ -109,17 +129,19 @@ def _order(state):
     return int(state["epoch"]), int(state.get("batch") or 0), float(state.get("time", 0.0))
 
 
-def _checkpoints(directory) -> list[tuple[str, dict | None]]:
+def checkpoint_folders(directory, verify=False) -> list[tuple[str, dict | None]]:
+    """(name, state or None when incomplete) of every checkpoint folder in `directory`, by name."""
     if not os.path.isdir(directory):
         return []
     entries = sorted(entry for entry in os.listdir(directory) if entry.startswith("epoch-"))
-    return [(entry, _checkpoint_state(os.path.join(directory, entry)))
+    return [(entry, _checkpoint_state(os.path.join(directory, entry), verify))
             for entry in entries if os.path.isdir(os.path.join(directory, entry))]
 
 
-def _find_latest(directory):
+def find_latest(directory, verify=False):
     """(path, state, note) of the checkpoint to resume from: the one latest.json names when it is
-    complete, else the newest complete one (`note` then says why), or None."""
+    complete (and, with `verify`, matches its checksums), else the newest one that is (`note` then
+    says why), or None."""
     pointer = os.path.join(directory, "latest.json")
     note = None
     if os.path.exists(pointer):
@@ -127,19 +149,19 @@ def _find_latest(directory):
             with open(pointer, encoding="utf-8") as file:
                 name = json.load(file)["checkpoint"]
             path = os.path.join(directory, os.path.basename(str(name)))
-            state = _checkpoint_state(path)
+            state = _checkpoint_state(path, verify)
             if state is not None:
                 return path, state, None
-            note = f"{pointer} names {name}, which is missing or incomplete"
+            note = f"{pointer} names {name}, which is missing, incomplete or damaged"
         except (OSError, ValueError, KeyError, TypeError) as error:
             note = f"{pointer} is unreadable ({error})"
     else:
         note = f"{pointer} is missing"
-    complete = [(entry, state) for entry, state in _checkpoints(directory) if state is not None]
+    complete = [(entry, state) for entry, state in checkpoint_folders(directory, verify) if state is not None]
     if not complete:
         return None
     entry, state = max(complete, key=lambda item: _order(item[1]))
-    return os.path.join(directory, entry), state, f"{note}: using the newest complete checkpoint, {entry}"
+    return os.path.join(directory, entry), state, f"{note}: using the newest good checkpoint, {entry}"
 
 
 def _prune(directory, keep, current) -> None:
@@ -152,7 +174,7 @@ def _prune(directory, keep, current) -> None:
     if not keep:
         return
     clean = []
-    for entry, state in _checkpoints(directory):
+    for entry, state in checkpoint_folders(directory):
         if entry == current:
             continue
         if state is None or state.get("kind") == "interrupt":
@@ -171,18 +193,21 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
     per checkpoint, `epoch-NNNN` after N complete epochs, or `epoch-NNNN-interrupted-bBBBB` for
     an interrupt BBBB batches into the next epoch (a `-2`, `-3`... suffix when the name is taken),
     holding gan.weights.h5, d_optimizer.npz, g_optimizer.npz, rng_state.npy and state.json
-    (epoch, kind, batch, update counts, time, each file's size, and `history`: the history rows).
+    (epoch, kind, batch, update counts, time, each file's size and SHA-256, and `history`: the
+    history rows).
 
     The replacement is safe against a kill at any moment: the folder is written under a temporary
     name, flushed to disk and renamed to a name no other checkpoint has; then latest.json is
     replaced atomically; only then are older checkpoints pruned (`keep` newest, 0 for all). The
     previous checkpoint is never touched before the new one is complete and named in latest.json.
-    Raises NonFiniteError, writing nothing, when any weight or optimizer variable is NaN or inf.
+    Raises NonFiniteError, writing nothing, when any weight or optimizer variable is NaN or inf,
+    and OSError (ENOSPC), writing nothing, when the disk has clearly too little room for it.
     """
     bad = non_finite_variables(gan)
     if bad:
         raise NonFiniteError(f"non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
     os.makedirs(directory, exist_ok=True)
+    _check_free_space(gan, directory)
     base = f"epoch-{completed_epochs:04d}"
     if interrupted_at_batch:
         base += f"-interrupted-b{interrupted_at_batch:04d}"
@@ -197,11 +222,12 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
         np.savez(os.path.join(tmp, "g_optimizer.npz"), **_optimizer_arrays(gan.g_optimizer))
         np.save(os.path.join(tmp, "rng_state.npy"), keras.ops.convert_to_numpy(gan.rng.state))
         files = {file_name: os.path.getsize(os.path.join(tmp, file_name)) for file_name in CHECKPOINT_FILES[:-1]}
+        digests = {file_name: file_sha256(os.path.join(tmp, file_name)) for file_name in CHECKPOINT_FILES[:-1]}
         state = {"epoch": int(completed_epochs), "kind": "interrupt" if interrupted_at_batch else "epoch",
                  "batch": int(interrupted_at_batch) if interrupted_at_batch else None,
                  "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
                  "d_updates": int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)),
-                 "time": time.time(), "files": files}
+                 "time": time.time(), "files": files, "sha256": digests}
         if history is not None:
             state["history"] = [dict(row) for row in history]
         with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as file:
@@ -212,12 +238,29 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
     return final
 
 
-def latest_checkpoint(directory) -> tuple[str, int] | None:
+def _check_free_space(gan, directory) -> None:
+    """Refuse to start a checkpoint the disk cannot hold (an OSError ENOSPC naming it): a full disk
+    in the middle of h5py's writing ends in worse errors. The need is the newest checkpoint's size,
+    or four bytes per weight and optimizer variable before the first, with 10 % to spare."""
+    found = find_latest(directory)
+    if found is not None:
+        needed = sum(found[1].get("files", {}).values())
+    else:
+        variables = list(gan.weights) + list(gan.d_optimizer.variables) + list(gan.g_optimizer.variables)
+        needed = sum(4 * int(np.prod(variable.shape)) for variable in variables)
+    needed = int(needed * 1.1) + (1 << 20)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OSError(errno.ENOSPC, f"No space left on device: a checkpoint needs about {needed / 2**20:.1f} MB, "
+                                    f"{free / 2**20:.1f} MB are free", directory)
+
+
+def latest_checkpoint(directory, verify=False) -> tuple[str, int] | None:
     """(path, completed epochs) of the checkpoint to resume from, or None: the one latest.json
     names, or, when latest.json is missing, unreadable or names a missing or incomplete folder, the
     newest complete checkpoint (with a logged warning). Complete: every file present, at the size
-    state.json recorded."""
-    found = _find_latest(directory)
+    state.json recorded, and with `verify` (on resume) at the SHA-256 it recorded."""
+    found = find_latest(directory, verify)
     if found is None:
         return None
     path, state, note = found
@@ -229,9 +272,9 @@ def latest_checkpoint(directory) -> tuple[str, int] | None:
 def restore_checkpoint(gan, path) -> dict:
     """Load a `save_checkpoint` folder into a compiled GAN of the same configuration, in any precision
     (the variables are float32 in all of them); returns its state.json (epoch, update counts, and `history` rows when it holds them)."""
-    state = _checkpoint_state(path)
+    state = _checkpoint_state(path, verify=True)
     if state is None:
-        raise ValueError(f"checkpoint {path} is incomplete or unreadable (it needs {', '.join(CHECKPOINT_FILES)})")
+        raise ValueError(f"checkpoint {path} is incomplete, unreadable or damaged (it needs {', '.join(CHECKPOINT_FILES)})")
     load_gan_weights(gan, os.path.join(path, "gan.weights.h5"))
     for optimizer, file in ((gan.d_optimizer, "d_optimizer.npz"), (gan.g_optimizer, "g_optimizer.npz")):
         with np.load(os.path.join(path, file)) as arrays:

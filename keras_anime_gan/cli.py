@@ -1,7 +1,8 @@
 """`keras-anime-gan` / `python -m keras_anime_gan`: a thin layer over the Python API.
 
 Each sub-command parses its options, calls one library function and prints what it did.
-User errors (bad paths, bad option values) print one `error:` line and exit with status 2.
+User errors (bad paths, bad option values) print one `error:` line and exit with status 2; faults
+of the environment (a full disk, an unreadable file) print one `error:` line and exit with status 1.
 """
 
 from __future__ import annotations
@@ -12,18 +13,54 @@ import math
 import os
 import sys
 
-from .errors import UserError
+from .errors import UserError, describe_os_error
+
+DESCRIPTION = """\
+Train GANs that draw anime faces, and use what they learn: convert a folder of face crops into
+TFRecords, train a DCGAN, WGAN-GP, StyleGAN2-ADA or another model on it (resumable, with sample
+grids, curves and checkpoints), then generate faces, explore the latent space, score a generator
+against real faces, and export it for TensorFlow Serving. Run `keras-anime-gan COMMAND --help` for
+a command's options and examples."""
+
+EPILOG = """\
+examples:
+  python train.py                                     # the embedded default: a DCGAN on synthetic faces
+  keras-anime-gan convert my_faces/ tfrecords --resolution 64
+  keras-anime-gan train --data tfrecords --model stylegan2-ada --out runs/faces
+  keras-anime-gan generate runs/faces --seeds 0-15 --out samples/
+  keras-anime-gan export runs/faces --name faces"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks and shows defaults only where the help text says them."""
+
+
+def _command(sub, name, help, examples, description=None):
+    return sub.add_parser(name, help=help, description=description or help[0].upper() + help[1:] + ".",
+                          epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+                          formatter_class=_Formatter)
+
+
+# ----------------------------------------------------------------------------- convert
 
 
 def _add_convert(sub):
-    parser = sub.add_parser("convert", help="image folder or .zip -> sharded TFRecords (or StyleGAN -rNN files)")
+    parser = _command(sub, "convert", "image folder or .zip -> sharded TFRecords (or StyleGAN -rNN files)", [
+        "keras-anime-gan convert my_faces/ tfrecords --resolution 64 --dedupe",
+        "keras-anime-gan convert faces.zip sg_data --format stylegan --resolution 128",
+    ])
+    from .data.layout import FORMATS
+
     parser.add_argument("src", help="folder (searched recursively) or .zip of jpg/png/bmp/webp/gif images")
     parser.add_argument("dest", nargs="?", default="tfrecords", help="output folder (default: tfrecords)")
     parser.add_argument("--resolution", type=int, default=64, help="output size in pixels, >= 8 (default 64)")
-    parser.add_argument("--format", default="raw", choices=["raw", "png", "stylegan"])
+    parser.add_argument("--format", default="raw", choices=FORMATS,
+                        help="raw: uint8 pixels (fastest to read, the default); png: smaller files; stylegan: "
+                             "NVIDIA StyleGAN's dataset-tool layout, one -rNN.tfrecords file per level")
     parser.add_argument("--transform", default="center-crop", choices=["center-crop", "pad", "stretch"],
-                        help="how non-square images become square")
-    parser.add_argument("--resize-filter", default="lanczos", choices=["lanczos", "box", "bicubic"])
+                        help="how non-square images become square (default center-crop)")
+    parser.add_argument("--resize-filter", default="lanczos", choices=["lanczos", "box", "bicubic"],
+                        help="Pillow filter used to resize (default lanczos; box matches NVIDIA's FFHQ scaling)")
     parser.add_argument("--min-size", type=int, default=None,
                         help="skip images whose shorter side is below this (default: --resolution, so nothing is upscaled)")
     parser.add_argument("--shard-size", type=int, default=1000, help="images per shard (default 1000)")
@@ -55,29 +92,17 @@ def _run_convert(args) -> int:
     return 0
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every command. `command`: the one about to be parsed, when known; the train
-    flags are then generated only for `train` (they import every model, and so TensorFlow, which
-    the converter must not pay for: its workers are forked from a TensorFlow-free process)."""
-    parser = argparse.ArgumentParser(prog="keras-anime-gan", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_convert(sub)
-    for extend in _EXTENSIONS:
-        if extend is _add_train:
-            _add_train(sub, flags=command in (None, "train"))
-        else:
-            extend(sub)
-    return parser
-
-
 # ----------------------------------------------------------------------------- train
-
-STRATEGY_CHOICES = ("auto", "default", "mirrored", "multi-worker")
-PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _add_train(sub, flags=True):
-    parser = sub.add_parser("train", help="train a GAN (the same as python train.py)")
+    parser = _command(sub, "train", "train a GAN (the same as python train.py)", [
+        "python train.py                                   # the embedded default run, ~2 min on 2 CPU cores",
+        "python train.py --data tfrecords --model dcgan --resolution 64 --epochs 50 --out runs/faces",
+        "python train.py --data tfrecords --model stylegan2-ada --preset auto --out runs/sg2",
+        "python train.py --out runs/faces --resume --epochs 80   # continue a run with more epochs",
+    ], description="Train a GAN. With no --data it trains on the embedded synthetic faces. Every option below can "
+                   "also come from a --config JSON file; the resolved configuration is saved as OUT/config.json.")
     if flags:
         add_train_arguments(parser)
     parser.set_defaults(run=run_train_command)
@@ -86,8 +111,10 @@ def _add_train(sub, flags=True):
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """The run-level flags of `train`, then one group per set of models with the options they share,
     generated from the registry's options dataclasses."""
+    from .config import STRATEGIES, TrainConfig
     from .gans.registry import model_names
-    from .training import TrainConfig
+    from .metrics import METRICS
+    from .precision import PRECISIONS
 
     defaults = TrainConfig()
     add = parser.add_argument
@@ -95,35 +122,40 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                          "flags override it")
     add("--data", help="image folder, converted TFRecord folder or NVIDIA StyleGAN -rNN folder "
                        "(default: the embedded synthetic faces)")
-    add("--out", help="run folder (default runs/MODEL)")
+    add("--out", help="run folder (default runs/MODEL, or runs/MODEL-synthetic without --data)")
     add("--resume", action="store_true",
         help="continue the run in --out with its saved settings; flags given change epochs, intervals, metrics, "
-             "learning rates and the like, but not the model, resolution, data or networks")
-    add("--model", choices=model_names(), help=f"default {defaults.model}")
-    add("--resolution", type=int, help=f"image size (default {defaults.resolution})")
+             "learning rates and the like, but not the model, resolution, data, seed or networks")
+    add("--model", choices=model_names(), help=f"which GAN (default {defaults.model})")
+    add("--resolution", type=int, help=f"image size in pixels (default {defaults.resolution})")
+    add("--allow-upscale", action="store_true", default=None,
+        help="train at a --resolution above the data's own (its images are upscaled); refused otherwise")
     add("--batch-size", type=int, help="global batch size, split over replicas (default: the model's; 128, StyleGAN2-ADA "
-                                    "its preset's, e.g. 32 at 64 px for auto)")
-    add("--epochs", type=int)
+                                       "its preset's, e.g. 32 at 64 px for auto)")
+    add("--epochs", type=int, help=f"epochs to train in all, counting those a resumed run has done "
+                                   f"(default {defaults.epochs})")
     add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
                                             "(n_critic for wgan) (default: one pass over the data)")
-    add("--synthetic-images", type=int, help="size of the embedded default dataset")
+    add("--synthetic-images", type=int, help=f"size of the embedded default dataset (default {defaults.synthetic_images})")
     add("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
-    add("--seed", type=int)
-    add("--jit", dest="jit", action="store_true", default=None, help="XLA on (default: XLA on a GPU, graph mode with oneDNN on a CPU)")
+    add("--seed", type=int, help=f"seed of the weights, the latents and the data order (default {defaults.seed})")
+    add("--jit", dest="jit", action="store_true", default=None,
+        help="XLA on (default: XLA on a GPU, graph mode with oneDNN on a CPU)")
     add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
-    add("--precision", choices=PRECISION_CHOICES,
+    add("--precision", choices=PRECISIONS,
         help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
              "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
-    add("--mixed-precision", action="store_true", default=None, help="the same as --precision float16")
-    add("--strategy", choices=STRATEGY_CHOICES)
-    add("--sample-interval", type=int, help="epochs between sample grids")
-    add("--checkpoint-interval", type=int, help="epochs between checkpoints")
-    add("--metric-interval", type=int, help="epochs between metric and diversity checks")
-    add("--metrics", help="quality metrics during training, comma-separated: swd and color (the default; no "
-                          "weights needed), kid, fid, or none")
+    add("--strategy", choices=STRATEGIES,
+        help="auto (the default): multi-worker when TF_CONFIG is set, mirrored with several GPUs, else default "
+             "(one device); multi-worker needs TF_CONFIG in every worker's environment")
+    add("--sample-interval", type=int, help="epochs between sample grids (default 1)")
+    add("--checkpoint-interval", type=int, help="epochs between checkpoints (default 1)")
+    add("--metric-interval", type=int, help="epochs between metric and diversity checks (default 1)")
+    add("--metrics", help=f"quality metrics during training, comma-separated: {', '.join(METRICS)} or none "
+                          f"(default {defaults.metrics}: they need no weights)")
     add("--metric-images", type=int, help=f"real and generated images per metric evaluation (default "
                                           f"{defaults.metric_images}; the noise floor uses as many more real ones)")
-    add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid")
+    add("--inception-weights", help="InceptionV3 no-top weights file for kid/fid (default: Keras's cache)")
     add("--stop-on-failure", action="store_true", default=None, help="stop when the monitor sees D win or collapse")
     add("--quiet", action="store_true", help="no progress bars")
     _add_model_option_arguments(parser)
@@ -184,69 +216,19 @@ def _add_model_option_arguments(parser) -> None:
                                    metavar=None if entry["choices"] else name.upper(), help=help_text)
 
 
-def _stated_model_options(args) -> dict:
-    return {key[len(MODEL_OPTION_PREFIX):]: value for key, value in vars(args).items()
-            if key.startswith(MODEL_OPTION_PREFIX) and value is not None}
-
-
 def config_from_args(args: argparse.Namespace):
-    """The TrainConfig the flags describe. A --out that holds a run (and --resume) starts from that
-    run's saved configuration, changed by what the flags state (`training.resumed_config`)."""
+    """The resolved TrainConfig the flags describe (`config.resolve_config`)."""
     import dataclasses
 
-    from .gans.registry import model_class
-    from .training import TrainConfig, resumed_config, saved_config
+    from .config import TrainConfig, resolve_config
 
-    values = {}
-    if args.config:
-        try:
-            with open(args.config, encoding="utf-8") as file:
-                values.update(json.load(file))
-        except (OSError, ValueError) as error:
-            raise UserError(f"--config {args.config}: {error}") from None
-    file_config = TrainConfig.from_json(values)  # upgrades an earlier version's flat layout
-    stated = {key: value for key, value in dataclasses.asdict(file_config).items()
-              if key in values or key == "model_options" and file_config.model_options}
     names = {item.name for item in dataclasses.fields(TrainConfig)}
-    stated.update({key: value for key, value in vars(args).items() if key in names and value is not None})
-    if getattr(args, "quiet", False):
+    stated = {key: value for key, value in vars(args).items() if key in names and value is not None}
+    if args.quiet:
         stated["verbose"] = 0
-    options = {**stated.pop("model_options", {}), **_stated_model_options(args)}
-    out = stated.get("out")
-    if out is None and not args.resume:
-        model = stated.get("model", TrainConfig.model)
-        out = os.path.join("runs", model if stated.get("data") else f"{model}-synthetic")
-    if out is None:
-        raise UserError("--resume needs --out, the run folder to continue")
-    if args.resume or saved_config(out) is not None:
-        stated.pop("out", None)
-        config = resumed_config(out, {**stated, "model_options": options}) if saved_config(out) else None
-        if config is None:
-            raise UserError(f"--resume: {out} holds no run to resume")
-        _check_options_belong(config.model, options)
-        return config
-    config = TrainConfig.from_json({**stated, "out": out})
-    _check_options_belong(config.model, options)
-    config.model_options = options
-    if config.data is None and not {"resolution", "epochs"} & set(stated) and not args.config:
-        # The embedded default: small enough to finish in a few minutes on a 2-core CPU.
-        config.resolution, config.epochs, config.batch_size = 32, 12, 64
-        if "width" in model_class(config.model).Options.names():
-            config.model_options.setdefault("width", 32)
-    return config
-
-
-def _check_options_belong(model, options) -> None:
-    """A flag of another model's option is an error that says whose it is."""
-    from .gans.registry import model_class
-
-    valid = set(model_class(model).Options.names())
-    flags = model_option_flags()
-    for name in options:
-        if name not in valid:
-            owners = ", ".join(flags[name]["models"]) if name in flags else "no model"
-            raise UserError(f"{flags[name]['flag'] if name in flags else name} is an option of {owners}, not of "
-                            f"{model}; {model} takes {', '.join(sorted(valid))}")
+    stated["model_options"] = {key[len(MODEL_OPTION_PREFIX):]: value for key, value in vars(args).items()
+                               if key.startswith(MODEL_OPTION_PREFIX) and value is not None}
+    return resolve_config(stated, config_file=args.config, resume=args.resume)
 
 
 def run_train_command(args) -> int:
@@ -260,8 +242,14 @@ def run_train_command(args) -> int:
     return 1 if summary.get("state") == "failed" else 0
 
 
+# ----------------------------------------------------------------------------- export
+
+
 def _add_export(sub):
-    parser = sub.add_parser("export", help="write a generator as a TF Serving SavedModel (saved_models/NAME/VERSION)")
+    parser = _command(sub, "export", "write a generator as a TF Serving SavedModel (saved_models/NAME/VERSION)", [
+        "keras-anime-gan export runs/faces --name faces",
+        "keras-anime-gan export runs/faces/generator.keras --name faces --base /srv/models --version 3",
+    ])
     parser.add_argument("source", help="run folder (its generator.keras) or a .keras generator file")
     parser.add_argument("--name", required=True, help="model name, as clients will call it")
     parser.add_argument("--base", default="saved_models", help="export root (default saved_models)")
@@ -281,6 +269,9 @@ def _run_export(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate / generate / explore
+
+
 def _parse_ranges(text: str) -> list[int]:
     """'0-99' -> 0..99, '1,5,9' -> [1, 5, 9], mixed forms allowed; ValueError for what is no integer."""
     values = []
@@ -293,81 +284,116 @@ def _parse_ranges(text: str) -> list[int]:
     return values
 
 
-def _parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
-    """`_parse_ranges` for a seeds flag, a UserError naming the flag when it names no seed."""
+def _parse_integers(text: str, flag: str, noun: str = "seeds", example: str = "0-99 or 1,5,9") -> list[int]:
+    """`_parse_ranges` for a flag, a UserError naming the flag when it names no integer."""
     try:
-        seeds = _parse_ranges(text)
+        values = _parse_ranges(text)
     except ValueError:
-        seeds = []
-    if not seeds:
-        raise UserError(f"{flag} {text!r} names no seeds (use e.g. 0-99 or 1,5,9)")
-    return seeds
+        values = []
+    if not values:
+        raise UserError(f"{flag} {text!r} names no {noun} (use e.g. {example})")
+    return values
 
 
 def _add_evaluate(sub):
-    parser = sub.add_parser("evaluate", help="SWD / KID / FID of a generator against real images")
+    parser = _command(sub, "evaluate", "SWD / KID / FID of a generator against real images", [
+        "keras-anime-gan evaluate runs/faces --real tfrecords --metrics swd,color",
+        "keras-anime-gan evaluate runs/faces --real tfrecords --metrics fid,kid --inception-weights inception.h5",
+    ])
     parser.add_argument("source", help="run folder or .keras generator")
     parser.add_argument("--real", required=True, help="real images: folder, converted TFRecords or StyleGAN files")
-    parser.add_argument("--metrics", default="swd", help="comma-separated: swd,kid,fid (default swd)")
+    parser.add_argument("--metrics", default="swd", help="comma-separated: swd, color, kid, fid (default swd)")
     parser.add_argument("--num-images", type=int, default=1000, help="images per side (default 1000)")
     parser.add_argument("--inception-weights", default=None, help="path of the InceptionV3 no-top .h5 file")
     parser.add_argument("--extractor", default=None, help="a .keras model to use instead of InceptionV3 for kid/fid")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="picks the real images and the generated latents "
+                                                             "(default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_evaluate)
 
 
 def _run_evaluate(args) -> int:
-    from .metrics import evaluate
+    from .evaluation import evaluate
 
     record = evaluate(args.source, args.real, [name.strip() for name in args.metrics.split(",") if name.strip()],
                       num_images=args.num_images, inception_weights=args.inception_weights,
-                      extractor=args.extractor, seed=args.seed)
+                      extractor=args.extractor, seed=args.seed, progress=not args.quiet)
     print(json.dumps(record))
     return 0
 
 
 def _add_generate(sub):
-    parser = sub.add_parser("generate", help="one PNG per seed")
+    parser = _command(sub, "generate", "one PNG per seed", [
+        "keras-anime-gan generate runs/faces --seeds 0-99 --out samples/",
+        "keras-anime-gan generate runs/sg2 --seeds 1,5,9 --truncation 0.7 --out samples/",
+    ])
     parser.add_argument("source", help="run folder or .keras generator")
     parser.add_argument("--seeds", default="0-15", help="e.g. 0-99 or 1,5,9 (default 0-15)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--truncation", type=float, default=None,
                         help="psi, truncation toward the average: in W toward w_avg for StyleGAN2-ADA, latents "
                              "scaled in Z for the DCGAN family (below 1: safer faces)")
+    parser.add_argument("--truncation-cutoff", type=int, default=None,
+                        help="StyleGAN generators only: truncate only the style layers below this index, as "
+                             "NVIDIA's truncation_cutoff (default: all layers)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_generate)
 
 
 def _run_generate(args) -> int:
-    import os
-
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from .loading import load_generator
     from .sampling import latent_width, latents_for_seeds, render
 
+    seeds = _parse_integers(args.seeds, "--seeds")
+    if args.truncation is not None and not math.isfinite(args.truncation):
+        raise UserError(f"--truncation must be a finite number, got {args.truncation}")
     generator = load_generator(args.source)
-    seeds = _parse_seeds(args.seeds)
+    if args.truncation_cutoff is not None:
+        _check_cutoff(generator, args.truncation_cutoff, "--truncation-cutoff")
     latents = latents_for_seeds(seeds, latent_width(generator))  # seed s: the image of generate(1, s)
     os.makedirs(args.out, exist_ok=True)
-    for seed, image in zip(seeds, render(generator, latents, truncation=args.truncation)):
+    images = render(generator, latents, truncation=args.truncation, cutoff=args.truncation_cutoff,
+                    progress=not args.quiet)
+    for seed, image in tqdm(list(zip(seeds, images)), desc="writing", unit="image", disable=args.quiet, leave=False):
         Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
     print(json.dumps({"out": args.out, "images": len(seeds)}))
     return 0
+
+
+def _check_cutoff(generator, cutoff, flag):
+    from .explore import is_style_generator
+
+    if not is_style_generator(generator):
+        raise UserError(f"{flag} needs a StyleGAN generator (style layers); this one maps z to images")
+    if not 0 <= cutoff <= generator.num_ws:
+        raise UserError(f"{flag} {cutoff}: this generator has style layers 0-{generator.num_ws - 1}, so the cutoff "
+                        f"is between 0 and {generator.num_ws}")
 
 
 EXPLORE_KINDS = ("z-grid", "interpolate", "truncation", "style-mix", "neighbours")
 
 
 def _add_explore(sub):
-    parser = sub.add_parser("explore", help="latent-space pictures: z-grid, interpolate, truncation, style-mix, "
-                                            "neighbours")
+    parser = _command(sub, "explore", "latent-space pictures: z-grid, interpolate, truncation, style-mix, neighbours", [
+        "keras-anime-gan explore runs/faces --kind z-grid --out z-grid.png",
+        "keras-anime-gan explore runs/faces --kind interpolate --seeds 0-4 --out walk.png   # and walk.gif",
+        "keras-anime-gan explore runs/sg2 --kind style-mix --rows 0-3 --columns 4-7 --crossover middle --out mix.png",
+        "keras-anime-gan explore runs/faces --kind neighbours --real tfrecords --out neighbours.png",
+    ])
     parser.add_argument("source", help="run folder or .keras generator")
-    parser.add_argument("--kind", required=True, choices=EXPLORE_KINDS)
+    parser.add_argument("--kind", required=True, choices=EXPLORE_KINDS,
+                        help="z-grid: one latent coordinate scaled per row; interpolate: paths between seeds (and a "
+                             "GIF); truncation: psi from -1 to 1.5; style-mix: StyleGAN styles crossed between seeds; "
+                             "neighbours: samples beside their nearest real faces")
     parser.add_argument("--out", required=True, help="output .png")
-    parser.add_argument("--seed", type=int, default=0, help="z-grid / neighbours seed")
+    parser.add_argument("--seed", type=int, default=0, help="z-grid / neighbours seed (default 0)")
     parser.add_argument("--seeds", default="0-4", help="interpolate / truncation seeds (default 0-4)")
-    parser.add_argument("--indices", default=None, help="z-grid: z indices (default 0,10,...,90)")
-    parser.add_argument("--steps", type=int, default=8, help="interpolate: steps per pair")
+    parser.add_argument("--indices", default=None, help="z-grid: the z coordinates, one per row, e.g. 0,10,20 "
+                                                        "(default 0,10,...,90)")
+    parser.add_argument("--steps", type=int, default=8, help="interpolate: steps per pair (default 8)")
     parser.add_argument("--method", default=None, choices=["slerp", "linear"],
                         help="interpolate: path shape (default slerp in z, linear in w; w takes only linear)")
     parser.add_argument("--space", default=None, choices=["z", "w"],
@@ -388,13 +414,14 @@ def _add_explore(sub):
     parser.add_argument("--truncation", type=float, default=None,
                         help="style-mix: psi, truncation toward the average w before mixing (default none)")
     parser.add_argument("--real", default=None, help="neighbours: the training images")
-    parser.add_argument("--num-real", type=int, default=2000, help="neighbours: real images searched")
+    parser.add_argument("--num-real", type=int, default=2000, help="neighbours: real images searched (default 2000)")
     parser.set_defaults(run=_run_explore)
 
 
 # Flags that only one --kind reads: given with another kind, they are an error rather than ignored.
 _EXPLORE_KIND_FLAGS = {"space": "interpolate", "cutoff": "truncation", "psis": "truncation", "rows": "style-mix",
-                       "columns": "style-mix", "crossover": "style-mix", "truncation": "style-mix"}
+                       "columns": "style-mix", "crossover": "style-mix", "truncation": "style-mix",
+                       "indices": "z-grid", "real": "neighbours"}
 
 
 def _explore_psis(text):
@@ -423,11 +450,12 @@ def _explore_crossover(text):
 
 
 def _run_explore(args) -> int:
-    import os
-
     for name, kind in _EXPLORE_KIND_FLAGS.items():
         if getattr(args, name) is not None and args.kind != kind:
             raise UserError(f"--{name} is an option of --kind {kind}, not of --kind {args.kind}")
+    if args.truncation is not None and not math.isfinite(args.truncation):
+        raise UserError(f"--truncation must be a finite number, got {args.truncation}")
+    indices = _parse_integers(args.indices, "--indices", "indices", "0,10,20") if args.indices else None
 
     from . import explore
     from .loading import load_generator
@@ -435,19 +463,18 @@ def _run_explore(args) -> int:
     generator = load_generator(args.source)
     written = [args.out]
     if args.kind == "z-grid":
-        indices = [int(i) for i in args.indices.split(",")] if args.indices else None
         explore.z_grid(generator, args.out, seed=args.seed, indices=indices)
     elif args.kind == "interpolate":
         gif = os.path.splitext(args.out)[0] + ".gif"
-        explore.interpolate(generator, args.out, _parse_seeds(args.seeds), args.steps, args.method, gif,
+        explore.interpolate(generator, args.out, _parse_integers(args.seeds, "--seeds"), args.steps, args.method, gif,
                             space=args.space or "z")
         written.append(gif)
     elif args.kind == "truncation":
         options = {"psis": _explore_psis(args.psis)} if args.psis is not None else {}
-        explore.truncation(generator, args.out, _parse_seeds(args.seeds), cutoff=args.cutoff, **options)
+        explore.truncation(generator, args.out, _parse_integers(args.seeds, "--seeds"), cutoff=args.cutoff, **options)
     elif args.kind == "style-mix":
-        explore.style_mix(generator, args.out, _parse_seeds(args.rows or "0-3", "--rows"),
-                          _parse_seeds(args.columns or "4-7", "--columns"),
+        explore.style_mix(generator, args.out, _parse_integers(args.rows or "0-3", "--rows"),
+                          _parse_integers(args.columns or "4-7", "--columns"),
                           _explore_crossover(args.crossover or "coarse"), truncation=args.truncation)
     else:
         if not args.real:
@@ -461,19 +488,50 @@ def _run_explore(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- main
+
+
 _EXTENSIONS: list = [_add_train, _add_export, _add_evaluate, _add_generate, _add_explore]
 
 
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command. `command`: the one about to be parsed, when known; the train
+    flags are generated only for `train` (they import every model, and so TensorFlow, which `--help`
+    and the converter must not pay for: its workers are forked from a TensorFlow-free process)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="keras-anime-gan", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_convert(sub)
+    for extend in _EXTENSIONS:
+        if extend is _add_train:
+            _add_train(sub, flags=command == "train")
+        else:
+            extend(sub)
+    return parser
+
+
 def main(argv=None) -> int:
+    from . import quiet_tensorflow_startup
+
+    quiet_tensorflow_startup()  # before anything imports TensorFlow: a command line's output stays readable
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((word for word in argv if not word.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (UserError, FileNotFoundError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return getattr(error, "exit_status", 2)
+    except FileNotFoundError as error:  # a wrong path: the user's to fix
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, an unreadable file: one line, never a traceback
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -2,11 +2,15 @@
 generator out. The one place `generate`, `explore`, `evaluate`, `export` and the NVIDIA import read
 a generator from; a generator trained in mixed precision comes back rebuilt in float32
 (`precision.float32_model`).
+
+A run folder gives its generator.keras, or, when that file is missing or damaged (a run stopped
+while writing it, or before its end), the EMA generator of its newest good checkpoint.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import keras
 
@@ -17,8 +21,8 @@ GENERATOR_FILE = "generator.keras"
 
 
 def load_generator(source):
-    """A float32 generator from a GAN (its EMA generator), a Keras model, a run folder (its
-    generator.keras) or a .keras file."""
+    """A float32 generator from a GAN (its EMA generator), a Keras model, a run folder or a .keras
+    file; a UserError that says what to do for anything else."""
     from .gans import GAN
     from .gans.stylegan2 import networks  # noqa: F401  (registers StyleGenerator for loading)
 
@@ -28,12 +32,54 @@ def load_generator(source):
         return float32_model(source)
     path = os.fspath(source)
     if os.path.isdir(path):
-        candidate = os.path.join(path, GENERATOR_FILE)
-        if not os.path.exists(candidate):
-            raise UserError(f"{path} holds no {GENERATOR_FILE} (is it a finished run folder?)")
-        path = candidate
+        return _from_run_folder(path)
     if not os.path.exists(path):
         raise UserError(f"generator {path!r} does not exist")
     if not path.endswith(".keras"):
         raise UserError(f"{path!r} is not a .keras file or a run folder")
-    return float32_model(keras.models.load_model(path, compile=False))
+    return float32_model(_load_keras_file(path))
+
+
+def _load_keras_file(path):
+    size = os.path.getsize(path)
+    if size == 0:
+        raise UserError(f"{path} is empty (0 bytes): it was being written when its process stopped")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as error:  # a truncated zip, a broken config: Keras raises many kinds
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path} is damaged ({size} bytes; Keras says: {first[:200]})") from None
+
+
+def _from_run_folder(run):
+    candidate = os.path.join(run, GENERATOR_FILE)
+    problem = f"holds no {GENERATOR_FILE}"
+    if os.path.exists(candidate):
+        try:
+            return float32_model(_load_keras_file(candidate))
+        except UserError as error:
+            problem = str(error).replace(candidate, GENERATOR_FILE, 1)
+    found = generator_from_checkpoint(run)
+    if found is None:
+        raise UserError(f"{run} {problem}, and no checkpoint to take the generator from "
+                        "(is it a run folder? a run writes generator.keras when it ends)")
+    generator, name = found
+    print(f"note: {run} {problem}; using the generator of its checkpoint {name}", file=sys.stderr, flush=True)
+    return generator
+
+
+def generator_from_checkpoint(run):
+    """(float32 EMA generator, checkpoint name) of the newest good checkpoint of the run folder
+    `run` (checksums verified), or None when it has none."""
+    from .checkpoints import latest_checkpoint, load_gan_weights
+    from .config import saved_config
+    from .gans import create_gan
+
+    config = saved_config(run)
+    found = latest_checkpoint(os.path.join(run, "checkpoints"), verify=True) if config else None
+    if found is None:
+        return None
+    gan = create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
+    gan.compile()  # the checkpoint's weights file holds the optimizers' variables too
+    load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
+    return float32_model(gan.ema_generator), os.path.basename(found[0])

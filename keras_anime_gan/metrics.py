@@ -25,6 +25,7 @@ import scipy.linalg
 
 from .errors import UserError
 
+METRICS = ("swd", "color", "kid", "fid")
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/{INCEPTION_FILE}"
 
@@ -112,8 +113,8 @@ class FeatureExtractor:
     Images are resized (bilinear) to the model's input size when it has one and scaled to
     [-1, 1] (Inception preprocessing) unless `preprocess` says otherwise."""
 
-    def __init__(self, model, preprocess=None, batch_size=64, name=None):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model, preprocess=None, batch_size=64, name=None, progress=False):
+        self.model, self.batch_size, self.progress = model, batch_size, progress
         self.preprocess = preprocess or (lambda images: images / 127.5 - 1.0)
         self.name = name or model.name
         shape = model.input_shape
@@ -121,9 +122,11 @@ class FeatureExtractor:
 
     def __call__(self, images) -> np.ndarray:
         import tensorflow as tf
+        from tqdm.auto import tqdm
 
         outputs = []
-        for start in range(0, len(images), self.batch_size):
+        starts = range(0, len(images), self.batch_size)
+        for start in tqdm(starts, desc=f"{self.name} features", unit="batch", disable=not self.progress, leave=False):
             batch = tf.convert_to_tensor(np.asarray(images[start : start + self.batch_size]), tf.float32)
             if self.size is not None and tuple(batch.shape[1:3]) != self.size:
                 batch = tf.image.resize(batch, self.size, method="bilinear")
@@ -198,7 +201,10 @@ def laplacian_pyramid(images, levels):
     return pyramid
 
 
-def _descriptors(level, per_image, rng, size=7):
+PATCH_SIZE = 7
+
+
+def _descriptors(level, per_image, rng, size=PATCH_SIZE):
     n, c, h, w = level.shape
     ys = rng.integers(0, h - size + 1, (n, per_image))
     xs = rng.integers(0, w - size + 1, (n, per_image))
@@ -235,7 +241,10 @@ def swd(real, fake, patches_per_image=64, min_resolution=16, seed=0) -> dict[str
         raise ValueError(f"image sizes differ: {real.shape[1:]} vs {fake.shape[1:]}")
     count = min(len(real), len(fake))
     resolution = real.shape[1]
-    levels = max(1, int(np.log2(resolution // min_resolution)) + 1)
+    if resolution < PATCH_SIZE:
+        raise UserError(f"SWD compares {PATCH_SIZE}x{PATCH_SIZE} patches: it needs images of at least {PATCH_SIZE} px, "
+                        f"got {resolution} px (use --metrics color, kid or fid)")
+    levels = 1 + int(np.log2(resolution // min_resolution)) if resolution >= 2 * min_resolution else 1
     result = {}
     pyramids = [laplacian_pyramid(images[:count].transpose(0, 3, 1, 2).astype(np.float32), levels) for images in (real, fake)]
     for level in range(levels):
@@ -323,7 +332,7 @@ def compute_metrics(real, fake, metrics=("swd",), extractor=None, inception_weig
         elif metric == "kid":
             results["kid"], results["kid_std"] = kernel_inception_distance(*features, num_subsets=50)
         else:
-            raise UserError(f"unknown metric {metric!r}; choose from swd, color, kid, fid")
+            raise UserError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
     return results
 
 
@@ -359,55 +368,3 @@ def append_jsonl(path, record) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "a", encoding="utf-8") as file:
         file.write(json.dumps({**record, "timestamp": time.time()}) + "\n")
-
-
-def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=None, extractor=None, seed=0,
-             jsonl_path=None) -> dict:
-    """Score a generator against real images, as `keras-anime-gan evaluate` does.
-
-    Args:
-        source: a run folder (its generator.keras), a .keras generator file or a generator model.
-        real: real images: a folder, converted TFRecords or StyleGAN files.
-        metrics: names among swd, color, kid, fid.
-        num_images: images per side (fewer when `real` holds fewer).
-        inception_weights: the InceptionV3 no-top weights file for kid / fid (default: Keras's cache).
-        extractor: a .keras feature model (or a loaded one) to use instead of InceptionV3.
-        seed: picks the real images and the generator's latents.
-        jsonl_path: where the record is appended; default `metrics.jsonl` beside the generator
-            (None for a model object: not written).
-
-    Returns:
-        The record: {"metrics": ["swd1k", ...], "num_images", "results": {...}, "generator", "real",
-        "extractor"}.
-    """
-    import keras
-
-    from .data.pipeline import load_real_images
-    from .loading import load_generator
-    from .sampling import image_size, latent_width, latents_for_seed, render
-
-    metrics = list(metrics)
-    if num_images < 2:
-        raise UserError("--num-images must be >= 2")
-    generator = load_generator(source)
-    resolution = image_size(generator)
-    real_images = load_real_images(real, num_images, resolution, seed)
-    fake = render(generator, latents_for_seed(len(real_images), latent_width(generator), seed))
-    features = extractor
-    if isinstance(extractor, str):
-        features = FeatureExtractor(keras.models.load_model(extractor, compile=False))
-    elif extractor is not None and not isinstance(extractor, FeatureExtractor):
-        features = FeatureExtractor(extractor)
-    results = compute_metrics(real_images, fake, metrics, features, inception_weights)
-    described = source if isinstance(source, str) else getattr(source, "name", "generator")
-    record = {"metrics": [metric_name(m, len(real_images)) for m in metrics], "num_images": len(real_images),
-              "results": results, "generator": os.path.abspath(described) if isinstance(source, str) else described,
-              "real": os.path.abspath(real),
-              "extractor": (extractor if isinstance(extractor, str) else "custom" if extractor is not None
-                            else "inception_v3" if {"kid", "fid"} & set(metrics) else None)}
-    if jsonl_path is None and isinstance(source, str):
-        folder = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source))
-        jsonl_path = os.path.join(folder, "metrics.jsonl")
-    if jsonl_path:
-        append_jsonl(jsonl_path, record)
-    return record

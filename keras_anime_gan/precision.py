@@ -60,13 +60,21 @@ def gpu_compute_capabilities() -> list[tuple[int, int] | None]:
     return result
 
 
+def check_precision(name: str) -> str:
+    """`name` when it is one of PRECISIONS; else a ConfigError that lists them."""
+    if name not in PRECISIONS:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    return name
+
+
 def choose_precision(requested: str = "auto", *, gpus: list | None = None,
                      flags: set[str] | None = None) -> tuple[str, str]:
     """(precision, reason): the precision to train in ("float32", "bfloat16" or "float16") and a
     sentence saying why. `gpus` (compute capabilities, as `gpu_compute_capabilities` returns) and
     `flags` (as `cpu_flags`) default to this machine's."""
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    check_precision(requested)
     gpus = gpu_compute_capabilities() if gpus is None else list(gpus)
     if gpus:
         known = [capability for capability in gpus if capability is not None]

@@ -66,29 +66,40 @@ def image_size(generator) -> int:
     return value if isinstance(value, int) else int(generator.output_shape[1])
 
 
-def generate_images(generator, latents, truncation=None, training=False):
+def generate_images(generator, latents, truncation=None, training=False, cutoff=None):
     """The generator's images of `latents`, in TensorFlow ops (graphs such as the serving signatures
     use it too), with the truncation trick at psi = `truncation` when given.
 
-    Truncation belongs to the generator: one that defines `truncated(latents, psi, training=...)`
-    does its own (StyleGAN pulls w toward its average w); for the others, the classic family, it
-    is the trick on z, latents * psi, which pulls them toward the mean 0 of their Gaussian.
+    Truncation belongs to the generator: one that defines `truncated(latents, psi, training=...,
+    cutoff=...)` does its own (StyleGAN pulls w toward its average w, in the style layers below
+    `cutoff` when given, as NVIDIA's truncation_cutoff); for the others, the classic family, it is
+    the trick on z, latents * psi, which pulls them toward the mean 0 of their Gaussian, and a
+    cutoff is a ValueError (they have no style layers).
     """
+    own = getattr(generator, "truncated", None)
+    if cutoff is not None and own is None:
+        raise ValueError("a truncation cutoff needs a StyleGAN generator (style layers); this one maps z to images")
     if truncation is None:
         return generator(latents, training=training)
-    own = getattr(generator, "truncated", None)
     if own is not None:
-        return own(latents, truncation, training=training)
+        return own(latents, truncation, training=training, cutoff=cutoff)
     return generator(latents * truncation, training=training)
 
 
-def render(generator, latents, batch_size=256, truncation=None) -> np.ndarray:
+def render(generator, latents, batch_size=256, truncation=None, cutoff=None, progress=False) -> np.ndarray:
     """uint8 images (N, H, W, 3) from any generator model, in batches, inference mode, truncated
-    at psi = `truncation` when given (see `generate_images`)."""
+    at psi = `truncation` (in the style layers below `cutoff`) when given (see `generate_images`).
+    `progress`: a progress bar over the images (for long runs from the command line)."""
+    from tqdm.auto import tqdm
+
     latents = np.asarray(latents, np.float32)
-    images = [generate_images(generator, latents[i : i + batch_size], truncation)
-              for i in range(0, len(latents), batch_size)]
-    return to_uint8(np.concatenate([np.asarray(x, np.float32) for x in images]))
+    images = []
+    with tqdm(total=len(latents), unit="image", desc="generating", disable=not progress, leave=False) as bar:
+        for i in range(0, len(latents), batch_size):
+            batch = generate_images(generator, latents[i : i + batch_size], truncation, cutoff=cutoff)
+            images.append(to_uint8(batch))
+            bar.update(len(batch))
+    return np.concatenate(images) if images else np.zeros((0, *generator.output_shape[1:]), np.uint8)
 
 
 def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:

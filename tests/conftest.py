@@ -8,7 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-import keras_anime_gan  # noqa: E402,F401  first: it turns TensorFlow's oneDNN kernels on, as for users
+import keras_anime_gan  # noqa: E402
+
+keras_anime_gan.quiet_tensorflow_startup()  # before TensorFlow loads: oneDNN kernels on, as the command line has them
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "data" / "anime-faces-96"))
@@ -41,3 +43,16 @@ def run_cli(*args, check=True, env=None, timeout=300):
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
+
+
+def tiny_config(out, **values):
+    """The TrainConfig of a tiny run (32 px DCGAN of width 8, latent 16, batch 8, 2 epochs of 3 steps on
+    64 synthetic faces), changed by `values`: run-level options by their names, any other name a
+    model option."""
+    from keras_anime_gan.config import TrainConfig
+
+    run_fields = set(TrainConfig.__dataclass_fields__)
+    values = {"resolution": 32, "width": 8, "latent_dim": 16, "batch_size": 8, "epochs": 2, "steps_per_epoch": 3,
+              "synthetic_images": 64, "metric_images": 32, "verbose": 0, "jit": False, **values}
+    options = {key: values.pop(key) for key in list(values) if key not in run_fields}
+    return TrainConfig.from_json({"out": str(out), **values, "model_options": {**options, **values.pop("model_options", {})}})

@@ -1,38 +1,71 @@
 """The command line as a thin layer: flags -> TrainConfig, resuming from a run's saved settings."""
 
 import json
+import os
 
 import pytest
 
 from keras_anime_gan import cli
 from keras_anime_gan.errors import UserError
-from keras_anime_gan.training import TrainConfig
 
 TINY = ["--resolution", "32", "--batch-size", "8", "--synthetic-images", "16", "--metric-images", "8",
         "--steps-per-epoch", "1", "--no-jit", "--quiet"]
 
 
 def _config(*argv):
-    parser = cli.build_parser()
+    parser = cli.build_parser("train")
     return cli.config_from_args(parser.parse_args(["train", *map(str, argv)]))
+
+
+def _stated(config, *names):
+    return {name: config.model_options[name] for name in names}
 
 
 def test_flags_become_run_options_and_model_options():
     config = _config("--model", "wgan-gp", "--width", "8", "--gp-weight", "5", "--epochs", "3", "--out", "x")
     assert (config.model, config.epochs, config.out) == ("wgan-gp", 3, "x")
-    assert config.model_options == {"width": 8, "gp_weight": 5.0}
+    assert _stated(config, "width", "gp_weight") == {"width": 8, "gp_weight": 5.0}
     assert config.options().norm == "layer" and config.options().n_critic == 5
+    # Resolved: config.json and the start-up line show every value in use, the model's defaults included.
+    assert config.model_options["n_critic"] == 5 and config.model_options["norm"] == "layer"
+    assert config.batch_size == 128  # the model's default batch, filled in
 
 
-def test_a_config_file_in_either_layout_and_flags_over_it(tmp_path):
+def test_a_config_file_and_flags_over_it(tmp_path):
     new = tmp_path / "new.json"
     new.write_text(json.dumps({"model": "dynamic", "epochs": 2, "model_options": {"scale": 4.0, "width": 8}}))
     config = _config("--config", new, "--dynamic-g-min", "2", "--out", tmp_path / "a")
-    assert config.model_options == {"scale": 4.0, "width": 8, "g_min": 2} and config.epochs == 2
-    old = tmp_path / "old.json"  # the flat layout of earlier versions, every model's options in it
-    old.write_text(json.dumps({"model": "wgan", "width": 8, "n_critic": 3, "label_smoothing": 0.0, "dynamic_scale": 10.0,
-                               "norm": None, "extra": {}}))
-    assert _config("--config", old, "--out", tmp_path / "b").model_options == {"width": 8, "n_critic": 3}
+    assert _stated(config, "scale", "width", "g_min") == {"scale": 4.0, "width": 8, "g_min": 2} and config.epochs == 2
+    for bad, message in [("[1, 2]", "must be a JSON object"), ('{"epochs": 2, "width": 8}', "unknown option.*width"),
+                         ("{not json", "--config"), ('{"model_options": [1]}', "model_options must be a JSON object")]:
+        path = tmp_path / "bad.json"
+        path.write_text(bad)
+        with pytest.raises(UserError, match=message):
+            _config("--config", path, "--out", tmp_path / "b")
+
+
+def test_the_embedded_default_run_is_resolved_by_the_library():
+    from keras_anime_gan.config import resolve_config
+
+    config = resolve_config({})
+    assert (config.resolution, config.epochs, config.batch_size, config.model_options["width"]) == (32, 12, 64, 32)
+    assert config.out == os.path.join("runs", "dcgan-synthetic")
+    stated = resolve_config({"resolution": 64})  # a stated resolution: the model's own defaults
+    assert (stated.epochs, stated.batch_size, stated.model_options["width"]) == (50, 128, 64)
+
+
+def test_nan_and_infinite_option_values_are_refused():
+    for flags, message in [(["--ema", "nan"], "ema: must be a finite number"),
+                           (["--d-lr", "inf"], "d_learning_rate: must be a finite number"),
+                           (["--epochs", "0"], "--epochs must be a positive integer")]:
+        with pytest.raises(UserError, match=message):
+            _config(*flags, "--out", "x")
+
+
+def test_multi_worker_without_tf_config_is_refused_at_start(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UserError, match="--strategy multi-worker needs TF_CONFIG"):
+        _config("--strategy", "multi-worker", "--out", "x")
 
 
 def test_resume_takes_the_saved_configuration_and_changes_only_what_is_safe(tmp_path):
@@ -43,34 +76,17 @@ def test_resume_takes_the_saved_configuration_and_changes_only_what_is_safe(tmp_
     # Nothing restated: the run's own model, resolution and widths (today's defaults would be dcgan, 64, 64).
     config = _config("--out", out, "--resume", "--epochs", "2", "--metric-interval", "2", "--d-lr", "0.001")
     assert (config.model, config.resolution, config.epochs, config.metric_interval) == ("wgan-gp", 32, 2, 2)
-    assert config.model_options == {"width": 8, "latent_dim": 16, "n_critic": 2, "d_learning_rate": 0.001}
+    assert _stated(config, "width", "latent_dim", "n_critic", "d_learning_rate") == {
+        "width": 8, "latent_dim": 16, "n_critic": 2, "d_learning_rate": 0.001}
     assert cli.main(list(map(str, ["train", "--out", out, "--resume", "--epochs", "2", "--quiet"]))) == 0
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "complete" and status["epochs"] == 2 and status["g_updates"] == 2
     for unsafe, message in [(["--width", "16"], "width=16 \\(the run has 8\\)"),
                             (["--model", "dcgan"], "--model dcgan \\(the run has wgan-gp\\)"),
-                            (["--resolution", "64"], "--resolution 64 \\(the run has 32\\)")]:
+                            (["--resolution", "64"], "--resolution 64 \\(the run has 32\\)"),
+                            (["--seed", "3"], "--seed 3 \\(the run has 0\\)")]:
         with pytest.raises(UserError, match=message):
             _config("--out", out, "--resume", *unsafe)
-
-
-def test_a_run_folder_of_the_earlier_flat_layout_still_resumes(tmp_path):
-    out = tmp_path / "run"
-    assert cli.main(list(map(str, ["train", "--model", "lsgan", "--width", "8", "--latent-dim", "16",
-                                   "--label-smoothing", "0.1", "--epochs", "1", "--out", out, *TINY]))) == 0
-    saved = json.loads((out / "config.json").read_text())
-    flat = {key: value for key, value in saved.items() if key != "model_options"}
-    flat.update({"arch": "dcgan", "latent_dim": 16, "width": 8, "norm": None, "ema": None, "label_smoothing": 0.1,
-                 "one_sided_smoothing": False, "n_critic": 5, "gp_weight": 10.0, "clip_value": 0.01,
-                 "dynamic_scale": 10.0, "dynamic_d_min": 1, "dynamic_g_min": 3, "d_learning_rate": None,
-                 "g_learning_rate": None, "beta_1": None, "beta_2": None, "extra": {}})
-    (out / "config.json").write_text(json.dumps(flat))
-    config = TrainConfig.from_json(flat)
-    assert config.model_options == {"arch": "dcgan", "latent_dim": 16, "width": 8, "label_smoothing": 0.1,
-                                    "one_sided": False}
-    assert cli.main(list(map(str, ["train", "--out", out, "--resume", "--epochs", "2", "--quiet"]))) == 0
-    assert json.loads((out / "status.json").read_text())["epochs"] == 2
-    assert json.loads((out / "config.json").read_text())["model_options"]["label_smoothing"] == 0.1
 
 
 def test_resume_without_a_run_says_so(tmp_path):

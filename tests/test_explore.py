@@ -8,7 +8,7 @@ from conftest import run_cli
 from keras_anime_gan import create_gan, explore
 from keras_anime_gan.data import synthetic_faces
 from keras_anime_gan.errors import UserError
-from keras_anime_gan.gans import latents_for_seed, render
+from keras_anime_gan.sampling import latents_for_seed, render
 from keras_anime_gan.sampling import latents_for_seeds
 
 

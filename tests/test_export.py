@@ -175,11 +175,13 @@ def test_models_config_parses_as_the_text_proto_and_keeps_entries(gan, tmp_path)
 
 
 def test_cli_export_from_a_run_folder(tmp_path):
-    from keras_anime_gan.training import TrainConfig, train
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.training import train
 
     run = tmp_path / "run"
-    train(TrainConfig.from_json(dict(out=str(run), resolution=32, width=8, latent_dim=LATENT, batch_size=8, epochs=1,
-                                     steps_per_epoch=1, synthetic_images=16, verbose=0, jit=False)))
+    train(TrainConfig.from_json(dict(out=str(run), resolution=32, batch_size=8, epochs=1, steps_per_epoch=1,
+                                     synthetic_images=16, verbose=0, jit=False,
+                                     model_options=dict(width=8, latent_dim=LATENT))))
     result = run_cli("export", run, "--name", "faces", "--base", tmp_path / "saved")
     assert json.loads(result.stdout.strip().splitlines()[-1])["exported"].endswith(os.path.join("faces", "1"))
     missing = run_cli("export", tmp_path / "nothing", "--name", "x", "--base", tmp_path / "saved", check=False)

@@ -25,7 +25,8 @@ from keras_anime_gan.data import convert_folder
 from keras_anime_gan.data.pipeline import describe_source, load_dataset
 from keras_anime_gan.export import export_generator
 from keras_anime_gan.sampling import latents_for_seed, to_uint8
-from keras_anime_gan.training import TrainConfig, resumed_config, train
+from keras_anime_gan.config import TrainConfig, resumed_config
+from keras_anime_gan.training import train
 
 Z_DIM = 8
 TINY = dict(preset="tiny", channel_max=8, z_dim=Z_DIM, w_dim=8)

@@ -248,7 +248,7 @@ def test_evaluate_is_a_library_function_that_records_its_result(tmp_path):
     from PIL import Image
 
     from keras_anime_gan.data import synthetic_faces
-    from keras_anime_gan.metrics import evaluate
+    from keras_anime_gan.evaluation import evaluate
 
     faces = synthetic_faces(12, 16, seed=0)
     folder = tmp_path / "real"

@@ -101,19 +101,20 @@ def test_tiny_run_writes_figures_and_sane_numbers(showcase, shared_faces_dir, tm
 
 
 def test_stylegan2_ada_is_a_versus_row_trained_through_train_config(showcase):
-    from keras_anime_gan.training import TrainConfig
+    from keras_anime_gan.config import TrainConfig
 
     versus = showcase.versus
     ((label, slug, model, options),) = versus.select_entries("stylegan2-ada")
     assert slug == model == "stylegan2-ada" and "StyleGAN2" in label
     values = versus.run_values(None, "runs/x", model, 16, 32, 32, 0, 0.999, options)
+    assert values["model_options"] == {"preset": "tiny"}  # no width (it has none), no ema (its own half-life)
     config = TrainConfig.from_json(values)
     config.validate()
-    assert config.model_options == {"preset": "tiny"}  # no width (it has none), no ema (its own half-life)
-    # The classic rows keep their flat options, moved into model_options as before.
+    assert config.model_options["preset"] == "tiny"
+    # The classic rows' options go into model_options; run-level ones stay run-level.
     dcgan = TrainConfig.from_json(versus.run_values(None, "runs/y", "dcgan", 32, 32, 64, 0, 0.999,
-                                                    {"label_smoothing": 0.1}))
-    assert dcgan.model_options == {"width": 32, "ema": 0.999, "label_smoothing": 0.1}
+                                                    {"label_smoothing": 0.1, "flip": False}))
+    assert dcgan.model_options == {"width": 32, "ema": 0.999, "label_smoothing": 0.1} and dcgan.flip is False
     # The showcase's GAN Versus leaves it out unless named: StyleGAN2-ADA has a stage of its own.
     assert "stylegan2-ada" not in [entry[1] for entry in showcase.versus_entries(None)]
     assert [entry[1] for entry in showcase.versus_entries("dcgan,stylegan2-ada")] == ["dcgan", "stylegan2-ada"]

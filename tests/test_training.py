@@ -11,22 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, tiny_config
 from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan
 from keras_anime_gan.data import convert_folder
 from keras_anime_gan.errors import UserError
-from keras_anime_gan.training import TrainConfig, train
+from keras_anime_gan.config import TrainConfig
+from keras_anime_gan.training import train
 
 TINY = ["--resolution", "32", "--width", "8", "--latent-dim", "16", "--batch-size", "8", "--synthetic-images", "64",
         "--metric-images", "32"]
-
-
-def tiny_config(out, **overrides):
-    values = dict(out=str(out), resolution=32, width=8, latent_dim=16, batch_size=8, epochs=2, steps_per_epoch=3,
-                  synthetic_images=64, metric_images=32, verbose=0, jit=False)
-    values.update(overrides)
-    return TrainConfig.from_json(values)
 
 
 def test_cli_run_leaves_every_artifact(tmp_path):
@@ -65,15 +59,17 @@ def test_trains_from_each_kind_of_data(faces_dir, tmp_path, kind, model):
     # One pass over the 40 images, each D update on its own batch: dynamic takes 10 batches of 4 per
     # step (5 G updates from the initial accuracy 0.5), wgan-gp 2 batches of 8, lsgan 1.
     batch, expected_g_updates = {"dynamic": (4, 5), "wgan-gp": (8, 2), "lsgan": (8, 5)}[model]
-    summary = train(tiny_config(tmp_path / "run", data=str(data), model=model, n_critic=2, steps_per_epoch=None,
-                                epochs=1, batch_size=batch))
+    critics = {"n_critic": 2} if model == "wgan-gp" else {}
+    summary = train(tiny_config(tmp_path / "run", data=str(data), model=model, steps_per_epoch=None, epochs=1,
+                                batch_size=batch, **critics))
     assert summary["epochs"] == 1
     assert summary["g_updates"] == expected_g_updates
     assert (tmp_path / "run" / "generator.keras").exists()
 
 
 def test_config_file_and_flags(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"model": "lsgan", "epochs": 1, "steps_per_epoch": 1, "label_smoothing": 0.1}))
+    (tmp_path / "config.json").write_text(json.dumps({"model": "lsgan", "epochs": 1, "steps_per_epoch": 1,
+                                                      "model_options": {"label_smoothing": 0.1}}))
     out = tmp_path / "run"
     run_cli("train", "--config", tmp_path / "config.json", *TINY, "--out", out, "--quiet", "--d-lr", "1e-4")
     saved = json.loads((out / "config.json").read_text())
@@ -275,7 +271,7 @@ def test_sample_diversity_matches_a_direct_computation():
 
 
 def test_mixed_precision_run_trains_and_leaves_the_policy_as_it_was(tmp_path):
-    summary = train(tiny_config(tmp_path / "run", mixed_precision=True, epochs=1, steps_per_epoch=4))
+    summary = train(tiny_config(tmp_path / "run", precision="float16", epochs=1, steps_per_epoch=4))
     assert summary["epochs"] == 1 and 1 <= summary["g_updates"] <= 4  # loss scaling may skip overflowing steps
     assert keras.mixed_precision.global_policy().name == "float32"
     generator = keras.models.load_model(tmp_path / "run" / "generator.keras")
@@ -323,7 +319,8 @@ def test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_fr
 KILL_AFTER_CHECKPOINT = """
 import json, os, sys
 from keras_anime_gan import callbacks as cb
-from keras_anime_gan.training import TrainConfig, train
+from keras_anime_gan.config import TrainConfig
+from keras_anime_gan.training import train
 
 save_checkpoint = cb.save_checkpoint
 

@@ -236,12 +236,14 @@ class GAN(keras.Model):
                                                aggregation="only_first_replica", name="phase_steps")
 
     def fit(self, x=None, *args, **kwargs):
-        """`keras.Model.fit`, with three additions:
+        """`keras.Model.fit`, with these additions:
 
         - the first batch is checked: [-1, 1] floats or uint8 pixels, anything else a ValueError;
         - with `real_batches_per_step` k > 1, k consecutive batches form one step (a `tf.data`
           dataset is grouped, an array is batched by `batch_size` x k), so `steps_per_epoch` counts
-          steps of k batches;
+          steps of k batches; data too small for one step is a ValueError (Keras would train
+          nothing and return an empty history);
+        - the model's `training_callbacks()` are added;
         - a `tf.data.Dataset` that did not choose `autotune.enabled` trains with tf.data's
           autotuner off: in TensorFlow 2.21 freeing the iterator at the end of `fit` waits for the
           autotuner's next wake-up, up to 60 s of idling after the last batch. AUTOTUNE
@@ -251,7 +253,18 @@ class GAN(keras.Model):
         kwargs = self._with_training_callbacks(args, kwargs)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn it ignores shuffle=True
+            cardinality = int(x.cardinality())
+            if cardinality == 0 or (cardinality == tf.data.UNKNOWN_CARDINALITY and self.real_batches_per_step > 1
+                                    and next(iter(x.take(1)), None) is None):
+                # Keras would train nothing and return an empty history without a word.
+                raise ValueError(self._no_step_message())
         return super().fit(without_autotune(x), *args, **kwargs)
+
+    def _no_step_message(self) -> str:
+        k = self.real_batches_per_step
+        per_step = f"{k} real batches per step (one per discriminator update)" if k > 1 else "one real batch per step"
+        return (f"{type(self).__name__} would train nothing: the data holds fewer full batches than one step needs, "
+                f"{per_step}; give more images or a smaller batch size")
 
     def training_callbacks(self) -> list:
         """Callbacks this model needs in every `fit` (StyleGAN2-ADA's watch on p); `fit` adds each
@@ -382,10 +395,6 @@ class GAN(keras.Model):
         """The discriminator's logits during training, float32 whatever its compute dtype, so the
         losses are computed in float32 under mixed precision too (augmentation would go here)."""
         return tf.cast(self.discriminator(images, training=training), tf.float32)
-
-    def score(self, images):
-        """`run_discriminator` in training mode (the older name)."""
-        return self.run_discriminator(images)
 
     # -- the training loop --------------------------------------------------------------
 

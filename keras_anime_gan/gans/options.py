@@ -14,6 +14,7 @@ builder), "model" or "optimizer" (passed to the GAN class's constructor; optimiz
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 from ..errors import ConfigError
@@ -123,6 +124,8 @@ def _check_value(value, item, hint) -> str | None:
     elif float in types:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"must be a number, got {value!r}"
+        if not math.isfinite(value):  # NaN passes every bound check below
+            return f"must be a finite number, got {value!r}"
     elif str in types and not isinstance(value, str):
         return f"must be a string, got {value!r}"
     if meta.get("choices") is not None and value not in meta["choices"]:

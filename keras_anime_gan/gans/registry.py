@@ -38,6 +38,24 @@ def model_options(name: str, values: dict | None = None):
     return model_class(name).Options.from_values(dict(values or {}), model=name)
 
 
+def resolved_options(name: str, resolution: int, values: dict | None = None):
+    """`model_options`, checked against `resolution` (a ConfigError when the model cannot be built at
+    it) and with every value the model derives filled in (`GAN.resolve_options`): the one check of
+    a model's options and resolution, for `create_gan` and for a run's configuration."""
+    cls = model_class(name)
+    options = model_options(name, values)
+    check = getattr(cls, "check_resolution", None)
+    if check is not None:
+        try:
+            check(resolution, options)
+        except ValueError as error:
+            details = ", ".join(f"{key} {value}" for key, value in options.values("network").items()
+                                if value is not None)
+            raise ConfigError(f"resolution {resolution} is not supported by {name}"
+                              f"{f' ({details})' if details else ''}: {error}") from None
+    return cls.resolve_options(resolution, options)
+
+
 def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **options):
     """Any registered GAN with networks that fit it.
 
@@ -54,14 +72,4 @@ def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **opt
     """
     if latent_dim is not None:
         options["latent_dim"] = latent_dim
-    if options.get("norm", "") is None:  # None meant "the model's default" before norms were options
-        del options["norm"]
-    cls = model_class(name)
-    values = cls.Options.from_values(options, model=name)
-    check = getattr(cls, "check_resolution", None)
-    if check is not None:
-        try:
-            check(resolution, values)
-        except ValueError as error:
-            raise ConfigError(f"{name} cannot be built at resolution {resolution}: {error}") from None
-    return cls.from_options(resolution, values, seed=seed)
+    return model_class(name).from_options(resolution, resolved_options(name, resolution, options), seed=seed)
