@@ -9,6 +9,7 @@ power cut. A reader, or a run restarted after a kill, sees the old file or the n
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -36,13 +37,31 @@ def fsync_dir(path) -> None:
         os.close(descriptor)
 
 
+@contextlib.contextmanager
+def naming(path):
+    """Re-raise an OSError that names no file (PIL and NumPy writers often do not) as one naming
+    `path`, so that "disk full" says where; h5py reports a full disk as a RuntimeError holding
+    "errno = 28", which becomes the OSError it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
+        raise
+    except RuntimeError as error:
+        if f"errno = {errno.ENOSPC}," in str(error):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path)) from error
+        raise
+
+
 def write_atomic(path: str, write, durable: bool = True, suffix: str = "") -> None:
     """`write(tmp)` writes the content to a temporary file beside `path`, which is then flushed to
     disk (unless `durable=False`) and renamed over `path`. The temporary file is removed on failure.
     `suffix` ends the temporary name, for writers that insist on an extension (Keras's `.keras`)."""
     tmp = f"{path}.{os.getpid()}.tmp{suffix}"
     try:
-        write(tmp)
+        with naming(path):
+            write(tmp)
         if durable:
             fsync_file(tmp)
         os.replace(tmp, path)
@@ -83,7 +102,8 @@ def atomic_directory(final: str, durable: bool = True):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
-        yield tmp
+        with naming(final):
+            yield tmp
         if durable:
             for root, _, files in os.walk(tmp):
                 for name in files:

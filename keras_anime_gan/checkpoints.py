@@ -207,7 +207,6 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
     if bad:
         raise NonFiniteError(f"non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
     os.makedirs(directory, exist_ok=True)
-    _check_free_space(gan, directory)
     base = f"epoch-{completed_epochs:04d}"
     if interrupted_at_batch:
         base += f"-interrupted-b{interrupted_at_batch:04d}"
@@ -216,6 +215,7 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
         suffix += 1
         name = f"{base}-{suffix}"
     final = os.path.join(directory, name)
+    _check_free_space(gan, final)
     with atomic_directory(final) as tmp:
         gan.save_weights(os.path.join(tmp, "gan.weights.h5"))
         np.savez(os.path.join(tmp, "d_optimizer.npz"), **_optimizer_arrays(gan.d_optimizer))
@@ -238,10 +238,12 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
     return final
 
 
-def _check_free_space(gan, directory) -> None:
-    """Refuse to start a checkpoint the disk cannot hold (an OSError ENOSPC naming it): a full disk
-    in the middle of h5py's writing ends in worse errors. The need is the newest checkpoint's size,
-    or four bytes per weight and optimizer variable before the first, with 10 % to spare."""
+def _check_free_space(gan, final) -> None:
+    """Refuse to start the checkpoint `final` when the disk cannot hold it (an OSError ENOSPC naming
+    it): a full disk in the middle of h5py's writing ends in worse errors. The need is the newest
+    checkpoint's size, or four bytes per weight and optimizer variable before the first, with 10 %
+    and a megabyte to spare."""
+    directory = os.path.dirname(final)
     found = find_latest(directory)
     if found is not None:
         needed = sum(found[1].get("files", {}).values())
@@ -252,7 +254,7 @@ def _check_free_space(gan, directory) -> None:
     free = shutil.disk_usage(directory).free
     if free < needed:
         raise OSError(errno.ENOSPC, f"No space left on device: a checkpoint needs about {needed / 2**20:.1f} MB, "
-                                    f"{free / 2**20:.1f} MB are free", directory)
+                                    f"{free / 2**20:.1f} MB are free", final)
 
 
 def latest_checkpoint(directory, verify=False) -> tuple[str, int] | None:

@@ -57,3 +57,25 @@ def test_every_writer_of_the_package_uses_the_helper():
                 if "os.replace(" in text or "os.rename(" in text:
                     offenders.append(name)
     assert offenders == []
+
+
+def test_an_os_error_that_names_no_file_is_given_the_target(tmp_path):
+    import errno
+
+    path = tmp_path / "losses.png"
+
+    def full_disk(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as PIL and NumPy raise it
+
+    with pytest.raises(OSError) as raised:
+        atomic.write_atomic(str(path), full_disk)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(path)
+
+    def h5py_full_disk(tmp):  # h5py's report of the same thing
+        raise RuntimeError("Can't write data (file write failed: ..., errno = 28, error message = 'No space left')")
+
+    with pytest.raises(OSError) as raised:
+        with atomic.atomic_directory(str(tmp_path / "epoch-0001")):
+            h5py_full_disk(None)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "epoch-0001")
+    assert os.listdir(tmp_path) == []

@@ -119,3 +119,37 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
     clone.fit(faces[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
     for a, b in zip(gan.generator.get_weights(), clone.generator.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_file_damaged_in_place_is_never_resumed_from(gan, tmp_path):
+    """A bit flip of the same size passes the size check; its SHA-256 in state.json does not."""
+    directory = tmp_path / "checkpoints"
+    checkpoints.save_checkpoint(gan, str(directory), 1, keep=0)
+    gan.generator.variables[0].assign(gan.generator.variables[0] + 375.0)
+    checkpoints.save_checkpoint(gan, str(directory), 2, keep=0)
+    state = json.loads((directory / "epoch-0002" / "state.json").read_text())
+    assert set(state["sha256"]) == set(checkpoints.CHECKPOINT_FILES) - {"state.json"}
+    weights = directory / "epoch-0002" / "gan.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    weights.write_bytes(bytes(data))
+    assert checkpoints.latest_checkpoint(str(directory))[1] == 2  # sizes alone cannot tell
+    path, epoch = checkpoints.latest_checkpoint(str(directory), verify=True)
+    assert os.path.basename(path) == "epoch-0001" and epoch == 1
+    with pytest.raises(ValueError, match="damaged"):
+        checkpoints.restore_checkpoint(gan, str(directory / "epoch-0002"))
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_not_started(gan, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    directory = tmp_path / "checkpoints"
+    checkpoints.save_checkpoint(gan, str(directory), 1)
+    size = sum(json.loads((directory / "epoch-0001" / "state.json").read_text())["files"].values())
+    usage = shutil.disk_usage(directory)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=size))  # less than size + 10 % + 1 MB
+    with pytest.raises(OSError) as raised:
+        checkpoints.save_checkpoint(gan, str(directory), 2)
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(directory / "epoch-0002")
+    assert sorted(os.listdir(directory)) == ["epoch-0001", "latest.json"]  # nothing started, nothing to clean

@@ -222,6 +222,8 @@ def test_cli_style_explore(style_file, generator_file, tmp_path, capsys):
         ([str(style_file), "--kind", "style-mix", "--crossover", "fine"], "no fine style layers"),
         ([str(style_file), "--kind", "style-mix", "--crossover", "top"], "use coarse, middle, fine or layer"),
         ([str(style_file), "--kind", "style-mix", "--rows", "a-b"], "--rows 'a-b' names no seeds"),
+        ([str(style_file), "--kind", "z-grid", "--indices", "abc"], "--indices 'abc' names no indices"),
+        ([str(style_file), "--kind", "truncation", "--indices", "1"], "--indices is an option of --kind z-grid"),
         ([str(style_file), "--kind", "truncation", "--cutoff", "9"], "cutoff must be an integer in 0..6"),
         ([str(style_file), "--kind", "interpolate", "--cutoff", "2"], "--cutoff is an option of --kind truncation"),
         ([str(style_file), "--kind", "truncation", "--psis", "0,x"], "--psis '0,x': give comma-separated numbers"),

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_anime_gan.gans import GAN, RegularizationPhase, losses
@@ -104,3 +105,20 @@ def test_optimizer_overrides_reach_the_paper_optimizers():
     d, g = gan.default_optimizers()
     assert np.isclose(float(d.learning_rate), 1e-3) and np.isclose(float(g.learning_rate), 2e-4)
     assert d.beta_1 == g.beta_1 == 0.5 and d.beta_2 == g.beta_2 == 0.95
+
+
+def test_data_too_small_for_one_step_is_an_error_not_an_empty_history():
+    """WGAN-GP takes n_critic = 5 real batches per step: 2 batches make no step, and Keras would
+    return an empty history without a word."""
+    from keras_anime_gan import create_gan
+
+    gan = create_gan("wgan-gp", 32, 8, width=4, seed=0)
+    gan.compile(jit_compile=False)
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    unknown_length = tf.data.Dataset.from_tensor_slices(images).batch(8).filter(lambda batch: True)
+    for data, kwargs in [(images, {"batch_size": 8}), (tf.data.Dataset.from_tensor_slices(images).batch(8), {}),
+                         (unknown_length, {})]:
+        with pytest.raises(ValueError, match="WGANGP would train nothing: .* 5 real batches per step"):
+            gan.fit(data, epochs=1, verbose=0, **kwargs)
+    more = np.concatenate([images] * 3)  # 6 batches of 8: one step
+    assert len(gan.fit(more, batch_size=8, epochs=1, verbose=0).history["d_loss"]) == 1

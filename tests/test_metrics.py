@@ -7,6 +7,8 @@ import scipy.ndimage
 
 from keras_anime_gan import metrics
 from keras_anime_gan.data import synthetic_faces
+from keras_anime_gan.errors import UserError
+from keras_anime_gan.metrics import swd
 
 
 def test_frechet_distance_matches_closed_form_and_eigenvalues():
@@ -67,6 +69,16 @@ def test_kid_std_is_positive_at_the_training_default_of_256_images():
     faces, others = rng.integers(0, 256, (2, 256, 64, 64, 3), dtype=np.uint8)
     results = metrics.compute_metrics(faces, others, ("kid",), extractor)
     assert results["kid_std"] > 1e-6 and np.isfinite(results["kid"])  # not rounding noise (~1e-16)
+
+
+def test_swd_on_small_images_is_one_level_and_below_its_patch_size_a_clear_error():
+    rng = np.random.default_rng(0)
+    for size in (8, 12):  # below NVIDIA's 16 px pyramid floor: one level of 7x7 patches
+        a, b = (rng.integers(0, 256, (16, size, size, 3), dtype=np.uint8) for _ in range(2))
+        result = swd(a, b)
+        assert sorted(result) == ["swd", f"swd_{size}"] and result["swd"] > 0 and swd(a, a)["swd"] == 0
+    with pytest.raises(UserError, match="needs images of at least 7 px, got 4 px"):
+        swd(*(rng.integers(0, 256, (8, 4, 4, 3), dtype=np.uint8) for _ in range(2)))
 
 
 def test_swd_grows_with_blur_but_is_blind_to_unclipped_colour_brightness_and_contrast():

@@ -173,6 +173,7 @@ def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp
     expected.load_weights(os.path.join(path, "gan.weights.h5"))
     capsys.readouterr()
 
+    assert (out / ".lock").exists()  # left by the killed process, and released by the OS: no stale lock
     probe = ResumeProbe()
     summary = train(tiny_config(out, epochs=3, steps_per_epoch=15, ema=0.9), callbacks=[probe])
     assert "resuming the interrupted run" in capsys.readouterr().out
@@ -209,11 +210,22 @@ def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp
             assert float(row[key]) == pytest.approx(float(twin[key]), rel=1e-3), (row, twin)
 
 
-def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
+def test_a_run_folder_holds_one_process_and_a_stopped_run_can_generate(tmp_path):
+    """One long run: a second train on its --out is refused while it trains; status.json follows the
+    epochs; SIGTERM saves a checkpoint, stops cleanly and writes generator.keras from it."""
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(_train_command(out, 50), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_checkpoint(process, out)
+    second = run_cli("train", *TINY, "--epochs", "50", "--out", out, "--quiet", check=False)
+    assert second.returncode == 2 and f"run folder {out} is in use by process {process.pid}" in second.stderr
+    assert "Traceback" not in second.stderr and "resuming" not in second.stdout
+    deadline = time.time() + 120
+    while json.loads((out / "status.json").read_text()).get("epoch", 0) < 2:  # updated at each epoch's end
+        assert time.time() < deadline and process.poll() is None
+        time.sleep(0.05)
+    running = json.loads((out / "status.json").read_text())
+    assert running["state"] == "running" and running["checkpoint"].startswith("epoch-000")
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
@@ -221,6 +233,95 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "interrupted" and status["interrupted"] == "SIGTERM"
     assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == status["epochs"]
+    assert status["generator"] == status["checkpoint"]  # written from the interrupt checkpoint's weights
+    generated = run_cli("generate", out, "--seeds", "0-1", "--out", tmp_path / "pictures", "--quiet")
+    assert json.loads(generated.stdout.strip().splitlines()[-1])["images"] == 2
+
+
+def test_resume_takes_changed_learning_rates_and_refuses_fewer_epochs_than_done(tmp_path):
+    out = tmp_path / "run"
+    train(tiny_config(out, epochs=2, metrics="none"))
+    saved = (out / "config.json").read_text()
+    with pytest.raises(UserError, match="has trained 2 epoch\\(s\\) already; pass --epochs 3 or more"):
+        train(tiny_config(out, epochs=1, metrics="none"), resume=True)
+    assert (out / "config.json").read_text() == saved  # the record stays true
+
+    class Rates(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.rates = [float(self.model.d_optimizer.learning_rate), float(self.model.g_optimizer.learning_rate)]
+
+    rates = Rates()
+    train(tiny_config(out, epochs=3, metrics="none", d_learning_rate=1e-5), resume=True, callbacks=[rates])
+    assert rates.rates == [pytest.approx(1e-5), pytest.approx(2e-4)]  # not the checkpoint's 2e-4
+    assert json.loads((out / "config.json").read_text())["model_options"]["d_learning_rate"] == 1e-5
+
+
+def test_a_full_disk_while_checkpointing_ends_in_one_line_and_a_failed_status(tmp_path, monkeypatch):
+    import errno
+
+    from keras_anime_gan import checkpoints
+    from keras_anime_gan.errors import RunFailed
+
+    out = tmp_path / "run"
+    real_savez, calls = np.savez, []
+
+    def savez_until_the_disk_is_full(path, **arrays):
+        calls.append(path)
+        if len(calls) > 2:  # the second checkpoint's first optimizer file
+            raise OSError(errno.ENOSPC, "No space left on device")  # as NumPy raises it: no file name
+        return real_savez(path, **arrays)
+
+    monkeypatch.setattr(checkpoints.np, "savez", savez_until_the_disk_is_full)
+    with pytest.raises(RunFailed) as failed:
+        train(tiny_config(out, epochs=3, metrics="none"))
+    message = str(failed.value)
+    assert message == ("disk full while writing checkpoint epoch-0002; the last good checkpoint is epoch-0001, which "
+                       "running the command again resumes from")
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and status["reason"] == message and status["checkpoint"] == "epoch-0001"
+    assert sorted(os.listdir(out / "checkpoints")) == ["epoch-0001", "latest.json"]  # no half-written folder
+    monkeypatch.setattr(checkpoints.np, "savez", real_savez)  # space freed: the same command resumes
+    assert train(tiny_config(out, epochs=3, metrics="none"))["state"] == "complete"
+
+
+def test_a_real_full_disk_gives_one_line_and_exit_status_1(tmp_path):
+    """On a 1.5 MB tmpfs the first checkpoint fits and the second does not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected "
+                    "ENOSPC test covers the same path")
+    try:
+        result = run_cli("train", *TINY, "--epochs", "4", "--steps-per-epoch", "2", "--no-jit", "--out", disk / "run",
+                         "--quiet", check=False)
+        errors = [line for line in result.stderr.splitlines() if line.startswith(("error", "Traceback"))]
+        assert result.returncode == 1 and errors == [
+            "error: disk full while writing checkpoint epoch-0002; the last good checkpoint is epoch-0001, which "
+            "running the command again resumes from"], result.stderr[-3000:]
+        assert json.loads((disk / "run" / "status.json").read_text())["state"] == "failed"
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_generator_keras_is_replaced_atomically(tmp_path, monkeypatch):
+    from keras_anime_gan.training import save_generator
+
+    generator = create_gan("dcgan", 32, 16, width=8, seed=0).generator
+    path = tmp_path / "generator.keras"
+    save_generator(generator, str(path))
+    before = path.read_bytes()
+
+    def killed_while_saving(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as file:
+            file.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(keras.Model, "save", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        save_generator(generator, str(path))
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["generator.keras"]
 
 
 def _broken_gan(**kwargs):
