@@ -260,15 +260,12 @@ def swd(real, fake, patches_per_image=64, min_resolution=16, seed=0) -> dict[str
 # ----------------------------------------------------------------------------- colour statistics
 
 
-def _as_uint8(images) -> np.ndarray:
-    images = np.asarray(images)
-    return images if images.dtype == np.uint8 else np.clip(np.rint(images), 0, 255).astype(np.uint8)
-
-
 def color_histograms(images) -> np.ndarray:
-    """(3, 256) per-channel histograms (pixel counts) of a uint8 set (N, H, W, 3); other dtypes are
-    rounded and clipped to 0..255 first."""
-    pixels = _as_uint8(images).reshape(-1, 3)
+    """(3, 256) per-channel histograms (pixel counts) of a set (N, H, W, 3) of uint8 pixels or
+    [-1, 1] floats (`sampling.as_uint8_images`)."""
+    from .sampling import as_uint8_images
+
+    pixels = as_uint8_images(images, "color_distance images").reshape(-1, 3)
     return np.stack([np.bincount(pixels[:, channel], minlength=256) for channel in range(3)]).astype(np.float64)
 
 

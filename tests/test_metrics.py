@@ -96,7 +96,7 @@ def test_swd_grows_with_blur_but_is_blind_to_unclipped_colour_brightness_and_con
         assert metrics.swd(faces, changed)["swd"] < 0.01  # exactly the affine map: 0 up to float32 rounding
         rounded = metrics.swd(faces, np.rint(changed).astype(np.uint8))["swd"]  # only uint8 rounding left
         assert rounded < 0.1 * floor and rounded < 0.2 * blurred[0]
-        assert metrics.color_distance(faces, changed)["color"] > 10  # what the colour metric is for
+        assert metrics.color_distance(faces, np.rint(changed).astype(np.uint8))["color"] > 10  # what it is for
 
 
 def load_faces(folder, indices, resolution=64):
