@@ -82,7 +82,7 @@ def generate_images(generator, latents, truncation=None, training=False, cutoff=
     if truncation is None:
         return generator(latents, training=training)
     if own is not None:
-        return own(latents, truncation, training=training, cutoff=cutoff)
+        return own(latents, truncation, training=training, **({} if cutoff is None else {"cutoff": cutoff}))
     return generator(latents * truncation, training=training)
 
 

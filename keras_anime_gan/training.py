@@ -59,9 +59,9 @@ def writer_folder(config: TrainConfig) -> str:
 
 
 def _run_folder_entries(folder) -> list[str]:
-    from .locks import LOCK_NAME
-
-    return [name for name in os.listdir(folder) if name != LOCK_NAME] if os.path.isdir(folder) else []
+    """What a run folder holds, without the hidden entries a run makes before it writes anything (its
+    `.lock`, the `.worker-N` folders of multi-worker tasks)."""
+    return [name for name in os.listdir(folder) if not name.startswith(".")] if os.path.isdir(folder) else []
 
 
 def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | None]:

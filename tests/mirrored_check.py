@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from keras_anime_gan import DCGAN, WGAN, create_gan  # noqa: E402
 from keras_anime_gan.gans import RegularizationPhase  # noqa: E402
-from keras_anime_gan import models  # noqa: E402
+from keras_anime_gan.gans.classic import networks as models  # noqa: E402
 
 GLOBAL_BATCH, LATENT = 8, 6
 LATENTS = np.random.default_rng(1).normal(size=(GLOBAL_BATCH, LATENT)).astype(np.float32)

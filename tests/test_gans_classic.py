@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_anime_gan import DCGAN, LSGAN, WGAN, WGANGP, DynamicGAN, create_gan
 from keras_anime_gan import gans
 from keras_anime_gan.data import synthetic_faces
+from keras_anime_gan.sampling import latents_for_seed, render
 
 LOGITS_REAL = np.array([[2.0], [-1.0], [0.3], [0.0], [-4.0]], np.float32)
 LOGITS_FAKE = np.array([[-3.0], [0.5], [1.5], [-0.2], [6.0]], np.float32)
@@ -55,7 +56,7 @@ def test_each_gan_names_its_loss_family():
     families = {name: create_gan(name, 32, 8, width=4).loss_family for name in ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")}
     assert families == {"dcgan": "bce", "lsgan": "least_squares", "wgan": "wasserstein", "wgan-gp": "wasserstein",
                         "dynamic": "bce"}
-    assert set(families) <= set(gans.GAN_CLASSES)
+    assert set(families) <= set(gans.MODELS)
 
 
 def _faces_dataset(count=32, resolution=32, batch=8):
@@ -66,6 +67,7 @@ def _faces_dataset(count=32, resolution=32, batch=8):
 ONEDNN_AND_MODE = """
 import json, sys
 import keras_anime_gan
+keras_anime_gan.quiet_tensorflow_startup()  # what the command line does first
 from keras_anime_gan import create_gan
 from tensorflow.python.util import _pywrap_util_port
 gan = create_gan("dcgan", 32, 8, width=4)
@@ -84,7 +86,7 @@ def test_default_mode_is_graph_with_onednn_on_a_cpu_and_xla_without(setting, one
     result = subprocess.run([sys.executable, "-c", ONEDNN_AND_MODE], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    # Importing the package turns oneDNN on unless the user said otherwise; XLA only without it.
+    # The command line's start-up turns oneDNN on unless the user said otherwise; XLA only without it.
     assert report == {"onednn": onednn, "jit": not onednn}
 
 
@@ -126,7 +128,7 @@ def test_every_gan_trains_and_reloads(name, jit, tmp_path):
     before = [w.copy() for w in gan.generator.get_weights()]
     k = gan.real_batches_per_step  # one real batch per discriminator update
     history = gan.fit(_faces_dataset(count=8 * 2 * k), epochs=1, verbose=0).history
-    assert set(gans.GAN_CLASSES[name].metric_names) == set(history)
+    assert set(gans.model_class(name).metric_names) == set(history)
     assert all(np.isfinite(values[-1]) for values in history.values()), history
     assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
     # 2 steps of k batches each: an epoch is one pass over the data.
@@ -245,10 +247,10 @@ def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_genera
     for average, value in zip(gan.ema_generator.variables, expected):
         np.testing.assert_allclose(average.numpy(), value, rtol=1e-4, atol=1e-6)
     # Without the ramp, 0.999^8 would leave it 99% the initialisation; with it, it is near the live one.
-    latents = gans.latents_for_seed(16, 16, 3)
+    latents = latents_for_seed(16, 16, 3)
     live, ema, init = (np.asarray(model(latents, training=False)) for model in (gan.generator, gan.ema_generator, initial_generator))
     assert np.abs(ema - live).mean() < 0.5 * np.abs(init - live).mean()
-    np.testing.assert_array_equal(gan.generate(2, seed=7), gans.render(gan.ema_generator, gans.latents_for_seed(2, 16, 7)))
+    np.testing.assert_array_equal(gan.generate(2, seed=7), render(gan.ema_generator, latents_for_seed(2, 16, 7)))
 
 
 def test_generate_is_reproducible_per_seed():
@@ -301,7 +303,7 @@ def test_gan_moves_toward_a_2d_mixture(cls, options, learning_rate, beta_2, boun
         g_optimizer=keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=beta_2),
     )
     reference = _mixture(2000, np.random.default_rng(1))
-    latents = gans.latents_for_seed(2000, 8, 0)
+    latents = latents_for_seed(2000, 8, 0)
     before = _sliced_wasserstein(np.asarray(gan.generator(latents), np.float32), reference)
     for _ in range(6):  # 100 generator updates an epoch: a WGAN step takes n_critic real batches
         gan.fit(_mixture(128 * 100 * gan.real_batches_per_step, rng), batch_size=128, epochs=1, verbose=0)

@@ -79,7 +79,7 @@ def test_config_file_and_flags(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "biggan"], "invalid choice"),
-    (["--resolution", "40"], "--resolution 40 is not supported"),
+    (["--resolution", "40"], "resolution 40 is not supported by dcgan"),
     (["--data", "/nonexistent/faces"], "does not exist"),
     (["--batch-size", "0"], "--batch-size must be a positive integer"),
     (["--label-smoothing", "0.7"], "label_smoothing: must be below 0.5"),
