@@ -104,3 +104,8 @@ def test_optimizer_overrides_reach_the_paper_optimizers():
     d, g = gan.default_optimizers()
     assert np.isclose(float(d.learning_rate), 1e-3) and np.isclose(float(g.learning_rate), 2e-4)
     assert d.beta_1 == g.beta_1 == 0.5 and d.beta_2 == g.beta_2 == 0.95
+
+
+def test_a_gan_that_says_nothing_else_has_a_discriminator_loss_minimum_of_0_and_no_critic():
+    gan = CountingGAN(_mlp(4, 2), _mlp(2, 1), 4)  # its own losses and no override, as StyleGAN2-ADA's logistic loss
+    assert gan.discriminator_loss_minimum() == 0.0 and gan.critic_divergence_bound() is None

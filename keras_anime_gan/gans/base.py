@@ -369,6 +369,18 @@ class GAN(keras.Model):
     def observe_discriminator(self, real_logits, fake_logits):
         """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
 
+    def discriminator_loss_minimum(self) -> float | None:
+        """The lowest discriminator loss this model can reach, which the failure monitor's "D has
+        won" rule watches for; None where a lowest value means nothing. Here 0: losses made of
+        terms that can each come down to 0 (logistic without label smoothing, hinge, least squares)."""
+        return 0.0
+
+    def critic_divergence_bound(self) -> float | None:
+        """For a Wasserstein critic, the largest |d_loss| it can give while it stays 1-Lipschitz: the
+        failure monitor reports a diverged critic above it. None here: a discriminator that is not
+        such a critic."""
+        return None
+
     # -- the seams every forward pass goes through --------------------------------------
 
     def sample_latent(self, batch_size):

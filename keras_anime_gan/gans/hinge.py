@@ -26,7 +26,8 @@ class HingeOptions(ClassicOptions):
 
 
 class HingeGAN(ClassicGAN):
-    """Adam(2e-4, beta_1 0.5) as DCGAN; the discriminator has won when its loss nears 0."""
+    """Adam(2e-4, beta_1 0.5) as DCGAN; the discriminator has won when its loss nears 0, the
+    `discriminator_loss_minimum` every GAN has unless it says otherwise."""
 
     Options = HingeOptions
     loss_family = "hinge"
@@ -40,9 +41,6 @@ class HingeGAN(ClassicGAN):
 
     def generator_loss(self, fake_logits):
         return hinge_generator_loss(fake_logits)
-
-    def discriminator_loss_minimum(self):
-        return 0.0
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
