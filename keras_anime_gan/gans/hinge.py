@@ -30,7 +30,6 @@ class HingeGAN(ClassicGAN):
     `discriminator_loss_minimum` every GAN has unless it says otherwise."""
 
     Options = HingeOptions
-    loss_family = "hinge"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, margin=1.0, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)

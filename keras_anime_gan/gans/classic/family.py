@@ -129,8 +129,6 @@ class LSGAN(DCGAN):
     `label_smoothing` / `one_sided` move the least-squares targets as they move DCGAN's: real
     1 - s, fake s (0 when one-sided); the generator still aims at 1."""
 
-    loss_family = "least_squares"
-
     def discriminator_loss(self, real_logits, fake_logits):
         return losses.least_squares_discriminator_loss(real_logits, fake_logits, *self.targets())
 
@@ -164,7 +162,6 @@ class WGAN(ClassicGAN):
     Options = WGANOptions
     default_d_learning_rate = 5e-5
     default_g_learning_rate = 5e-5
-    loss_family = "wasserstein"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, clip_value=0.01, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)
