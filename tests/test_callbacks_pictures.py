@@ -7,7 +7,7 @@ from keras_anime_gan import create_gan
 from keras_anime_gan.callbacks.pictures import SampleGrid, make_timelapse
 
 
-def test_sample_grids_every_few_epochs_make_a_timelapse(tmp_path):
+def test_a_sample_grid_every_few_epochs_draws_the_same_latents(tmp_path):
     gan = create_gan("dcgan", 32, 8, width=4, seed=0)
     grid = SampleGrid(str(tmp_path / "samples"), rows=2, every=2)
     grid.set_model(gan)
