@@ -11,8 +11,6 @@ import logging
 import os
 import time
 
-import keras
-
 from .config import TrainConfig, read_json, saved_config
 from .errors import ConfigError, RunFailed, describe_os_error
 
@@ -184,6 +182,8 @@ def train(config: TrainConfig, resume: bool = False, callbacks: list | None = No
     """Run (or resume) training as configured; see `_train`. The run folder is locked while it
     trains (`locks.folder_lock`: a second process is refused), and the global Keras dtype policy is
     put back afterwards, so a mixed-precision run does not leak into the caller's next models."""
+    import keras
+
     from .locks import folder_lock
 
     config.validate()
@@ -234,6 +234,7 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
 
 
 def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
+    import keras
     import tensorflow as tf
 
     from . import callbacks as cb
@@ -289,7 +290,7 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         *_metric_callbacks(config, out),
         checkpointer,  # stores the epoch's history row: history.csv is rebuilt from it on resume
         history_log,
-        RunStatus(status_path, checkpointer),
+        cb.RunStatus(status_path, checkpointer),
         cb.LossPlot(history_csv, os.path.join(out, "losses.png")),
         cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
                       tensorboard_dir=tensorboard_dir),
@@ -352,6 +353,8 @@ def save_generator(generator, path) -> None:
 
 
 def _learning_rates(gan) -> list:
+    import keras
+
     return [float(keras.ops.convert_to_numpy(optimizer.learning_rate))
             if not callable(getattr(optimizer, "_learning_rate", None)) else None
             for optimizer in (gan.d_optimizer, gan.g_optimizer)]
@@ -363,22 +366,6 @@ def _set_learning_rates(gan, rates) -> None:
     for optimizer, rate in zip((gan.d_optimizer, gan.g_optimizer), rates):
         if rate is not None:
             optimizer.learning_rate = rate
-
-
-class RunStatus(keras.callbacks.Callback):
-    """Keeps status.json's `epoch` (epochs done) and `checkpoint` current while a run trains, so a
-    monitor can watch it."""
-
-    def __init__(self, path, checkpointer):
-        super().__init__()
-        self.path, self.checkpointer = path, checkpointer
-
-    def on_epoch_end(self, epoch, logs=None):
-        latest = self.checkpointer.last_checkpoint
-        _write_json(self.path, {"state": "running", "epoch": self.checkpointer.trained_epochs or epoch + 1,
-                                "checkpoint": latest and os.path.basename(latest),
-                                "checkpoint_epoch": self.checkpointer.completed_epochs if latest else None,
-                                "updated": time.time()})
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -122,3 +122,8 @@ def test_data_too_small_for_one_step_is_an_error_not_an_empty_history():
             gan.fit(data, epochs=1, verbose=0, **kwargs)
     more = np.concatenate([images] * 3)  # 6 batches of 8: one step
     assert len(gan.fit(more, batch_size=8, epochs=1, verbose=0).history["d_loss"]) == 1
+
+
+def test_a_gan_that_says_nothing_else_has_a_discriminator_loss_minimum_of_0_and_no_critic():
+    gan = CountingGAN(_mlp(4, 2), _mlp(2, 1), 4)  # its own losses and no override, as StyleGAN2-ADA's logistic loss
+    assert gan.discriminator_loss_minimum() == 0.0 and gan.critic_divergence_bound() is None

@@ -1,7 +1,9 @@
 import json
+import math
 import os
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
@@ -52,11 +54,26 @@ def test_lsgan_label_smoothing_moves_the_least_squares_targets(smoothing, one_si
     np.testing.assert_allclose(ls.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
 
 
-def test_each_gan_names_its_loss_family():
-    families = {name: create_gan(name, 32, 8, width=4).loss_family for name in ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")}
-    assert families == {"dcgan": "bce", "lsgan": "least_squares", "wgan": "wasserstein", "wgan-gp": "wasserstein",
-                        "dynamic": "bce"}
-    assert set(families) <= set(gans.MODELS)
+def test_each_gan_says_how_low_its_discriminator_loss_can_go_and_whether_it_is_a_critic():
+    """What the failure monitor asks a model: its D-won floor, or for a Wasserstein critic its bound."""
+    h = lambda p: -(p * np.log(p) + (1 - p) * np.log(1 - p))  # noqa: E731
+    models = {name: create_gan(name, 32, 8, width=4) for name in ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")}
+    assert set(models) <= set(gans.MODELS)
+    assert {name: gan.discriminator_loss_minimum() for name, gan in models.items()} == {
+        "dcgan": 0.0, "lsgan": 0.0, "wgan": None, "wgan-gp": None, "dynamic": 0.0}
+    bound = 2 * np.sqrt(32 * 32 * 3)  # the most a 1-Lipschitz critic can give on [-1, 1] images
+    bounds = {name: gan.critic_divergence_bound() for name, gan in models.items()}
+    assert bounds == {"dcgan": None, "lsgan": None, "wgan": pytest.approx(bound), "wgan-gp": pytest.approx(bound),
+                      "dynamic": None}
+    # Label smoothing s: BCE targets 1 - s and s (0 one-sided) cannot be met with zero loss; least squares can.
+    assert create_gan("dcgan", 32, 16, width=8, label_smoothing=0.1).discriminator_loss_minimum() == pytest.approx(
+        h(0.9)) == pytest.approx(0.3251, abs=1e-4)
+    assert create_gan("dcgan", 32, 16, width=8, label_smoothing=0.1,
+                      one_sided=True).discriminator_loss_minimum() == pytest.approx(0.5 * h(0.9))
+    assert create_gan("dynamic", 32, 8, width=4, label_smoothing=0.1).discriminator_loss_minimum() == pytest.approx(h(0.9))
+    assert create_gan("lsgan", 32, 8, width=4, label_smoothing=0.1).discriminator_loss_minimum() == 0.0
+    # A critic whose input shape is unknown has no bound.
+    assert WGAN.critic_divergence_bound(types.SimpleNamespace(discriminator=types.SimpleNamespace())) == math.inf
 
 
 def _faces_dataset(count=32, resolution=32, batch=8):

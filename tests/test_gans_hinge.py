@@ -21,7 +21,7 @@ def test_hinge_losses_match_numpy():
 
 def test_the_registry_line_is_all_it_takes(tmp_path):
     gan = create_gan("hinge", 32, 8, width=4, margin=0.5)
-    assert gan.margin == 0.5 and gan.discriminator_loss_minimum() == 0.0
+    assert gan.margin == 0.5 and gan.discriminator_loss_minimum() == 0.0 and gan.critic_divergence_bound() is None
     with pytest.raises(ConfigError, match="margin: must be > 0"):
         create_gan("hinge", 32, 8, width=4, margin=0.0)
     out = tmp_path / "run"

@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from keras_anime_gan import callbacks as cb
+from keras_anime_gan import checkpoints
 from keras_anime_gan.data import convert_folder
 from keras_anime_gan.data.pipeline import describe_source, load_dataset
 from keras_anime_gan.export import export_generator
@@ -117,7 +117,7 @@ def resumed_run(tmp_path_factory):
     resumed summary); probe.model is the resumed GAN."""
     out = tmp_path_factory.mktemp("stylegan2") / "run"
     saved = {}
-    save_checkpoint = cb.save_checkpoint
+    save_checkpoint = checkpoints.save_checkpoint
 
     def save_and_stop(gan, directory, completed_epochs, *args, **kwargs):
         path = save_checkpoint(gan, directory, completed_epochs, *args, **kwargs)
@@ -126,7 +126,7 @@ def resumed_run(tmp_path_factory):
         return path
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cb, "save_checkpoint", save_and_stop)
+        patch.setattr(checkpoints, "save_checkpoint", save_and_stop)
         first = train(_config(out))
     assert list(saved) == [1]
     path, state = saved[1]

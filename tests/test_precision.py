@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_anime_gan import callbacks as cb
+from keras_anime_gan import checkpoints
 from keras_anime_gan import create_gan, gans
 from keras_anime_gan.errors import ConfigError
 from keras_anime_gan.export import export_generator
@@ -181,11 +181,11 @@ def test_checkpoints_restore_across_precisions(policy, tmp_path):
     policy("float32")
     first = tiny_gan(ema=0.9)
     first.fit(faces(), batch_size=8, epochs=1, verbose=0)
-    path = cb.save_checkpoint(first, str(tmp_path / "float32"), 1)
+    path = checkpoints.save_checkpoint(first, str(tmp_path / "float32"), 1)
 
     policy("float16")  # a float32 checkpoint into a float16 run: inner state restored, initial loss scale
     half = tiny_gan(ema=0.9)
-    cb.restore_checkpoint(half, path)
+    checkpoints.restore_checkpoint(half, path)
     for mine, theirs in zip(_inner_state(half.d_optimizer), _inner_state(first.d_optimizer)):
         np.testing.assert_array_equal(mine, theirs)
     for mine, theirs in zip(half.weights, first.weights):
@@ -193,13 +193,13 @@ def test_checkpoints_restore_across_precisions(policy, tmp_path):
     assert float(half.g_optimizer.dynamic_scale.numpy()) == 2.0**15
     half.fit(faces(), batch_size=8, epochs=1, verbose=0)
     half.d_optimizer.dynamic_scale.assign(256.0)  # as if it had backed off
-    path16 = cb.save_checkpoint(half, str(tmp_path / "float16"), 2)
+    path16 = checkpoints.save_checkpoint(half, str(tmp_path / "float16"), 2)
     assert {"loss_scale", "loss_scale_steps"} <= set(np.load(os.path.join(path16, "d_optimizer.npz")).files)
 
     for precision in ("bfloat16", "float32"):  # and back out of float16
         policy(precision)
         other = tiny_gan(ema=0.9)
-        state = cb.restore_checkpoint(other, path16)
+        state = checkpoints.restore_checkpoint(other, path16)
         assert state["epoch"] == 2
         assert int(other.g_optimizer.iterations.numpy()) == int(half.g_optimizer.iterations.numpy())
         for mine, theirs in zip(_inner_state(other.d_optimizer), _inner_state(half.d_optimizer)):
@@ -210,7 +210,7 @@ def test_checkpoints_restore_across_precisions(policy, tmp_path):
 
     policy("float16")  # float16 into float16 keeps the loss scale
     again = tiny_gan(ema=0.9)
-    cb.restore_checkpoint(again, path16)
+    checkpoints.restore_checkpoint(again, path16)
     assert float(again.d_optimizer.dynamic_scale.numpy()) == 256.0
 
 
@@ -218,17 +218,17 @@ def test_an_older_float16_checkpoint_still_restores_into_float16(policy, tmp_pat
     policy("float16")
     gan = tiny_gan()
     gan.fit(faces(), batch_size=8, epochs=1, verbose=0)
-    path = cb.save_checkpoint(gan, str(tmp_path), 1)
+    path = checkpoints.save_checkpoint(gan, str(tmp_path), 1)
     for name, optimizer in (("d_optimizer", gan.d_optimizer), ("g_optimizer", gan.g_optimizer)):
         # the layout before the loss scale was saved apart: every variable of the wrapper by index
         np.savez(os.path.join(path, f"{name}.npz"),
                  **{f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(optimizer.variables)})
     state = json.load(open(os.path.join(path, "state.json")))
-    state["files"] = {name: os.path.getsize(os.path.join(path, name)) for name in cb.CHECKPOINT_FILES[:-1]}
+    state["files"] = {name: os.path.getsize(os.path.join(path, name)) for name in checkpoints.CHECKPOINT_FILES[:-1]}
     del state["sha256"]  # that layout predates the checksums too
     json.dump(state, open(os.path.join(path, "state.json"), "w"))
     fresh = tiny_gan()
-    cb.restore_checkpoint(fresh, path)
+    checkpoints.restore_checkpoint(fresh, path)
     for mine, theirs in zip(fresh.d_optimizer.variables, gan.d_optimizer.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
 

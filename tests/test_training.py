@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import ROOT, run_cli, tiny_config
 from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan
+from keras_anime_gan.checkpoints import latest_checkpoint
 from keras_anime_gan.data import convert_folder
 from keras_anime_gan.errors import UserError
 from keras_anime_gan.config import TrainConfig
@@ -46,7 +47,7 @@ def test_cli_run_leaves_every_artifact(tmp_path):
     assert len(events) >= 2  # Keras scalars and our sample images
     generator = keras.models.load_model(out / "generator.keras")
     assert generator(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
-    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == 3
+    assert latest_checkpoint(str(out / "checkpoints"))[1] == 3
 
 
 @pytest.mark.parametrize("kind, model", [("folder", "dynamic"), ("converted", "wgan-gp"), ("stylegan", "lsgan")])
@@ -164,7 +165,7 @@ def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp
     for name in os.listdir(out / "checkpoints"):  # only complete checkpoints under final names
         if name.startswith("epoch-"):
             assert {"gan.weights.h5", "d_optimizer.npz", "g_optimizer.npz", "rng_state.npy", "state.json"} <= set(os.listdir(out / "checkpoints" / name))
-    path, saved_epoch = cb.latest_checkpoint(str(out / "checkpoints"))
+    path, saved_epoch = latest_checkpoint(str(out / "checkpoints"))
     saved = json.loads(open(os.path.join(path, "state.json")).read())
     assert saved_epoch == saved["epoch"] >= 1 and saved["g_updates"] == saved["d_updates"] == 15 * saved_epoch
     optimizers = {name: np.load(os.path.join(path, f"{name}.npz")) for name in ("d_optimizer", "g_optimizer")}
@@ -232,7 +233,7 @@ def test_a_run_folder_holds_one_process_and_a_stopped_run_can_generate(tmp_path)
     assert "SIGTERM received" in stdout
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "interrupted" and status["interrupted"] == "SIGTERM"
-    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == status["epochs"]
+    assert latest_checkpoint(str(out / "checkpoints"))[1] == status["epochs"]
     assert status["generator"] == status["checkpoint"]  # written from the interrupt checkpoint's weights
     generated = run_cli("generate", out, "--seeds", "0-1", "--out", tmp_path / "pictures", "--quiet")
     assert json.loads(generated.stdout.strip().splitlines()[-1])["images"] == 2
@@ -403,7 +404,7 @@ def test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_fr
     assert status["state"] == "failed" and status["failure"] == "non_finite" and "non-finite" in status["reason"]
     assert status["checkpoint"] == "epoch-0002" and status["checkpoint_epoch"] == 2 and status["epochs"] == 2
     assert sorted(name for name in os.listdir(out / "checkpoints") if name.startswith("epoch-")) == ["epoch-0001", "epoch-0002"]
-    path, epoch = cb.latest_checkpoint(str(out / "checkpoints"))
+    path, epoch = latest_checkpoint(str(out / "checkpoints"))
     assert os.path.basename(path) == "epoch-0002" and epoch == 2
     generator = keras.models.load_model(out / "generator.keras")  # the last good weights, not the NaN ones
     assert status["generator"] == "epoch-0002" and all(np.isfinite(w).all() for w in generator.get_weights())
@@ -419,11 +420,11 @@ def test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_fr
 
 KILL_AFTER_CHECKPOINT = """
 import json, os, sys
-from keras_anime_gan import callbacks as cb
+from keras_anime_gan import checkpoints
 from keras_anime_gan.config import TrainConfig
 from keras_anime_gan.training import train
 
-save_checkpoint = cb.save_checkpoint
+save_checkpoint = checkpoints.save_checkpoint
 
 def save_then_die(gan, directory, completed_epochs, *args, **kwargs):
     path = save_checkpoint(gan, directory, completed_epochs, *args, **kwargs)
@@ -431,7 +432,7 @@ def save_then_die(gan, directory, completed_epochs, *args, **kwargs):
         os._exit(17)  # kill -9 right after the epoch-3 checkpoint, before anything else runs
     return path
 
-cb.save_checkpoint = save_then_die
+checkpoints.save_checkpoint = save_then_die
 train(TrainConfig.from_json(json.loads(sys.argv[1])))
 """
 
@@ -442,7 +443,7 @@ def test_a_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path):
     killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, json.dumps(config.to_json())], cwd=ROOT,
                             capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert killed.returncode == 17, killed.stderr[-3000:]
-    assert cb.latest_checkpoint(str(out / "checkpoints"))[1] == 3
+    assert latest_checkpoint(str(out / "checkpoints"))[1] == 3
     summary = train(config)
     rows = _history(out)
     assert [row["epoch"] for row in rows] == ["0", "1", "2", "3", "4"]  # each epoch exactly once

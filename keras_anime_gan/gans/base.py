@@ -132,7 +132,6 @@ class GAN(keras.Model):
     metric_names: tuple[str, ...] = ("d_loss", "g_loss")
     default_d_learning_rate = 2e-4
     default_g_learning_rate = 2e-4
-    loss_family = "bce"  # how the failure monitor reads d_loss: "bce", "least_squares" or "wasserstein"
     ema_copies_buffers = False  # EMA of non-trainable generator variables: averaged (BatchNorm statistics) or copied
 
     def __init__(self, generator, discriminator, latent_dim=None, *, ema=None, seed=None, d_learning_rate=None,
@@ -381,6 +380,18 @@ class GAN(keras.Model):
 
     def observe_discriminator(self, real_logits, fake_logits):
         """Called with the logits of every discriminator update (DynamicGAN keeps its accuracy)."""
+
+    def discriminator_loss_minimum(self) -> float | None:
+        """The lowest discriminator loss this model can reach, which the failure monitor's "D has
+        won" rule watches for; None where a lowest value means nothing. Here 0: losses made of
+        terms that can each come down to 0 (logistic without label smoothing, hinge, least squares)."""
+        return 0.0
+
+    def critic_divergence_bound(self) -> float | None:
+        """For a Wasserstein critic, the largest |d_loss| it can give while it stays 1-Lipschitz: the
+        failure monitor reports a diverged critic above it. None here: a discriminator that is not
+        such a critic."""
+        return None
 
     # -- the seams every forward pass goes through --------------------------------------
 

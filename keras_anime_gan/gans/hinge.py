@@ -26,10 +26,10 @@ class HingeOptions(ClassicOptions):
 
 
 class HingeGAN(ClassicGAN):
-    """Adam(2e-4, beta_1 0.5) as DCGAN; the discriminator has won when its loss nears 0."""
+    """Adam(2e-4, beta_1 0.5) as DCGAN; the discriminator has won when its loss nears 0, the
+    `discriminator_loss_minimum` every GAN has unless it says otherwise."""
 
     Options = HingeOptions
-    loss_family = "hinge"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, margin=1.0, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)
@@ -40,9 +40,6 @@ class HingeGAN(ClassicGAN):
 
     def generator_loss(self, fake_logits):
         return hinge_generator_loss(fake_logits)
-
-    def discriminator_loss_minimum(self):
-        return 0.0
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}

@@ -5,8 +5,10 @@ networks of `networks.py`. Each class changes only its losses, its schedule or i
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .. import losses
@@ -15,6 +17,13 @@ from ..options import option
 from . import networks
 
 ARCHS = {"dcgan": ("dcgan", "dcgan"), "csc412": ("upsample", "dropout")}  # arch -> (generator, discriminator)
+
+
+def binary_entropy(p: float) -> float:
+    """H(p) in nats (TensorFlow's cross-entropy uses natural logs); 0 at p = 0 or 1."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log(p) + (1.0 - p) * math.log(1.0 - p))
 
 
 @dataclasses.dataclass
@@ -104,6 +113,12 @@ class DCGAN(ClassicGAN):
     def generator_loss(self, fake_logits):
         return losses.bce_generator_loss(fake_logits)
 
+    def discriminator_loss_minimum(self):
+        """Each side's cross-entropy against its target t is at least H(t): 0.5 * (H(1 - s) + H(s)),
+        or 0.5 * H(1 - s) one-sided; 0 without smoothing, about 0.325 for s = 0.1."""
+        real_target, fake_target = self.targets()
+        return 0.5 * (binary_entropy(real_target) + binary_entropy(fake_target))
+
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing, "one_sided": self.one_sided}
 
@@ -114,13 +129,15 @@ class LSGAN(DCGAN):
     `label_smoothing` / `one_sided` move the least-squares targets as they move DCGAN's: real
     1 - s, fake s (0 when one-sided); the generator still aims at 1."""
 
-    loss_family = "least_squares"
-
     def discriminator_loss(self, real_logits, fake_logits):
         return losses.least_squares_discriminator_loss(real_logits, fake_logits, *self.targets())
 
     def generator_loss(self, fake_logits):
         return losses.least_squares_generator_loss(fake_logits)
+
+    def discriminator_loss_minimum(self):
+        """0 with any targets: squared errors can reach them exactly."""
+        return 0.0
 
 
 @keras.saving.register_keras_serializable(package="keras_anime_gan")
@@ -145,7 +162,6 @@ class WGAN(ClassicGAN):
     Options = WGANOptions
     default_d_learning_rate = 5e-5
     default_g_learning_rate = 5e-5
-    loss_family = "wasserstein"
 
     def __init__(self, generator, discriminator, latent_dim=None, *, n_critic=5, clip_value=0.01, **kwargs):
         super().__init__(generator, discriminator, latent_dim, **kwargs)
@@ -176,6 +192,26 @@ class WGAN(ClassicGAN):
 
     def generator_loss(self, fake_logits):
         return losses.wasserstein_generator_loss(fake_logits)
+
+    def discriminator_loss_minimum(self):
+        """None: a critic's loss is unbounded below, so "D has won" means nothing here."""
+        return None
+
+    def critic_divergence_bound(self):
+        """2 * sqrt(pixels x channels), the largest distance between two images in [-1, 1]: the most
+        a 1-Lipschitz critic's estimate |E f(x) - E f(G(z))| can be (weight clipping and the
+        gradient penalty both keep the constant near or below 1). math.inf, no bound, when the
+        critic's input shape is unknown."""
+        try:
+            shape = self.discriminator.input_shape
+        except AttributeError:
+            return math.inf
+        if isinstance(shape, list):
+            shape = shape[0]
+        dims = [int(d) for d in tuple(shape)[1:] if d is not None]
+        if not dims or len(dims) != len(tuple(shape)) - 1:
+            return math.inf
+        return 2.0 * math.sqrt(float(np.prod(dims)))
 
     def get_config(self):
         return {**super().get_config(), "n_critic": self.n_critic, "clip_value": self.clip_value}
