@@ -11,6 +11,7 @@ the data, both CRCs masked). The CRC comes from `google-crc32c`. Tests check eve
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -111,32 +112,54 @@ def count_records(path: str) -> int:
     return count
 
 
+@contextlib.contextmanager
+def naming(path: str):
+    """Re-raise an OSError that names no file (a write on a full disk does not) as one naming `path`,
+    so the converter can say which file it was writing."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), path) from error
+        raise
+
+
 class TFRecordFile:
-    """Appends framed records to a file and keeps the SHA-256 of everything written, so a finished
-    shard's checksum needs no second read. `durable`: close() waits until the data is on disk (for
-    files renamed into place; not needed for scratch parts)."""
+    """Appends framed records to a file and keeps the SHA-256 and size of everything written, so a
+    finished shard's checksum needs no second read. `durable`: close() waits until the data is on
+    disk (for files renamed into place; not needed for scratch parts). An OSError (a full disk)
+    names the file."""
 
     def __init__(self, path: str, durable: bool = True):
         self.path = path
         self.durable = durable
-        self._file = open(path, "wb")
+        self.size = 0
+        with naming(path):
+            self._file = open(path, "wb")
         self._sha256 = hashlib.sha256()
 
     def write_framed(self, framed: bytes) -> None:
         """Bytes already framed: one or more whole records."""
-        self._file.write(framed)
+        with naming(self.path):
+            self._file.write(framed)
         self._sha256.update(framed)
+        self.size += len(framed)
 
     def write(self, data: bytes) -> None:
         self.write_framed(frame_record(data))
 
     def close(self) -> str:
-        """Flush to disk and return the file's SHA-256 (hex)."""
+        """Flush to disk and return the file's SHA-256 (hex). The file is closed even when flushing
+        fails (a full disk), and the error raised."""
         if not self._file.closed:
-            self._file.flush()
-            if self.durable:
-                os.fsync(self._file.fileno())
-            self._file.close()
+            with naming(self.path):
+                try:
+                    self._file.flush()
+                    if self.durable:
+                        os.fsync(self._file.fileno())
+                finally:
+                    with contextlib.suppress(OSError):  # its flush fails again: the first error is the one to report
+                        self._file.close()
         return self._sha256.hexdigest()
 
     def __enter__(self):
