@@ -401,7 +401,7 @@ def _write_failure(error: OSError, dest: str, options: ConvertOptions, images: i
     what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}.get(error.errno)
     fix = "free space and rerun" if what else "fix that and rerun"
     what = what or (error.strerror or str(error)).rstrip(".")
-    where = f"while writing {_output_name(error.filename, dest)} in {dest}" if error.filename else f"while writing in {dest}"
+    where = f"while writing {_output_name(error.filename, dest) if error.filename else 'a file'} in {dest}"
     if options.format == "stylegan":
         return (f"{what} {where}: StyleGAN files are written in one pass, so none was kept; {fix} the same command "
                 "to convert again")
@@ -630,7 +630,8 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
     for path, checksum, file in zip(paths, checksums, files):
         if written:
             replace_durably(path + ".tmp", path)
-            shards.append({"file": os.path.basename(path), "num_images": written, "bytes": file.size, "sha256": checksum})
+            shards.append({"file": os.path.basename(path), "num_images": written, "bytes": file.size,
+                           "sha256": checksum})
         else:
             os.remove(path + ".tmp")
     return written, shards, skipped

@@ -107,7 +107,8 @@ def count_records(path: str) -> int:
             header = file.read(_LENGTH.size)
             if len(header) < _LENGTH.size:
                 raise ValueError(f"{path} is truncated (a partial record at its end)")
-            file.seek(_CRC_BYTES + _LENGTH.unpack(header)[0] + _CRC_BYTES, os.SEEK_CUR)
+            if file.seek(_CRC_BYTES + _LENGTH.unpack(header)[0] + _CRC_BYTES, os.SEEK_CUR) > size:
+                raise ValueError(f"{path} is truncated (a partial record at its end)")
             count += 1
     return count
 
@@ -122,6 +123,33 @@ def naming(path: str):
         if error.filename is None:
             raise OSError(error.errno, error.strerror or str(error), path) from error
         raise
+
+
+def check_records(path: str, on_read=None) -> tuple[int, str]:
+    """Walk every record of a TFRecord file checking what TensorFlow's reader checks (the framing
+    and both CRC-32Cs) and return (records, SHA-256 of the file). ValueError naming the first
+    damaged record and the byte where it starts. `on_read(bytes)` is called as the file is read (a progress bar)."""
+    count, offset, sha256 = 0, 0, hashlib.sha256()
+    with open(path, "rb") as file:
+        while header := file.read(_LENGTH.size + _CRC_BYTES):
+            sha256.update(header)
+            if len(header) < _LENGTH.size + _CRC_BYTES:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is truncated: the file ends inside its header")
+            length_bytes = header[: _LENGTH.size]
+            if _masked_crc(length_bytes) != header[_LENGTH.size :]:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is corrupt: its length fails its CRC")
+            length = _LENGTH.unpack(length_bytes)[0]
+            body = file.read(length + _CRC_BYTES)
+            sha256.update(body)
+            if len(body) < length + _CRC_BYTES:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is truncated: the file ends inside it")
+            if _masked_crc(body[:length]) != body[length:]:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is corrupt: its data fails its CRC")
+            count += 1
+            offset += len(header) + len(body)
+            if on_read is not None:
+                on_read(len(header) + len(body))
+    return count, sha256.hexdigest()
 
 
 class TFRecordFile:
