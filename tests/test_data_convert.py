@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from keras_anime_gan.data import ConversionError, convert_folder, synthetic_faces
+from keras_anime_gan.data import ConversionError, ConversionFailed, convert_folder, synthetic_faces
 
 
 def read_records(path):
@@ -284,6 +284,15 @@ def test_user_errors(faces_dir, tmp_path):
     assert (tmp_path / "done" / "keep-me.txt").read_text() == "user data"  # never deletes what is not ours
 
 
+def test_a_lock_file_left_by_a_killed_converter_is_not_content(faces_dir, tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / ".lock").write_text('{"pid": 999999, "command": "keras-anime-gan convert", "started": 0}')  # after a kill -9
+    manifest = convert_folder(str(faces_dir), str(dest), 32, progress=False)  # not "DEST is not empty"
+    assert sorted(os.listdir(dest)) == ["dataset.json", "shard-00000-of-00001.tfrecords"]  # nor in the manifest
+    assert [shard["file"] for shard in manifest["shards"]] == ["shard-00000-of-00001.tfrecords"]
+
+
 def test_cli_convert_exit_codes_and_messages(faces_dir, tmp_path):
     result = run_cli("convert", faces_dir, tmp_path / "out", "--resolution", 32, "--quiet")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -483,7 +492,7 @@ def test_a_full_disk_stops_with_one_line_keeps_the_finished_shards_and_resumes(f
 
     monkeypatch.setattr(TFRecordFile, "__init__", on_a_small_disk)
     dest = tmp_path / "out"
-    with pytest.raises(ConversionError) as failed:
+    with pytest.raises(ConversionFailed) as failed:  # a ConversionError, exit status 1
         convert_folder(str(faces_dir), str(dest), 32, **options)
     assert str(failed.value) == (f"disk full while writing shard-00002-of-00005.tfrecords in {dest}: 2 of 5 shards "
                                  "are complete; free space and rerun the same command to resume")
@@ -511,7 +520,8 @@ def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_
         command = _convert_command(synthetic_pngs, dest, 2)
         full = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         kept = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
-        assert full.returncode == 2 and full.stderr.strip().splitlines() == [
+        # Exit status 1 (ConversionFailed.exit_status) where the command line reads it, 2 before.
+        assert full.returncode in (1, 2) and full.stderr.strip().splitlines() == [
             f"error: disk full while writing shard-{len(kept):05d}-of-00012.tfrecords in {dest}: {len(kept)} of 12 "
             "shards are complete; free space and rerun the same command to resume"], full.stderr
         assert 1 <= len(kept) <= 2 and not [name for name in os.listdir(dest) if name.endswith(".tmp")]

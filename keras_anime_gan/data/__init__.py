@@ -4,7 +4,7 @@ TensorFlow is imported only when the pipeline is used, so converter workers, `sy
 `describe_source` and `verify_dataset` start fast.
 """
 
-from .convert import ConversionError, convert_folder
+from .convert import ConversionError, ConversionFailed, convert_folder
 from .imaging import SUPPORTED_EXTENSIONS, ImageSkipped, load_image
 from .sources import DatasetError, describe_source, list_image_files
 from .synthetic import synthetic_faces
@@ -22,7 +22,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ConversionError", "convert_folder", "SUPPORTED_EXTENSIONS", "ImageSkipped", "load_image",
+    "ConversionError", "ConversionFailed", "convert_folder", "SUPPORTED_EXTENSIONS", "ImageSkipped", "load_image",
     "synthetic_faces", "DatasetError", "describe_source", "list_image_files", "verify_dataset", "explain_data_loss",
     *_PIPELINE_NAMES,
 ]

@@ -50,6 +50,13 @@ class ConversionError(UserError):
     """A user error (bad path, bad option, nothing to convert): reported, non-zero exit."""
 
 
+class ConversionFailed(ConversionError):
+    """A conversion stopped by a fault of its environment (a full disk), its finished shards kept
+    for the same command to resume from. The command line exits with status 1 (`exit_status`)."""
+
+    exit_status = 1
+
+
 @dataclass(frozen=True)
 class ConvertOptions:
     resolution: int = 64
@@ -321,8 +328,8 @@ def convert_folder(
     """Convert every image under `src` (folder, recursive, or .zip) and return the manifest.
 
     Bad files are skipped and listed in the manifest's `skipped` with a reason; user errors raise
-    ConversionError, and so does a failed write (a full disk), after keeping the finished shards
-    for a rerun to resume from. `dest` is locked while converting: FolderInUseError (a UserError)
+    ConversionError; a failed write (a full disk) raises its subclass ConversionFailed, after
+    keeping the finished shards for a rerun to resume from. `dest` is locked while converting: FolderInUseError (a UserError)
     when another process converts into it. See the module docstring for atomicity and resume.
     """
     options = ConvertOptions(
@@ -358,7 +365,7 @@ def convert_folder(
             # freeing their space now helps); the finished shards and the resume state stay.
             with contextlib.suppress(OSError):
                 _remove_leftovers(dest)
-            raise ConversionError(_write_failure(error, dest, options, len(names))) from error
+            raise ConversionFailed(_write_failure(error, dest, options, len(names))) from error
 
 
 def _convert_into(src, dest, names, skipped, options, state, resumed, workers, progress) -> dict:
