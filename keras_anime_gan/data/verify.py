@@ -192,8 +192,8 @@ def _verify_folder(path: str, files: list[str], progress: bool) -> dict:
     bad, checked = [], 0
     for file in tqdm(files, unit="file", desc="verify", disable=not progress):
         try:
-            imaging.probe_image(file)
             checked += os.path.getsize(file)
+            imaging.probe_image(file)
         except imaging.ImageSkipped as reason:
             bad.append({"file": os.path.relpath(file, path), "reason": str(reason)})
         except OSError as error:  # vanished since listed
