@@ -4,7 +4,7 @@ Atomicity and resume: every output file is written under a `.tmp` name and renam
 and a small record per finished shard lands in `.progress/` after the rename. A reader only trusts
 `dataset.json`, which is written last. Re-running the same command on an unfinished destination
 keeps the finished shards and converts the rest: after a kill, or after a full disk, which stops
-the conversion with a ConversionError saying how many shards were kept.
+the conversion with a ConversionFailed error saying how many shards were kept.
 
 One converter at a time per destination: DEST is locked (`locks.folder_lock`, DEST/.lock) for the
 whole conversion, so a second command is refused at once, naming the running one, rather than
@@ -329,8 +329,9 @@ def convert_folder(
 
     Bad files are skipped and listed in the manifest's `skipped` with a reason; user errors raise
     ConversionError; a failed write (a full disk) raises its subclass ConversionFailed, after
-    keeping the finished shards for a rerun to resume from. `dest` is locked while converting: FolderInUseError (a UserError)
-    when another process converts into it. See the module docstring for atomicity and resume.
+    keeping the finished shards for a rerun to resume from. `dest` is locked while converting:
+    FolderInUseError (a UserError) when another process converts into it. See the module docstring
+    for atomicity and resume.
     """
     options = ConvertOptions(
         resolution=resolution,

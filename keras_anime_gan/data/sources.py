@@ -62,7 +62,7 @@ def describe_source(path: str) -> dict:
                 f"{path!r} holds an unfinished conversion (no {MANIFEST_NAME}); rerun the convert command to finish it"
             )
         levels = stylegan_levels(path)
-        if levels:
+        if levels:  # every level file holds every image: the 4x4 one is the quickest to count
             return {"kind": "stylegan", "levels": levels, "resolution": max(levels),
                     "num_images": manifest["num_images"] if manifest else count_level(levels[min(levels)], path)}
         if glob.glob(os.path.join(path, "*.tfrecords")) or glob.glob(os.path.join(path, "*.tfrecord")):
