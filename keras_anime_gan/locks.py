@@ -3,9 +3,11 @@ it converts.
 
 `folder_lock(folder, what)` takes an exclusive `fcntl.flock` on `folder/.lock` and writes the
 holder's PID, command line and start time into it. The operating system releases the lock when
-the process exits, however it exits (a kill -9 included), so a lock is never stale: the file may
-stay behind, but a new process can take it at once. A second process is refused with one line
-that names the holder. Where `fcntl` does not exist (Windows) the folder is not locked.
+the process exits, however it exits (a kill -9 included), so a lock is never stale: after a kill
+the file stays behind, but a new process takes it at once. A clean release removes the file. A
+second process is refused with one line that names the holder. Processes forked while the lock is
+held (a converter's decode workers) do not keep it: only the process that took it holds it. Where
+`fcntl` does not exist (Windows) the folder is not locked.
 """
 
 from __future__ import annotations
@@ -25,20 +27,73 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+# Descriptors of the locks this process holds. A forked child closes its copies at once: flock
+# belongs to the open file, so a child keeping a copy (an orphaned worker) would hold the lock
+# after the holder died.
+_held: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for descriptor in list(_held):
+        with contextlib.suppress(OSError):
+            os.close(descriptor)
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
 
 class FolderInUseError(UserError):
     """Another process holds the folder."""
 
 
+def _command_line() -> str:
+    """This process's command as a user would type it: `python -m PACKAGE ...` rather than the path
+    of PACKAGE/__main__.py."""
+    arguments = list(sys.argv[1:])
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.endswith(".__main__"):
+        program = f"python -m {spec.name[: -len('.__main__')]}"
+    else:
+        program = os.path.basename(sys.argv[0] or "python")
+    return " ".join([program, *arguments])
+
+
 def _describe_holder(path) -> str:
-    try:
-        with open(path, encoding="utf-8") as file:
-            holder = json.load(file)
-        command = " ".join(holder.get("command") or [])
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
-        return f"process {holder['pid']} ({command}, since {since})"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+    """'process PID (COMMAND, since TIME)' from the lock file. The holder writes it just after taking
+    the lock, so an empty file is read again for up to half a second."""
+    for _ in range(10):
+        try:
+            with open(path, encoding="utf-8") as file:
+                holder = json.load(file)
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["started"]))
+            command = holder["command"]
+            command = " ".join(command) if isinstance(command, list) else command  # earlier versions: a list
+            return f"process {holder['pid']} ({command}, since {since})"
+        except (OSError, ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return "another process"
+
+
+def _acquire(path) -> int | None:
+    """An open descriptor of `path` holding its lock, or None when another process holds it. The
+    file may be removed by a holder releasing it between our open and our flock; then the lock we
+    got is on a file nobody else will open, and we try again on the new one."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        if current is not None and current.st_ino == os.fstat(descriptor).st_ino:
+            return descriptor
+        os.close(descriptor)
 
 
 @contextlib.contextmanager
@@ -51,17 +106,21 @@ def folder_lock(folder, what="folder"):
     if fcntl is None:
         yield path
         return
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    descriptor = _acquire(path)
+    if descriptor is None:
+        raise FolderInUseError(f"{what} {folder} is in use by {_describe_holder(path)}; wait for it to finish "
+                               f"or choose another {what}")
+    _held.add(descriptor)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FolderInUseError(f"{what} {folder} is in use by {_describe_holder(path)}; wait for it to finish "
-                                   f"or choose another {what}") from None
-        holder = {"pid": os.getpid(), "command": [os.path.basename(sys.argv[0] or "python"), *sys.argv[1:]],
-                  "started": time.time()}
+        holder = {"pid": os.getpid(), "command": _command_line(), "started": time.time()}
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, json.dumps(holder).encode(), 0)
         yield path
     finally:
-        os.close(descriptor)  # releases the lock; the file stays, harmless
+        # Removed while still held, so no other process can have taken this file's lock; and only
+        # when it is still ours (someone may have deleted it and another process made a new one).
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                os.remove(path)
+        _held.discard(descriptor)
+        os.close(descriptor)

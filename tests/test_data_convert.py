@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import io
 import json
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from keras_anime_gan.data import ConversionError, convert_folder, synthetic_faces
+from keras_anime_gan.data import ConversionError, ConversionFailed, convert_folder, synthetic_faces
 
 
 def read_records(path):
@@ -283,6 +284,15 @@ def test_user_errors(faces_dir, tmp_path):
     assert (tmp_path / "done" / "keep-me.txt").read_text() == "user data"  # never deletes what is not ours
 
 
+def test_a_lock_file_left_by_a_killed_converter_is_not_content(faces_dir, tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / ".lock").write_text('{"pid": 999999, "command": "keras-anime-gan convert", "started": 0}')  # after a kill -9
+    manifest = convert_folder(str(faces_dir), str(dest), 32, progress=False)  # not "DEST is not empty"
+    assert sorted(os.listdir(dest)) == ["dataset.json", "shard-00000-of-00001.tfrecords"]  # nor in the manifest
+    assert [shard["file"] for shard in manifest["shards"]] == ["shard-00000-of-00001.tfrecords"]
+
+
 def test_cli_convert_exit_codes_and_messages(faces_dir, tmp_path):
     result = run_cli("convert", faces_dir, tmp_path / "out", "--resolution", 32, "--quiet")
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -383,8 +393,9 @@ def test_interrupted_conversion_leaves_nothing_readable_and_resumes(synthetic_pn
         assert len(read_records(dest / name)) == 50
     with pytest.raises(DatasetError, match="unfinished conversion"):
         load_dataset(str(dest), 8)
+    assert (dest / ".lock").exists()  # the killed converter's lock file stays, but the lock died with it:
 
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)  # the same command resumes
     manifest = json.loads((dest / "dataset.json").read_text())
     assert manifest["num_images"] == 600 and len(manifest["shards"]) == 12
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
@@ -413,3 +424,110 @@ def test_a_worker_killed_mid_run_gives_a_clear_error_not_a_hang(synthetic_pngs, 
     manifest = json.loads((dest / "dataset.json").read_text())
     assert manifest["num_images"] == 600
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
+
+
+def _shard_checksums_match(dest):
+    manifest = json.loads((dest / "dataset.json").read_text())
+    for shard in manifest["shards"]:
+        data = (dest / shard["file"]).read_bytes()
+        assert len(data) == shard["bytes"] and hashlib.sha256(data).hexdigest() == shard["sha256"], shard["file"]
+    return manifest
+
+
+def test_a_second_conversion_into_the_same_destination_is_refused_at_once(synthetic_pngs, tmp_path):
+    dest = tmp_path / "out"
+    first = subprocess.Popen(_convert_command(synthetic_pngs, dest, 1), cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (dest / ".convert-state.json").exists():  # written under the lock
+        assert first.poll() is None and time.time() < deadline, "the first conversion ended too soon"
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)  # it keeps the lock for as long as this test needs, whatever the machine
+    try:
+        before = sorted(os.listdir(dest))
+        for extra in ([], ["--overwrite"]):  # --overwrite would delete the first one's shards
+            started = time.time()
+            second = run_cli(*_convert_command(synthetic_pngs, dest, 1)[3:], *extra, check=False, timeout=60)
+            assert second.returncode == 2 and time.time() - started < 20, second.stderr
+            [line] = second.stderr.strip().splitlines()
+            assert line.startswith(f"error: destination {dest} is in use by process {first.pid} (python -m "
+                                   f"keras_anime_gan convert {synthetic_pngs} {dest} --shard-size 50"), line
+            assert line.endswith("; wait for it to finish or choose another destination"), line
+            assert sorted(os.listdir(dest)) == before  # it touched nothing
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert _shard_checksums_match(dest)["num_images"] == 600
+    assert ".lock" not in os.listdir(dest)  # released and removed
+
+
+class _SmallDisk:
+    """A file object whose disk fills up after `budget` bytes, as a write to a full disk fails."""
+
+    def __init__(self, file, disk):
+        self._file, self._disk = file, disk
+
+    def write(self, data):
+        if len(data) > self._disk["left"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._disk["left"] -= len(data)
+        return self._file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
+def test_a_full_disk_stops_with_one_line_keeps_the_finished_shards_and_resumes(faces_dir, tmp_path, monkeypatch):
+    from keras_anime_gan.data.tfrecord import TFRecordFile
+
+    options = dict(shard_size=8, workers=1, progress=False)  # in this process, where the patch applies
+    reference = convert_folder(str(faces_dir), str(tmp_path / "reference"), 32, **options)
+    disk = {"left": int(reference["shards"][0]["bytes"] * 2.5)}  # room for two and a half shards
+    real_init = TFRecordFile.__init__
+
+    def on_a_small_disk(self, path, durable=True):
+        real_init(self, path, durable)
+        self._file = _SmallDisk(self._file, disk)
+
+    monkeypatch.setattr(TFRecordFile, "__init__", on_a_small_disk)
+    dest = tmp_path / "out"
+    with pytest.raises(ConversionFailed) as failed:  # a ConversionError, exit status 1
+        convert_folder(str(faces_dir), str(dest), 32, **options)
+    assert str(failed.value) == (f"disk full while writing shard-00002-of-00005.tfrecords in {dest}: 2 of 5 shards "
+                                 "are complete; free space and rerun the same command to resume")
+    # The finished shards and the resume state stay; the unfinished file is gone (its space freed).
+    assert sorted(os.listdir(dest)) == [".convert-state.json", ".progress", "shard-00000-of-00005.tfrecords",
+                                        "shard-00001-of-00005.tfrecords"]
+    monkeypatch.undo()  # space freed
+    resumed = convert_folder(str(faces_dir), str(dest), 32, **options)
+    assert [s["sha256"] for s in resumed["shards"]] == [s["sha256"] for s in reference["shards"]]
+    _shard_checksums_match(dest)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mounts a tmpfs")
+def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_pngs, tmp_path):
+    """Worker processes (--workers 2) writing onto a 600 KB tmpfs: two of the ~220 KB shards fit."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected "
+                    "ENOSPC test covers the same path")
+    try:
+        dest = disk / "out"
+        command = _convert_command(synthetic_pngs, dest, 2)
+        full = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        kept = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
+        # Exit status 1 (ConversionFailed.exit_status) where the command line reads it, 2 before.
+        assert full.returncode in (1, 2) and full.stderr.strip().splitlines() == [
+            f"error: disk full while writing shard-{len(kept):05d}-of-00012.tfrecords in {dest}: {len(kept)} of 12 "
+            "shards are complete; free space and rerun the same command to resume"], full.stderr
+        assert 1 <= len(kept) <= 2 and not [name for name in os.listdir(dest) if name.endswith(".tmp")]
+        subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)  # space freed
+        resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        assert _shard_checksums_match(dest)["num_images"] == 600
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -1,8 +1,15 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from keras_anime_gan.data import DatasetError, convert_folder, load_dataset, synthetic_faces
+from conftest import ROOT
+from keras_anime_gan.data import DatasetError, convert_folder, describe_source, load_dataset, synthetic_faces
 
 
 @pytest.fixture
@@ -103,3 +110,93 @@ def test_fit_makes_exactly_one_update_per_batch(converted):
     gan.compile(jit_compile=False)
     gan.fit(dataset, epochs=2, verbose=0)
     assert int(gan.g_optimizer.iterations) == 10 and int(gan.d_optimizer.iterations) == 10
+
+
+# ----------------------------------------------------------------------------- undecodable folders
+
+FOLDER_SCRIPT = """
+import json, sys
+import tensorflow as tf
+from keras_anime_gan.data import DatasetError, load_dataset
+
+garbage, mixed = sys.argv[1], sys.argv[2]
+try:  # issue 24: this hung at 150% CPU
+    next(iter(load_dataset(garbage, 4, repeat=True)))
+    print(json.dumps({"garbage": "no error"}), flush=True)
+except DatasetError as error:
+    print(json.dumps({"garbage": str(error)}), flush=True)
+try:  # the images decode but every one is skipped (smaller than min_size): an error, not an endless search
+    next(iter(load_dataset(mixed, 4, resolution=32, repeat=True, min_size=1000)))
+    print(json.dumps({"none_kept": "no error"}), flush=True)
+except tf.errors.InvalidArgumentError as error:
+    print(json.dumps({"none_kept": error.message}), flush=True)
+batches = list(load_dataset(mixed, 4, resolution=32, repeat=True, seed=0).take(12))  # three passes
+print(json.dumps({"batches": [list(batch.shape) for batch in batches]}), flush=True)
+"""
+
+
+def test_a_folder_where_nothing_decodes_fails_at_once_and_one_where_some_do_trains_on(faces_dir, tmp_path):
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    for index in range(5):
+        (garbage / f"{index}.jpg").write_bytes(os.urandom(3000))
+    message = ("5 image files, of which none decodes (5 not an image Pillow can identify, e.g. 0.jpg); "
+               f"`keras-anime-gan verify {garbage}` lists each file's reason")
+    with pytest.raises(DatasetError) as refused:
+        describe_source(str(garbage))
+    assert str(refused.value) == f"{garbage}: {message}"
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for index in range(16):
+        shutil.copy(faces_dir / f"{index}.jpg", mixed / f"{index}.jpg")
+    (mixed / "broken.jpg").write_bytes((faces_dir / "0.jpg").read_bytes()[:700])  # truncated
+    (mixed / "noise.png").write_bytes(os.urandom(500))
+    Image.fromarray(synthetic_faces(1, 24)[0]).save(mixed / "small.png")  # decodes, below 32 px
+    source = describe_source(str(mixed))
+    assert (source["num_files"], source["num_images"], source["checked"], source["resolution"]) == (19, 17, 19, 96)
+    assert sorted(entry["path"] for entry in source["undecodable"]) == ["broken.jpg", "noise.png"]
+
+    # In a fresh process with a timeout: a regression that hangs costs a minute, not the whole run.
+    try:
+        result = subprocess.run([sys.executable, "-c", FOLDER_SCRIPT, str(garbage), str(mixed)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("load_dataset hung on a folder of undecodable files")
+    outcome = {key: value for line in result.stdout.splitlines() for key, value in json.loads(line).items()}
+    assert outcome.get("garbage") == f"{garbage}: {message}", (outcome, result.stderr[-2000:])
+    assert f"{mixed}: no image in a whole pass over its 19 files (none decodes at 1000 px or more)" in outcome["none_kept"]
+    assert outcome["batches"] == [[4, 32, 32, 3]] * 12  # 16 images a pass: training goes on
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: 3 of 19 files in {mixed} were skipped: 2 undecodable, 1 smaller than 32 px (not "
+                        f"upscaled); `keras-anime-gan verify {mixed}` lists the undecodable ones"], result.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- upscaling
+
+
+def test_a_resolution_above_the_datas_is_refused_unless_upscaling_is_allowed(converted, faces_dir, tmp_path):
+    assert describe_source(str(converted))["resolution"] == 32
+    with pytest.raises(DatasetError) as refused:
+        load_dataset(str(converted), 8, resolution=64)
+    assert str(refused.value) == (
+        f"{converted} holds 32 px images and 64 px were asked for, which would upscale them (blurred training "
+        "images); train at --resolution 32, reconvert from larger images, or allow upscaling (--allow-upscale)")
+    upscaled = next(iter(load_dataset(str(converted), 8, resolution=64, allow_upscale=True)))
+    assert upscaled.shape == (8, 64, 64, 3)  # today's behaviour, when asked for
+
+    convert_folder(str(faces_dir), str(tmp_path / "sg"), 16, format="stylegan", progress=False)
+    with pytest.raises(DatasetError, match="holds 16 px images and 32 px were asked for"):
+        load_dataset(str(tmp_path / "sg"), 8, resolution=32)
+
+    # A folder: its largest images decide (the smaller ones are skipped); resolution defaults to at most them.
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for index, face in enumerate(synthetic_faces(8, 48, seed=1)):
+        Image.fromarray(face).save(folder / f"{index}.png")
+    assert describe_source(str(folder))["resolution"] == 48
+    with pytest.raises(DatasetError) as refused:
+        load_dataset(str(folder), 4, resolution=64)
+    assert str(refused.value).startswith(f"{folder}: its largest images are 48 px (shorter side, of the 8 files "
+                                         "checked) and 64 px were asked for")
+    assert next(iter(load_dataset(str(folder), 4))).shape == (4, 48, 48, 3)  # not 64
+    assert next(iter(load_dataset(str(folder), 4, resolution=64, allow_upscale=True))).shape == (4, 64, 64, 3)

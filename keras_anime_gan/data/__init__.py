@@ -1,14 +1,16 @@
 """Data: the converter (image folder -> TFRecords), the input pipeline and the embedded default dataset.
 
-TensorFlow is imported only when the pipeline or the TFRecord writer is used, so converter workers
-and `synthetic_faces` start fast.
+TensorFlow is imported only when the pipeline is used, so converter workers, `synthetic_faces`,
+`describe_source` and `verify_dataset` start fast.
 """
 
-from .convert import ConversionError, convert_folder
+from .convert import ConversionError, ConversionFailed, convert_folder
 from .imaging import SUPPORTED_EXTENSIONS, ImageSkipped, load_image
+from .sources import DatasetError, describe_source, list_image_files
 from .synthetic import synthetic_faces
+from .verify import explain_data_loss, verify_dataset
 
-_PIPELINE_NAMES = ("load_dataset", "describe_source", "DatasetError", "to_uint8", "steps_per_epoch", "list_image_files", "load_real_images")
+_PIPELINE_NAMES = ("load_dataset", "to_uint8", "steps_per_epoch", "load_real_images")
 
 
 def __getattr__(name):
@@ -20,6 +22,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ConversionError", "convert_folder", "SUPPORTED_EXTENSIONS", "ImageSkipped", "load_image",
-    "synthetic_faces", *_PIPELINE_NAMES,
+    "ConversionError", "ConversionFailed", "convert_folder", "SUPPORTED_EXTENSIONS", "ImageSkipped", "load_image",
+    "synthetic_faces", "DatasetError", "describe_source", "list_image_files", "verify_dataset", "explain_data_loss",
+    *_PIPELINE_NAMES,
 ]

@@ -3,7 +3,12 @@
 Atomicity and resume: every output file is written under a `.tmp` name and renamed when complete,
 and a small record per finished shard lands in `.progress/` after the rename. A reader only trusts
 `dataset.json`, which is written last. Re-running the same command on an unfinished destination
-keeps the finished shards and converts the rest.
+keeps the finished shards and converts the rest: after a kill, or after a full disk, which stops
+the conversion with a ConversionFailed error saying how many shards were kept.
+
+One converter at a time per destination: DEST is locked (`locks.folder_lock`, DEST/.lock) for the
+whole conversion, so a second command is refused at once, naming the running one, rather than
+writing the same shards.
 
 Speed: worker processes decode, resize and encode images and write the TFRecord files themselves
 (a shard, or a part of one), so no pixels travel between processes; the main process only renames
@@ -14,12 +19,15 @@ TensorFlow is never imported (see `tfrecord`).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -32,6 +40,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import replace_durably, write_json_atomic
 from ..errors import UserError
+from ..locks import LOCK_NAME, folder_lock
 from . import imaging
 from .layout import FORMATS, MANIFEST_NAME, MANIFEST_VERSION, PROGRESS_DIR, STATE_NAME  # noqa: F401
 from .tfrecord import TFRecordFile, encode_example, frame_record
@@ -39,6 +48,13 @@ from .tfrecord import TFRecordFile, encode_example, frame_record
 
 class ConversionError(UserError):
     """A user error (bad path, bad option, nothing to convert): reported, non-zero exit."""
+
+
+class ConversionFailed(ConversionError):
+    """A conversion stopped by a fault of its environment (a full disk), its finished shards kept
+    for the same command to resume from. The command line exits with status 1 (`exit_status`)."""
+
+    exit_status = 1
 
 
 @dataclass(frozen=True)
@@ -205,7 +221,8 @@ def _convert_chunk(task) -> dict:
                     counter.value += position % _PROGRESS_EVERY or _PROGRESS_EVERY
     finally:
         checksums = [file.close() for file in files]
-    return {"paths": paths, "sha256": checksums, "images": images, "sizes": sizes, "skipped": skipped}
+    return {"paths": paths, "sha256": checksums, "bytes": [file.size for file in files], "images": images,
+            "sizes": sizes, "skipped": skipped}
 
 
 def _copy_records(part: str, sizes: list[int], keep: list[bool], out: TFRecordFile) -> None:
@@ -268,10 +285,8 @@ def _is_our_output(name: str) -> bool:
 
 def _prepare_destination(dest: str, state: dict, overwrite: bool) -> bool:
     """Returns True when an unfinished conversion with the same inputs and options is resumed."""
-    if os.path.exists(dest) and not os.path.isdir(dest):
-        raise ConversionError(f"destination {dest!r} exists and is not a folder")
     os.makedirs(dest, exist_ok=True)
-    entries = [name for name in os.listdir(dest) if not name.startswith(".git")]
+    entries = [name for name in os.listdir(dest) if not name.startswith(".git") and name != LOCK_NAME]
     state_path = os.path.join(dest, STATE_NAME)
     if overwrite:
         for name in entries:
@@ -313,7 +328,10 @@ def convert_folder(
     """Convert every image under `src` (folder, recursive, or .zip) and return the manifest.
 
     Bad files are skipped and listed in the manifest's `skipped` with a reason; user errors raise
-    ConversionError. See the module docstring for atomicity and resume.
+    ConversionError; a failed write (a full disk) raises its subclass ConversionFailed, after
+    keeping the finished shards for a rerun to resume from. `dest` is locked while converting:
+    FolderInUseError (a UserError) when another process converts into it. See the module docstring
+    for atomicity and resume.
     """
     options = ConvertOptions(
         resolution=resolution,
@@ -337,9 +355,23 @@ def convert_folder(
     names = [names[i] for i in order]
     listing_hash = hashlib.sha256("\n".join(names).encode()).hexdigest()
     state = {"source": src, "listing_sha256": listing_hash, "options": asdict(options)}
-    resumed = _prepare_destination(dest, state, overwrite)
-    _write_json_atomic(os.path.join(dest, STATE_NAME), state)
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise ConversionError(f"destination {dest!r} exists and is not a folder")
+    with folder_lock(dest, "destination"):
+        resumed = _prepare_destination(dest, state, overwrite)
+        try:
+            return _convert_into(src, dest, names, skipped, options, state, resumed, workers, progress)
+        except OSError as error:
+            # A full disk and the like: the unfinished files go (a rerun deletes them anyway, and
+            # freeing their space now helps); the finished shards and the resume state stay.
+            with contextlib.suppress(OSError):
+                _remove_leftovers(dest)
+            raise ConversionFailed(_write_failure(error, dest, options, len(names))) from error
 
+
+def _convert_into(src, dest, names, skipped, options, state, resumed, workers, progress) -> dict:
+    """The conversion proper, in a locked and prepared `dest`; returns the manifest."""
+    _write_json_atomic(os.path.join(dest, STATE_NAME), state)
     if options.format == "stylegan":
         written, shards, more_skipped = _convert_stylegan(src, dest, names, options, workers, progress)
     else:
@@ -370,6 +402,34 @@ def convert_folder(
     os.remove(os.path.join(dest, STATE_NAME))
     shutil.rmtree(os.path.join(dest, PROGRESS_DIR), ignore_errors=True)
     return manifest
+
+
+def _write_failure(error: OSError, dest: str, options: ConvertOptions, images: int) -> str:
+    """One line for a write that failed mid-conversion: what, in which file, what was kept."""
+    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}.get(error.errno)
+    fix = "free space and rerun" if what else "fix that and rerun"
+    what = what or (error.strerror or str(error)).rstrip(".")
+    where = f"while writing {_output_name(error.filename, dest) if error.filename else 'a file'} in {dest}"
+    if options.format == "stylegan":
+        return (f"{what} {where}: StyleGAN files are written in one pass, so none was kept; {fix} the same command "
+                "to convert again")
+    count = math.ceil(images / options.shard_size)
+    progress_dir = os.path.join(dest, PROGRESS_DIR)
+    done = sum(
+        os.path.exists(os.path.join(progress_dir, f"{index:05d}.json"))
+        and os.path.exists(os.path.join(dest, _shard_name(index, count)))
+        for index in range(count)
+    )
+    return f"{what} {where}: {done} of {count} shards are complete; {fix} the same command to resume"
+
+
+def _output_name(path, dest: str) -> str:
+    """The output a temporary file becomes, relative to `dest`: `shard-00003-of-00020.tfrecords`
+    for its parts, `.progress/00003.json` for that record's temporary file."""
+    name = os.fspath(path)
+    with contextlib.suppress(ValueError):
+        name = os.path.relpath(name, dest)
+    return re.sub(r"(\.part\d+|\.\d+)?\.tmp$", "", name)
 
 
 def _pool_context():
@@ -512,18 +572,19 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
             keeps = [_keep(part, options, seen_hashes, shard_skipped) for part in parts]
             if len(parts) == 1 and all(keeps[0]):  # the worker wrote the shard itself
                 replace_durably(parts[0]["paths"][0], final)
-                checksum = parts[0]["sha256"][0]
+                checksum, size = parts[0]["sha256"][0], parts[0]["bytes"][0]
             else:
                 with TFRecordFile(final + ".tmp") as shard:
                     for part, keep in zip(parts, keeps):
                         _copy_records(part["paths"][0], part["sizes"][0], keep, shard)
-                checksum = shard.close()
+                checksum, size = shard.close(), shard.size
                 replace_durably(shard.path, final)
             hashes = [digest for part, keep in zip(parts, keeps)
                       for (_, digest), kept in zip(part["images"], keep) if kept]
             record = {
                 "file": os.path.basename(final),
                 "num_images": len(hashes),
+                "bytes": size,
                 "sha256": checksum,
                 "hashes": hashes,
                 "skipped": shard_skipped,
@@ -533,15 +594,21 @@ def _convert_sharded(src, dest, names, options, workers, progress, resumed):
             skipped.extend(shard_skipped)
     finally:
         results.close()
-    shards = [
-        {"file": done[i]["file"], "num_images": done[i]["num_images"], "sha256": done[i]["sha256"]}
-        for i in range(count)
-    ]
+    shards = [_shard_entry(dest, done[i]) for i in range(count)]
     empty = [shard for shard in shards if shard["num_images"] == 0]
     for shard in empty:  # every file of a shard was skipped: keep no empty file around
         os.remove(os.path.join(dest, shard["file"]))
     shards = [shard for shard in shards if shard["num_images"] > 0]
     return sum(shard["num_images"] for shard in shards), shards, skipped
+
+
+def _shard_entry(dest: str, record: dict) -> dict:
+    """A manifest's shard entry from a finished shard's progress record (records of earlier
+    versions hold no size: the file's is taken)."""
+    size = record.get("bytes")
+    if size is None:
+        size = os.path.getsize(os.path.join(dest, record["file"]))
+    return {"file": record["file"], "num_images": record["num_images"], "bytes": size, "sha256": record["sha256"]}
 
 
 def _convert_stylegan(src, dest, names, options, workers, progress):
@@ -568,10 +635,11 @@ def _convert_stylegan(src, dest, names, options, workers, progress):
         results.close()
         checksums = [file.close() for file in files]
     shards = []
-    for path, checksum in zip(paths, checksums):
+    for path, checksum, file in zip(paths, checksums, files):
         if written:
             replace_durably(path + ".tmp", path)
-            shards.append({"file": os.path.basename(path), "num_images": written, "sha256": checksum})
+            shards.append({"file": os.path.basename(path), "num_images": written, "bytes": file.size,
+                           "sha256": checksum})
         else:
             os.remove(path + ".tmp")
     return written, shards, skipped

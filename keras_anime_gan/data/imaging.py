@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import warnings
 
 import numpy as np
@@ -148,6 +149,39 @@ def decode_plain_jpeg(data: bytes) -> Image.Image | None:
         return None
 
 
+@contextlib.contextmanager
+def _decode_errors():
+    """Pillow's ways of failing on a file -> ImageSkipped with a reason a person can act on."""
+    try:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageSkipped(
+            f"too many pixels (decompression-bomb guard, limit {Image.MAX_IMAGE_PIXELS}): {error}"
+        ) from None
+    except Image.UnidentifiedImageError:
+        raise ImageSkipped("not an image Pillow can identify (corrupt or not an image file)") from None
+    except FileNotFoundError:
+        raise ImageSkipped("file vanished while converting") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageSkipped(f"cannot decode: {error}") from None
+
+
+def probe_image(path: str) -> tuple[int, int]:
+    """(width, height) of the image file at `path` once it decoded; ImageSkipped says why it does
+    not. Every byte is decoded (a truncated file fails), JPEGs at 1/8 scale, so checking a sample of
+    a folder of photos takes milliseconds a file."""
+    with _decode_errors():
+        if os.path.getsize(path) == 0:
+            raise ImageSkipped("empty file (0 bytes)")
+        with Image.open(path) as image:
+            size = image.size
+            image.draft("RGB", (1, 1))  # JPEG only: decode at the smallest scale libjpeg offers
+            image.load()
+    if size[0] == 0 or size[1] == 0:
+        raise ImageSkipped("image has zero width or height")
+    return size
+
+
 def load_pil_image(
     source,
     resolution: int,
@@ -168,20 +202,10 @@ def load_pil_image(
         stream = io.BytesIO(source)
     else:
         stream = source
-    try:
+    with _decode_errors():
         image = Image.open(stream)
         image.seek(0)  # animated GIF/WebP: the first frame
         image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise ImageSkipped(
-            f"too many pixels (decompression-bomb guard, limit {Image.MAX_IMAGE_PIXELS}): {error}"
-        ) from None
-    except Image.UnidentifiedImageError:
-        raise ImageSkipped("not an image Pillow can identify (corrupt or not an image file)") from None
-    except FileNotFoundError:
-        raise ImageSkipped("file vanished while converting") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise ImageSkipped(f"cannot decode: {error}") from None
     if image.size[0] == 0 or image.size[1] == 0:
         raise ImageSkipped("image has zero width or height")
     try:

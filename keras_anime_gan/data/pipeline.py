@@ -1,83 +1,22 @@
 """`load_dataset`: converted TFRecords, NVIDIA StyleGAN `-rNN` files or a plain image folder ->
-a `tf.data.Dataset` of float32 NHWC batches in [-1, 1]."""
+a `tf.data.Dataset` of float32 NHWC batches in [-1, 1]. What a path holds, and the cheap checks
+made when it is opened, are in `sources` (no TensorFlow)."""
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import re
+import sys
 
 import numpy as np
 import tensorflow as tf
 
-from ..errors import UserError
 from ..sampling import to_uint8  # noqa: F401  (re-exported: keras_anime_gan.data.pipeline.to_uint8)
-from . import imaging, tfrecord
-from .layout import MANIFEST_NAME, STATE_NAME
+from . import sources
+from .sources import DEFAULT_FOLDER_RESOLUTION, DatasetError, describe_source  # noqa: F401  (re-exported)
+from .sources import list_image_files  # noqa: F401  (re-exported)
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
-_STYLEGAN_FILE = re.compile(r"-r(\d\d)\.tfrecords$")
-
-
-class DatasetError(UserError):
-    """The path given to load_dataset cannot be read as a dataset; the message says why."""
-
-
-def describe_source(path: str) -> dict:
-    """What `path` holds: kind ('converted', 'stylegan', 'folder'), resolution and image count when known."""
-    if not os.path.exists(path):
-        raise DatasetError(f"dataset path {path!r} does not exist")
-    if os.path.isdir(path):
-        manifest_path = os.path.join(path, MANIFEST_NAME)
-        if os.path.exists(manifest_path):
-            with open(manifest_path, encoding="utf-8") as file:
-                manifest = json.load(file)
-            if manifest.get("format") != "stylegan":
-                return {"kind": "converted", "manifest": manifest, "resolution": manifest["resolution"],
-                        "num_images": manifest["num_images"]}
-        if os.path.exists(os.path.join(path, STATE_NAME)):
-            raise DatasetError(
-                f"{path!r} holds an unfinished conversion (no {MANIFEST_NAME}); rerun the convert command to finish it"
-            )
-        levels = _stylegan_levels(path)
-        if levels:
-            # Every level file holds every image; the 4x4 one is the quickest to count.
-            try:
-                count = tfrecord.count_records(levels[min(levels)])
-            except ValueError as error:
-                raise DatasetError(str(error)) from None
-            return {"kind": "stylegan", "levels": levels, "resolution": max(levels), "num_images": count}
-        if glob.glob(os.path.join(path, "*.tfrecords")) or glob.glob(os.path.join(path, "*.tfrecord")):
-            raise DatasetError(
-                f"{path!r} holds TFRecords but no {MANIFEST_NAME} and no StyleGAN -rNN files; "
-                "convert the images with `keras-anime-gan convert`"
-            )
-        files = list_image_files(path)
-        if not files:
-            raise DatasetError(f"{path!r} holds no images ({' '.join(imaging.SUPPORTED_EXTENSIONS)}) and no TFRecords")
-        return {"kind": "folder", "files": files, "resolution": None, "num_images": len(files)}
-    if path.endswith(".tfrecords") and _STYLEGAN_FILE.search(path):
-        return describe_source(os.path.dirname(path) or ".")
-    raise DatasetError(f"dataset path {path!r} is a file; give a folder of images or of TFRecords")
-
-
-def _stylegan_levels(directory: str) -> dict[int, str]:
-    levels = {}
-    for file in sorted(glob.glob(os.path.join(directory, "*.tfrecords"))):
-        match = _STYLEGAN_FILE.search(file)
-        if match:
-            levels[2 ** int(match.group(1))] = file
-    return levels
-
-
-def list_image_files(directory: str) -> list[str]:
-    files = []
-    for root, dirs, names in os.walk(directory):
-        dirs.sort()
-        files.extend(os.path.join(root, name) for name in sorted(names) if imaging.has_supported_extension(name))
-    return files
 
 
 def load_dataset(
@@ -91,66 +30,60 @@ def load_dataset(
     seed: int | None = None,
     drop_remainder: bool = True,
     min_size: int | None = None,
+    allow_upscale: bool = False,
 ) -> tf.data.Dataset:
     """Batches of float32 images in [-1, 1], shape (batch, resolution, resolution, 3).
 
     `path` is a converted directory (its `dataset.json`), a folder of NVIDIA StyleGAN `-rNN.tfrecords`
-    (the level equal to `resolution`, else the largest), or a plain image folder (decoded by tf.io;
-    `resolution` then defaults to 64). Images whose resolution differs from `resolution` are resized.
+    (the level equal to `resolution`, else the largest), or a plain image folder (decoded by tf.io).
+    `resolution` defaults to the data's (for a folder: 64, or its largest images if smaller).
+    Images larger than `resolution` are downscaled; a `resolution` above the data's is a
+    DatasetError unless `allow_upscale`. In a folder, images whose shorter side is below
+    `min_size` (default: `resolution`, or none with `allow_upscale`) are skipped, and so are files
+    that do not decode: one warning line at the end of the first pass says how many.
     `flip` mirrors each image left-right with probability 0.5. With `seed` the order and flips repeat.
     """
     if batch_size < 1:
         raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
     source = describe_source(path)
     kind = source["kind"]
-    if kind == "converted":
-        manifest = source["manifest"]
-        files = [os.path.join(path, shard["file"]) for shard in manifest["shards"]]
-        missing = [file for file in files if not os.path.exists(file)]
-        if missing:
-            raise DatasetError(f"{path!r}: shard files listed in {MANIFEST_NAME} are missing: {missing[:3]}")
-        stored = manifest["resolution"]
-        records, count = _records(files, shuffle, seed), manifest["num_images"]
-        decode = _raw_batch_decoder(stored) if manifest["format"] == "raw" else None
-        per_image = _png_decoder(stored) if manifest["format"] == "png" else None
-    elif kind == "stylegan":
-        levels = source["levels"]
-        stored = resolution if resolution in levels else max(levels)
-        files = [levels[stored]]
-        records, count = _records(files, shuffle, seed), source["num_images"]
-        decode, per_image = _stylegan_batch_decoder(stored), None
+    target = resolution or (min(DEFAULT_FOLDER_RESOLUTION, source["resolution"]) if kind == "folder"
+                            else source["resolution"])
+    _check_upscale(path, source, target, allow_upscale)
+    if kind == "folder":
+        if min_size is None and not allow_upscale:
+            min_size = target
+        dataset = _folder_images(path, source["files"], target, min_size, shuffle, seed, repeat)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
-        stored = resolution or 64
-        files = source["files"]
-        count = len(files)
-        records = tf.data.Dataset.from_tensor_slices(files)
+        if kind == "converted":
+            manifest = source["manifest"]
+            files = [os.path.join(path, shard["file"]) for shard in manifest["shards"]]
+            stored, count = manifest["resolution"], manifest["num_images"]
+            decode = _raw_batch_decoder(stored) if manifest["format"] == "raw" else None
+            per_image = _png_decoder(stored) if manifest["format"] == "png" else None
+        else:
+            levels = source["levels"]
+            stored = target if target in levels else max(levels)
+            files, count = [levels[stored]], source["num_images"]
+            _check_level(path, levels[stored], count)
+            decode, per_image = _stylegan_batch_decoder(stored), None
+        dataset = _records(files, shuffle, seed)
         if shuffle:
-            records = records.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        decode, per_image = None, _file_decoder(stored, min_size)
-    target = resolution or stored
-
-    dataset = records
-    if shuffle and kind != "folder":
-        buffer = max(1, min(SHUFFLE_BUFFER, count))
-        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    if per_image is not None:
-        dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE)
-        if kind == "folder":
-            # Corrupt or undecodable files are dropped with a logged warning, never stopping training.
-            dataset = dataset.ignore_errors(log_warning=True)
-            dataset = dataset.filter(lambda image: tf.size(image) > 0)
-            dataset = dataset.map(lambda image: tf.ensure_shape(image, [stored, stored, 3]))
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    else:
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
-    if not repeat and kind != "folder":
-        # A known length: with an unknown one, Keras 3.15's fit performs one extra optimizer update
-        # (without a batch) at the end of every epoch.
-        batches = count // batch_size if drop_remainder else -(-count // batch_size)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+            dataset = dataset.shuffle(max(1, min(SHUFFLE_BUFFER, count)), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        if per_image is not None:
+            dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE)
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        else:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+            dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
+        if not repeat:
+            # A known length: with an unknown one, Keras 3.15's fit performs one extra optimizer update
+            # (without a batch) at the end of every epoch.
+            batches = count // batch_size if drop_remainder else -(-count // batch_size)
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds))
     dataset = dataset.map(
@@ -164,6 +97,78 @@ def load_dataset(
     options.deterministic = seed is not None or not shuffle
     dataset = dataset.with_options(options)
     return dataset.prefetch(AUTOTUNE)
+
+
+def _check_upscale(path: str, source: dict, target: int, allow_upscale: bool) -> None:
+    """DatasetError when `target` is above the data's resolution and upscaling was not asked for."""
+    stored = source["resolution"]
+    if target <= stored or allow_upscale:
+        return
+    if source["kind"] == "folder":
+        what = f"{path}: its largest images are {stored} px (shorter side, of the {source['checked']} files checked)"
+    else:
+        what = f"{path} holds {stored} px images"
+    raise DatasetError(f"{what} and {target} px were asked for, which would upscale them (blurred training "
+                       f"images); train at --resolution {stored}, reconvert from larger images, or allow upscaling "
+                       "(--allow-upscale)")
+
+
+def _check_level(path: str, file: str, count: int) -> None:
+    """The StyleGAN level file to read holds as many records as the folder has images (a framing
+    walk: cheap); DatasetError if it is truncated."""
+    found = sources.count_level(file, path)
+    if found != count:
+        raise DatasetError(f"{file} holds {found} records and the folder {count} images (a damaged or partly "
+                           f"copied level file); {sources.verify_hint(path)}")
+
+
+def _folder_images(path, files, resolution, min_size, shuffle, seed, repeat):
+    """The decoded images of a folder, one pass, or endless with `repeat`. Files that do not decode
+    (tf.io raises: `ignore_errors` drops them) and images smaller than `min_size` are skipped; at
+    the end of the first pass one warning line says how many. A pass that yields no image stops
+    with an error naming the folder, never an endless search for one."""
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        names = names.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    images = names.map(_file_decoder(resolution, min_size), num_parallel_calls=AUTOTUNE).ignore_errors()
+    # (image, kind): kind 0 an image, 1 too small (decoded as an empty image), 2 the end of a pass.
+    marked = images.map(lambda image: (image, tf.cast(tf.size(image) == 0, tf.int32)))
+    end_of_pass = tf.data.Dataset.from_tensors((tf.zeros([0, 0, 3], tf.uint8), tf.constant(2)))
+    stream = marked.concatenate(end_of_pass)
+    if repeat:
+        stream = stream.repeat()
+    stream = stream.scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64), tf.constant(False)),
+                         _pass_counter(path, len(files), min_size))
+    stream = stream.filter(lambda image, kind: tf.equal(kind, 0))
+    return stream.map(lambda image, kind: tf.ensure_shape(image, [resolution, resolution, 3]))
+
+
+def _pass_counter(path, total, min_size):
+    """The scan function of `_folder_images`: counts each pass's images and too-small ones; at a
+    pass's end, reports the skipped files once and fails a pass without images."""
+    no_image = (f"{path}: no image in a whole pass over its {total} files (none decodes"
+                + (f" at {min_size} px or more" if min_size else "") + f"); {sources.verify_hint(path)}")
+
+    def report(kept, small):
+        pieces = ["warning: ", tf.strings.as_string(total - kept), f" of {total} files in {path} were skipped: ",
+                  tf.strings.as_string(total - kept - small), " undecodable"]
+        if min_size:
+            pieces += [", ", tf.strings.as_string(small), f" smaller than {min_size} px (not upscaled)"]
+        pieces.append(f"; `keras-anime-gan verify {path}` lists the undecodable ones")
+        tf.print(tf.strings.join(pieces), output_stream=sys.stderr)
+        return tf.constant(True)
+
+    def count(state, element):
+        kept, small, reported = state
+        image, kind = element
+        if kind == 2:
+            tf.debugging.Assert(kept > 0, [no_image])
+            if kept < total and not reported:
+                reported = report(kept, small)
+            return (tf.constant(0, tf.int64), tf.constant(0, tf.int64), reported), element
+        return (kept + tf.cast(kind == 0, tf.int64), small + tf.cast(kind == 1, tf.int64), reported), element
+
+    return count
 
 
 def _records(files, shuffle, seed):
@@ -215,7 +220,7 @@ def _stylegan_batch_decoder(resolution):
 def _file_decoder(resolution, min_size):
     """tf.io decoding with the converter's conversions: alpha composited on white, grey -> RGB,
     16-bit scaled down, centre crop to a square, antialiased resize. Images below min_size become
-    empty and are filtered out (never silently upscaled when min_size is given)."""
+    empty (skipped by the caller, never upscaled). A file that does not decode raises."""
 
     def decode(path):
         data = tf.io.read_file(path)
@@ -259,10 +264,12 @@ def steps_per_epoch(path: str, batch_size: int) -> int:
     return describe_source(path)["num_images"] // batch_size
 
 
-def load_real_images(path: str, count: int, resolution: int, seed: int = 0) -> np.ndarray:
+def load_real_images(path: str, count: int, resolution: int, seed: int = 0, allow_upscale: bool = False) -> np.ndarray:
     """Up to `count` real images from any dataset path as uint8 (N, resolution, resolution, 3):
-    the fixed reference set for metrics and nearest-neighbour checks (no flips)."""
-    dataset = load_dataset(path, 256, resolution=resolution, flip=False, shuffle=True, seed=seed, drop_remainder=False)
+    the fixed reference set for metrics and nearest-neighbour checks (no flips). A `resolution`
+    above the data's is a DatasetError unless `allow_upscale` (see `load_dataset`)."""
+    dataset = load_dataset(path, 256, resolution=resolution, flip=False, shuffle=True, seed=seed, drop_remainder=False,
+                           allow_upscale=allow_upscale)
     images, total = [], 0
     for batch in dataset:
         images.append(to_uint8(batch.numpy()))

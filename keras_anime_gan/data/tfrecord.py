@@ -11,6 +11,7 @@ the data, both CRCs masked). The CRC comes from `google-crc32c`. Tests check eve
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -106,37 +107,87 @@ def count_records(path: str) -> int:
             header = file.read(_LENGTH.size)
             if len(header) < _LENGTH.size:
                 raise ValueError(f"{path} is truncated (a partial record at its end)")
-            file.seek(_CRC_BYTES + _LENGTH.unpack(header)[0] + _CRC_BYTES, os.SEEK_CUR)
+            if file.seek(_CRC_BYTES + _LENGTH.unpack(header)[0] + _CRC_BYTES, os.SEEK_CUR) > size:
+                raise ValueError(f"{path} is truncated (a partial record at its end)")
             count += 1
     return count
 
 
+@contextlib.contextmanager
+def naming(path: str):
+    """Re-raise an OSError that names no file (a write on a full disk does not) as one naming `path`,
+    so the converter can say which file it was writing."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), path) from error
+        raise
+
+
+def check_records(path: str, on_read=None) -> tuple[int, str]:
+    """Walk every record of a TFRecord file checking what TensorFlow's reader checks (the framing
+    and both CRC-32Cs) and return (records, SHA-256 of the file). ValueError naming the first
+    damaged record and the byte where it starts. `on_read(bytes)` is called as the file is read (a progress bar)."""
+    count, offset, sha256 = 0, 0, hashlib.sha256()
+    with open(path, "rb") as file:
+        while header := file.read(_LENGTH.size + _CRC_BYTES):
+            sha256.update(header)
+            if len(header) < _LENGTH.size + _CRC_BYTES:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is truncated: the file ends inside its header")
+            length_bytes = header[: _LENGTH.size]
+            if _masked_crc(length_bytes) != header[_LENGTH.size :]:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is corrupt: its length fails its CRC")
+            length = _LENGTH.unpack(length_bytes)[0]
+            body = file.read(length + _CRC_BYTES)
+            sha256.update(body)
+            if len(body) < length + _CRC_BYTES:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is truncated: the file ends inside it")
+            if _masked_crc(body[:length]) != body[length:]:
+                raise ValueError(f"record {count + 1} (at byte {offset}) is corrupt: its data fails its CRC")
+            count += 1
+            offset += len(header) + len(body)
+            if on_read is not None:
+                on_read(len(header) + len(body))
+    return count, sha256.hexdigest()
+
+
 class TFRecordFile:
-    """Appends framed records to a file and keeps the SHA-256 of everything written, so a finished
-    shard's checksum needs no second read. `durable`: close() waits until the data is on disk (for
-    files renamed into place; not needed for scratch parts)."""
+    """Appends framed records to a file and keeps the SHA-256 and size of everything written, so a
+    finished shard's checksum needs no second read. `durable`: close() waits until the data is on
+    disk (for files renamed into place; not needed for scratch parts). An OSError (a full disk)
+    names the file."""
 
     def __init__(self, path: str, durable: bool = True):
         self.path = path
         self.durable = durable
-        self._file = open(path, "wb")
+        self.size = 0
+        with naming(path):
+            self._file = open(path, "wb")
         self._sha256 = hashlib.sha256()
 
     def write_framed(self, framed: bytes) -> None:
         """Bytes already framed: one or more whole records."""
-        self._file.write(framed)
+        with naming(self.path):
+            self._file.write(framed)
         self._sha256.update(framed)
+        self.size += len(framed)
 
     def write(self, data: bytes) -> None:
         self.write_framed(frame_record(data))
 
     def close(self) -> str:
-        """Flush to disk and return the file's SHA-256 (hex)."""
+        """Flush to disk and return the file's SHA-256 (hex). The file is closed even when flushing
+        fails (a full disk), and the error raised."""
         if not self._file.closed:
-            self._file.flush()
-            if self.durable:
-                os.fsync(self._file.fileno())
-            self._file.close()
+            with naming(self.path):
+                try:
+                    self._file.flush()
+                    if self.durable:
+                        os.fsync(self._file.fileno())
+                finally:
+                    with contextlib.suppress(OSError):  # its flush fails again: the first error is the one to report
+                        self._file.close()
         return self._sha256.hexdigest()
 
     def __enter__(self):

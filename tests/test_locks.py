@@ -1,0 +1,81 @@
+"""locks.folder_lock between real processes: refused with the holder's PID, released by kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from keras_anime_gan.locks import LOCK_NAME, FolderInUseError, folder_lock
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="folders are not locked on Windows")
+
+HOLDER = """
+import os, sys, time
+from keras_anime_gan.locks import folder_lock
+with folder_lock(sys.argv[1], "run folder"):
+    if sys.argv[2] == "fork":  # a forked worker, as the converter's pool makes them
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(child, flush=True)
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def start_holder(folder, fork=False):
+    """A process holding `folder`'s lock (and its forked child's PID, or None) once it said so."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "fork" if fork else "-"], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    child = int(process.stdout.readline()) if fork else None
+    assert process.stdout.readline().strip() == "locked"
+    return process, child
+
+
+def kill(process):
+    process.kill()
+    process.wait()
+
+
+def test_a_second_process_is_refused_with_the_holders_pid_and_kill_9_releases_it(tmp_path):
+    folder = tmp_path / "run"
+    holder, _ = start_holder(folder)
+    try:
+        started = time.time()
+        with pytest.raises(FolderInUseError) as refused:
+            with folder_lock(str(folder), "run folder"):
+                pass
+        assert time.time() - started < 2  # refused at once, not after waiting
+        message = str(refused.value)
+        assert f"run folder {folder} is in use by process {holder.pid} (" in message, message
+        assert "-c " in message and "choose another run folder" in message and "\n" not in message
+    finally:
+        kill(holder)
+    assert (folder / LOCK_NAME).exists()  # a kill leaves the file ...
+    with folder_lock(str(folder), "run folder"):  # ... but never a stale lock
+        assert str(os.getpid()) in (folder / LOCK_NAME).read_text()
+    assert not (folder / LOCK_NAME).exists()  # a clean release removes it
+
+
+def test_a_forked_child_does_not_keep_the_lock_after_its_parent_is_killed(tmp_path):
+    folder = tmp_path / "dest"
+    holder, child = start_holder(folder, fork=True)
+    try:
+        with pytest.raises(FolderInUseError, match=f"process {holder.pid} "):
+            with folder_lock(str(folder), "destination"):
+                pass
+        kill(holder)
+        os.kill(child, 0)  # the child lives on (its parent's death does not end it) ...
+        with folder_lock(str(folder), "destination"):  # ... and holds no lock
+            pass
+    finally:
+        kill(holder)
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
