@@ -92,6 +92,33 @@ def _run_convert(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- verify
+
+
+def _add_verify(sub):
+    parser = _command(sub, "verify", "check every file of a dataset: shard sizes and SHA-256 against dataset.json, "
+                                     "TFRecord CRCs of StyleGAN files, images that decode", [
+        "keras-anime-gan verify tfrecords",
+        "keras-anime-gan verify sg_data --quiet",
+    ], description="Read every file of a dataset once and name the damaged ones. Exit status 0: intact; 1: damaged "
+                   "(each file on stderr with its reason); 2: not a dataset.")
+    parser.add_argument("data", help="converted TFRecord folder, NVIDIA StyleGAN -rNN folder or image folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_verify)
+
+
+def _run_verify(args) -> int:
+    from .data.verify import verify_dataset
+
+    report = verify_dataset(args.data, progress=not args.quiet)
+    for entry in report["bad"]:
+        print(f"damaged: {entry['file']}: {entry['reason']}", file=sys.stderr)
+    print(json.dumps({"data": args.data, "kind": report["kind"], "ok": report["ok"],
+                      "files_checked": report["files_checked"], "bytes_checked": report["bytes_checked"],
+                      "num_images": report["num_images"], "damaged": [entry["file"] for entry in report["bad"]]}))
+    return 0 if report["ok"] else 1
+
+
 # ----------------------------------------------------------------------------- train
 
 
@@ -308,6 +335,8 @@ def _add_evaluate(sub):
     parser.add_argument("--extractor", default=None, help="a .keras model to use instead of InceptionV3 for kid/fid")
     parser.add_argument("--seed", type=int, default=0, help="picks the real images and the generated latents "
                                                              "(default 0)")
+    parser.add_argument("--allow-upscale", action="store_true",
+                        help="compare with real images smaller than the generator's output, upscaled (refused otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_evaluate)
 
@@ -317,7 +346,8 @@ def _run_evaluate(args) -> int:
 
     record = evaluate(args.source, args.real, [name.strip() for name in args.metrics.split(",") if name.strip()],
                       num_images=args.num_images, inception_weights=args.inception_weights,
-                      extractor=args.extractor, seed=args.seed, progress=not args.quiet)
+                      extractor=args.extractor, seed=args.seed, progress=not args.quiet,
+                      allow_upscale=args.allow_upscale)
     print(json.dumps(record))
     return 0
 
@@ -482,7 +512,8 @@ def _run_explore(args) -> int:
         from .data.pipeline import load_real_images
         from .sampling import image_size
 
-        real = load_real_images(args.real, args.num_real, image_size(generator))
+        # A visual look-up: smaller real faces are shown upscaled rather than refused.
+        real = load_real_images(args.real, args.num_real, image_size(generator), allow_upscale=True)
         explore.neighbours(generator, real, args.out, seed=args.seed)
     print(json.dumps({"written": written}))
     return 0
@@ -491,7 +522,7 @@ def _run_explore(args) -> int:
 # ----------------------------------------------------------------------------- main
 
 
-_EXTENSIONS: list = [_add_train, _add_export, _add_evaluate, _add_generate, _add_explore]
+_EXTENSIONS: list = [_add_verify, _add_train, _add_export, _add_evaluate, _add_generate, _add_explore]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from .errors import UserError
 
 
 def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=None, extractor=None, seed=0,
-             jsonl_path=None, progress=False) -> dict:
+             jsonl_path=None, progress=False, allow_upscale=False) -> dict:
     """Score a generator against real images, as `keras-anime-gan evaluate` does.
 
     Args:
@@ -24,6 +24,8 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
         jsonl_path: where the record is appended; default `metrics.jsonl` beside the generator
             (None for a model object: not written).
         progress: progress bars for the generation and the feature extraction.
+        allow_upscale: compare with real images smaller than the generator's, upscaled (refused
+            otherwise: upscaled real images are blurred, and the metrics would reward blur).
 
     Returns:
         The record: {"metrics": ["swd1k", ...], "num_images", "results": {...}, "generator", "real",
@@ -54,7 +56,7 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
         features = inception_extractor(inception_weights)  # before any work: a missing file is a clear error
     if features is not None:
         features.progress = progress
-    real_images = load_real_images(real, num_images, resolution, seed)
+    real_images = load_real_images(real, num_images, resolution, seed, allow_upscale=allow_upscale)
     fake = render(generator, latents_for_seed(len(real_images), latent_width(generator), seed), progress=progress)
     results = compute_metrics(real_images, fake, metrics, features, inception_weights)
     described = source if isinstance(source, str) else getattr(source, "name", "generator")

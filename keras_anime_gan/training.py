@@ -160,7 +160,7 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
         count = len(images)
     else:
         dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
-                               shuffle=True, repeat=True, seed=epoch_seed)
+                               shuffle=True, repeat=True, seed=epoch_seed, allow_upscale=config.allow_upscale)
         count = describe_source(config.data)["num_images"]
     steps = config.steps_per_epoch or count // (global_batch * batches_per_step)
     if steps < 1:
@@ -208,24 +208,32 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     and `reason` say why). Each names `checkpoint` / `checkpoint_epoch`, the checkpoint a new run
     resumes from, and `generator`, what generator.keras was written from: the final weights, the
     weights at the interrupt, or for a failed run the last good checkpoint's (never non-finite
-    weights). A fault of the environment (OSError) raises `RunFailed` after status.json says so."""
-    initial_epoch, checkpoint = prepare_run_folder(config, resume)
+    weights). A fault of the environment (OSError, a damaged data shard) raises `RunFailed` after
+    status.json says so."""
+    import tensorflow as tf
 
+    initial_epoch, checkpoint = prepare_run_folder(config, resume)
     strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
     out = writer_folder(config)
     os.makedirs(out, exist_ok=True)
     status_path = os.path.join(out, "status.json")
     try:
         return _run(config, strategy, out, initial_epoch, checkpoint, callbacks)
-    except OSError as error:
+    except (OSError, tf.errors.DataLossError) as error:
         from .checkpoints import latest_checkpoint
 
         found = latest_checkpoint(os.path.join(out, "checkpoints"))
         kept = (f"the last good checkpoint is {os.path.basename(found[0])}, which running the command again resumes "
                 "from" if found else "no checkpoint was written yet")
-        reason = f"{describe_os_error(error)}; {kept}"
+        if isinstance(error, OSError):
+            reason = f"{describe_os_error(error)}; {kept}"
+        else:  # a damaged shard: TensorFlow's message names no file, explain_data_loss finds it
+            from .data import explain_data_loss
+
+            reason = f"{explain_data_loss(config.data, error)}; {kept}"
         try:
-            _write_json(status_path, {"state": "failed", "failure": "os_error", "reason": reason,
+            failure = "os_error" if isinstance(error, OSError) else "data_loss"
+            _write_json(status_path, {"state": "failed", "failure": failure, "reason": reason,
                                       "checkpoint": found and os.path.basename(found[0]),
                                       "checkpoint_epoch": found and found[1]})
         except OSError:
@@ -384,7 +392,8 @@ def _metric_callbacks(config: TrainConfig, out: str) -> list:
     if config.data is None:
         real = synthetic_faces(2 * count, config.resolution, seed=config.seed + 1)  # faces the run never sees
     else:
-        real = load_real_images(config.data, 2 * count, config.resolution, seed=config.seed)
+        real = load_real_images(config.data, 2 * count, config.resolution, seed=config.seed,
+                                allow_upscale=config.allow_upscale)
     reference, floor = real[:count], real[count:]
     if len(floor) < len(reference):
         print(f"note: {len(real)} real images are too few for a noise floor at {len(reference)} metric images "

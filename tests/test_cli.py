@@ -5,7 +5,9 @@ import os
 
 import pytest
 
+from conftest import run_cli
 from keras_anime_gan import cli
+from keras_anime_gan.data import convert_folder
 from keras_anime_gan.errors import UserError
 
 TINY = ["--resolution", "32", "--batch-size", "8", "--synthetic-images", "16", "--metric-images", "8",
@@ -103,3 +105,21 @@ def test_commands_other_than_train_do_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_cli_verify_exit_statuses(faces_dir, tmp_path):
+    data = tmp_path / "data"
+    convert_folder(str(faces_dir), str(data), 32, shard_size=16, progress=False)
+    good = run_cli("verify", data, "--quiet")
+    assert json.loads(good.stdout) == {"data": str(data), "kind": "converted", "ok": True, "files_checked": 3,
+                                       "bytes_checked": json.loads(good.stdout)["bytes_checked"], "num_images": 40,
+                                       "damaged": []}
+    shard = data / "shard-00001-of-00003.tfrecords"
+    raw = bytearray(shard.read_bytes())
+    raw[5000] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    bad = run_cli("verify", data, "--quiet", check=False)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["damaged"] == [shard.name]
+    assert bad.stderr.startswith(f"damaged: {shard.name}: SHA-256 differs from dataset.json: record 2")
+    missing = run_cli("verify", tmp_path / "nope", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

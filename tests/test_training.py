@@ -16,7 +16,7 @@ from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan
 from keras_anime_gan.checkpoints import latest_checkpoint
 from keras_anime_gan.data import convert_folder
-from keras_anime_gan.errors import UserError
+from keras_anime_gan.errors import RunFailed, UserError
 from keras_anime_gan.config import TrainConfig
 from keras_anime_gan.training import train
 
@@ -489,3 +489,28 @@ def test_a_run_folder_without_a_checkpoint_is_never_restarted_silently(tmp_path,
     capsys.readouterr()
     assert prepare_run_folder(run_folder("fresh"), resume=False) == (0, None)
     assert "stopped before its first checkpoint" in capsys.readouterr().out
+
+
+def test_a_damaged_shard_fails_the_run_with_one_line_naming_it(faces_dir, tmp_path):
+    data = tmp_path / "data"
+    convert_folder(str(faces_dir), str(data), 32, shard_size=16, progress=False)
+    shard = data / "shard-00001-of-00003.tfrecords"
+    raw = bytearray(shard.read_bytes())
+    raw[5000] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(RunFailed) as failed:
+        train(tiny_config(tmp_path / "run", data=str(data), epochs=2, steps_per_epoch=10, metrics="none"))
+    assert str(failed.value).startswith(f"{data} is damaged ({shard.name}: SHA-256 differs from dataset.json")
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "failed" and status["failure"] == "data_loss"
+
+
+def test_upscaling_refused_unless_allowed(faces_dir, tmp_path):
+    data = tmp_path / "data"
+    convert_folder(str(faces_dir), str(data), 16, progress=False)
+    result = run_cli("train", "--data", data, "--resolution", "32", "--batch-size", "8", "--epochs", "1",
+                     "--steps-per-epoch", "1", "--width", "8", "--latent-dim", "16", "--metrics", "none", "--no-jit",
+                     "--quiet", "--out", tmp_path / "run", check=False)
+    assert result.returncode == 2 and "holds 16 px images" in result.stderr, result.stderr[-1500:]
+    assert train(tiny_config(tmp_path / "run2", data=str(data), epochs=1, steps_per_epoch=1, metrics="none",
+                             allow_upscale=True))["state"] == "complete"
