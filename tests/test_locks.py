@@ -20,6 +20,7 @@ with folder_lock(sys.argv[1], "run folder"):
     if sys.argv[2] == "fork":  # a forked worker, as the converter's pool makes them
         child = os.fork()
         if child == 0:
+            print("child", flush=True)  # running Python again: the fork hook has closed its copy
             time.sleep(60)
             os._exit(0)
         print(child, flush=True)
@@ -32,8 +33,9 @@ def start_holder(folder, fork=False):
     """A process holding `folder`'s lock (and its forked child's PID, or None) once it said so."""
     process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "fork" if fork else "-"], cwd=ROOT,
                                stdout=subprocess.PIPE, text=True)
-    child = int(process.stdout.readline()) if fork else None
-    assert process.stdout.readline().strip() == "locked"
+    lines = [process.stdout.readline().strip() for _ in range(3 if fork else 1)]  # the child's line comes any time
+    assert "locked" in lines and (not fork or "child" in lines), lines
+    child = next(int(line) for line in lines if line.isdigit()) if fork else None
     return process, child
 
 
