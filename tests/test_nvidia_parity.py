@@ -213,6 +213,9 @@ REFUSALS = [
     ("D", lambda k: k.update(block_kwargs={"freeze_layers": 2}), r"freeze_layers=2 is not supported"),
     ("D", lambda k: k.update(conv_clamp=256), r"differ in conv_clamp \(G None, D 256.0\)"),
     ("G", lambda k: k.update(img_resolution=48), r"img_resolution=48 is not supported"),
+    ("G", lambda k: k["synthesis_kwargs"].update(num_fp16_res=-1), r"num_fp16_res=-1 is not supported"),
+    ("G", lambda k: k["mapping_kwargs"].update(lr_multiplier=0), r"lr_multiplier=0 is not supported"),
+    ("G", lambda k: k.update(z_dim=None), r"z_dim=None is not supported"),
 ]
 
 

@@ -163,10 +163,16 @@ def nvidia_generator_config(init_kwargs: dict, init_args=()) -> dict:
     if not isinstance(mapping["num_layers"], int) or mapping["num_layers"] < 1:
         raise UnsupportedNetworkError(f"{what}'s mapping num_layers={mapping['num_layers']!r} is not supported "
                                       f"(supported: 1 or more)")
-    if mapping["w_avg_beta"] is None:
-        raise UnsupportedNetworkError(f"{what}'s mapping w_avg_beta=None (no tracked w_avg) is not supported "
-                                      f"(supported: a number)")
+    beta = mapping["w_avg_beta"]
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
+        raise UnsupportedNetworkError(f"{what}'s mapping w_avg_beta={beta!r} is not supported (supported: a number "
+                                      f"in [0, 1]; None, no tracked w_avg, is not)")
+    if isinstance(mapping["lr_multiplier"], bool) or not isinstance(mapping["lr_multiplier"], (int, float)) \
+            or mapping["lr_multiplier"] <= 0:
+        raise UnsupportedNetworkError(f"{what}'s mapping lr_multiplier={mapping['lr_multiplier']!r} is not supported "
+                                      f"(supported: a positive number)")
     _check_clamp(what, synthesis["conv_clamp"])
+    _check_fp16_res(what, synthesis["num_fp16_res"])
     return config
 
 
@@ -199,7 +205,13 @@ def nvidia_discriminator_config(init_kwargs: dict, init_args=()) -> dict:
         raise UnsupportedNetworkError(f"{what} mbstd_num_channels={channels!r} is not supported (supported: 1 or "
                                       f"more)")
     _check_clamp(what, config["conv_clamp"])
+    _check_fp16_res(what, config["num_fp16_res"])
     return config
+
+
+def _check_fp16_res(what, count):
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise UnsupportedNetworkError(f"{what} num_fp16_res={count!r} is not supported (supported: 0 or more)")
 
 
 def _check_clamp(what, clamp):
