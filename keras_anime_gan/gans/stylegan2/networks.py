@@ -564,6 +564,7 @@ _SPECS = {
                  gamma=None, ema_kimg=None, ema_rampup=0.05, mapping_layers=2, z_dim=64, w_dim=64),
 }
 
+
 def _spec(name, resolution):
     """The preset's table row at `resolution` (a ValueError for an unknown name or a bad resolution)."""
     if name not in _SPECS:
@@ -581,7 +582,7 @@ def preset_batch_size(name="auto", resolution=64):
 
 
 def preset_learning_rate(name="auto", resolution=64):
-    """The preset's Adam learning rate: 0.0025 (stylegan2, and auto at 1024 px and above: 0.002)."""
+    """The preset's Adam learning rate: 0.0025, but 0.002 for stylegan2 and for auto at 1024 px and above."""
     return _spec(name, resolution)["learning_rate"] or (0.002 if resolution >= 1024 else 0.0025)
 
 
