@@ -355,3 +355,38 @@ def test_presets_and_overrides_follow_nvidias_rules():
     config = TrainConfig(model="stylegan2-ada", resolution=64, batch_size=8)
     config.validate()
     assert config.batch_size == 8
+
+
+def test_resolve_options_fills_the_preset_once(monkeypatch):
+    from keras_anime_gan.gans.registry import model_options
+    from keras_anime_gan.gans.stylegan2 import model as M
+
+    cls = M.StyleGAN2ADA
+    auto = cls.resolve_options(64, model_options("stylegan2-ada", {}))
+    assert (auto.z_dim, auto.w_dim, auto.mapping_layers, auto.channel_base, auto.channel_max) == (512, 512, 2, 16384,
+                                                                                                  512)
+    assert (auto.mbstd_group, auto.mbstd_channels, auto.conv_clamp, auto.reduced_precision_res) == (4, 1, 256.0, 4)
+    assert (auto.mapping_lr, auto.w_avg_beta, auto.ema_rampup) == (0.01, 0.995, 0.05)
+    assert auto.r1_gamma is None and auto.ema_kimg is None  # NVIDIA's formulas of the run's batch
+    paper = cls.resolve_options(256, model_options("stylegan2-ada", {"preset": "paper256", "conv_clamp": 0}))
+    assert (paper.r1_gamma, paper.ema_kimg, paper.ema_rampup, paper.mbstd_group, paper.mapping_layers) == (
+        1.0, 20.0, 0.0, 8, 8)
+    assert paper.conv_clamp == 0.0 and M.generator_kwargs(256, paper)["conv_clamp"] is None  # 0: no clamp
+
+    # Resolved options are final: building, the batch and the model read them, not the preset.
+    def no_preset(*args, **kwargs):
+        raise AssertionError("the preset was read again")
+
+    monkeypatch.setattr(M, "preset", no_preset)
+    tiny = dict(preset="tiny", channel_max=8, z_dim=8, w_dim=8, conv_clamp=0, mbstd_channels=2, mapping_lr=0.1,
+                w_avg_beta=0.9, reduced_precision_res=1, mbstd_group=2, mapping_layers=3, channel_base=1024,
+                ema_rampup=0.0)
+    options = model_options("stylegan2-ada", tiny)
+    assert cls.resolve_options(8, options) is options
+    assert cls.default_batch_size(8, options) == 16
+    gan = cls.from_options(8, options, seed=0)
+    g, d = gan.generator, gan.discriminator
+    assert gan.resolution == 8 and g.conv_clamp is None and d.conv_clamp is None
+    assert (d.mbstd_channels, d.mbstd_group_size, g.mapping_lr_multiplier, g.w_avg_beta, g.mapping_layers) == (
+        2, 2, 0.1, 0.9, 3)
+    assert g.num_reduced_precision_res == d.num_reduced_precision_res == 1

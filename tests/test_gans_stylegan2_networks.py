@@ -226,3 +226,26 @@ def test_train_step_pieces_compile_with_xla():
     loss, grads = step(tf.constant(RNG.normal(size=(4, 64)).astype(np.float32)))
     assert np.isfinite(loss.numpy()) and all(g is not None for g in grads)
     assert np.abs(generator.w_avg.numpy()).sum() > 0
+
+
+def test_const_noise_comes_from_the_saved_per_layer_buffers(tmp_path):
+    """noise_mode "const" adds each layer's own noise_const buffer (NVIDIA's, per resolution), which
+    generator.keras saves and loads with the weights."""
+    generator = tiny_generator(8, seed=1)
+    layers = [layer for block in generator.synthesis_network.blocks for layer in (block.conv0, block.conv1) if layer]
+    assert [tuple(layer.noise_const.shape) for layer in layers] == [(4, 4), (8, 8), (8, 8)]
+    assert not any(layer.noise_const.trainable for layer in layers)
+    for index, layer in enumerate(layers):
+        layer.noise_strength.assign(0.5 + index)
+        layer.noise_const.assign(RNG.normal(size=layer.noise_const.shape).astype(np.float32))
+    ws = tf.constant(RNG.normal(size=(2, generator.num_ws, 64)).astype(np.float32))
+    const = generator.synthesis(ws, noise_mode="const").numpy()
+    assert np.abs(const - generator.synthesis(ws, noise_mode="none").numpy()).max() > 1e-2  # the noise is used
+    generator.save(tmp_path / "g.keras")
+    loaded = keras.models.load_model(tmp_path / "g.keras")
+    loaded_layers = [layer for block in loaded.synthesis_network.blocks for layer in (block.conv0, block.conv1) if layer]
+    for layer, original in zip(loaded_layers, layers):
+        np.testing.assert_array_equal(layer.noise_const.numpy(), original.noise_const.numpy())
+    np.testing.assert_array_equal(loaded.synthesis(ws, noise_mode="const").numpy(), const)
+    layers[-1].noise_const.assign(np.zeros((8, 8), np.float32))  # the buffer, not a fresh draw
+    assert np.abs(generator.synthesis(ws, noise_mode="const").numpy() - const).max() > 1e-3

@@ -1,7 +1,8 @@
-"""StyleGAN2-ADA parts: layers, networks and presets, ADA augmentation, regularizers.
+"""StyleGAN2-ADA: layers, networks and presets, ADA augmentation, regularizers, and the model.
 
-The training model (losses, lazy regularisation, EMA, the ADA schedule) lives elsewhere; this
-package only holds the pieces it is built from.
+The training model, `StyleGAN2ADA` (losses, lazy regularisation, EMA, the ADA schedule, its options
+and their presets), is in `model.py`, registered as "stylegan2-ada" (`create_gan`). NVIDIA's network
+pickles map onto these networks in `keras_anime_gan.nvidia.weights`.
 """
 
 from .augment import (AUGMENTATIONS, PIPELINES, AdaptiveAugment, ada_p_update, apply_color_matrix,

@@ -260,7 +260,8 @@ def modulated_conv2d(x, kernel, styles, demodulate=True, up=1, taps=None, epsilo
     demodulation w'[b] divided by sqrt(sum_{k, i} w'[b, k, i, o]^2 + epsilon) per output channel o.
 
     Args:
-        x: (B, H, W, Cin); kernel: (k, k, Cin, Cout), already scaled; styles: (B, Cin).
+        x: (B, H, W, Cin); kernel: (k, k, Cin, Cout), as the layer uses it (NVIDIA demodulates its
+            stored, unscaled N(0, 1) weights: a scale cancels, except next to epsilon); styles: (B, Cin).
         demodulate: normalise each sample's output channels (the conv layers; not toRGB).
         up: 1 or 2 (see `conv2d_resample`).
     Returns:
@@ -399,9 +400,11 @@ class EqualizedConv2D(keras.layers.Layer):
 class ModulatedConv2D(keras.layers.Layer):
     """Style-modulated k x k convolution: (x (B, H, W, Cin), w (B, w_dim)) -> (B, H*up, W*up, filters).
 
-    styles = affine(w) (equalized dense, bias initialised to 1); the kernel is scaled by
-    1/sqrt(Cin * k * k) (equalized lr; demodulation makes the scale irrelevant except next to the
-    epsilon, and it is what makes toRGB's undemodulated output unit-scaled).
+    styles = affine(w) (equalized dense, bias initialised to 1). As in NVIDIA's SynthesisLayer, a
+    demodulated convolution uses its stored kernel unscaled: demodulation cancels any scale, except
+    next to its epsilon (1e-8), which is therefore relative to the unscaled kernel, as NVIDIA's. Without
+    demodulation (toRGB) the styles are scaled by 1/sqrt(Cin * k * k), as NVIDIA's ToRGBLayer does,
+    which keeps the output unit-scaled (equalized lr).
     """
 
     def __init__(self,
@@ -437,8 +440,10 @@ class ModulatedConv2D(keras.layers.Layer):
 
     def call(self, x, w):
         x = tf.cast(x, self.compute_dtype)
-        kernel = tf.cast(self.kernel, x.dtype) * tf.cast(self.weight_gain, x.dtype)
-        return modulated_conv2d(x, kernel, self.affine(w), demodulate=self.demodulate, up=self.up,
+        styles = self.affine(w)
+        if not self.demodulate:
+            styles = styles * tf.cast(self.weight_gain, styles.dtype)
+        return modulated_conv2d(x, tf.cast(self.kernel, x.dtype), styles, demodulate=self.demodulate, up=self.up,
                                 taps=self.resample_filter)
 
     def get_config(self):
@@ -556,12 +561,19 @@ def minibatch_stddev(x, group_size=4, num_channels=1):
         x: (N, H, W, C) with N divisible by G and C by num_channels.
     Returns:
         (N, H, W, C + num_channels) in x's dtype (the statistic is computed in float32).
+    Raises:
+        ValueError when N is known and not divisible by G, which NVIDIA's layer refuses too.
     """
     shape = tf.shape(x)
     batch = shape[0]
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     if channels % num_channels:
         raise ValueError(f"channels ({channels}) must be divisible by num_channels ({num_channels})")
+    static_batch = x.shape[0]
+    if static_batch is not None and static_batch % min(group_size, static_batch):
+        raise ValueError(f"minibatch standard deviation: a batch of {static_batch} does not split into groups of "
+                         f"{min(group_size, static_batch)} (mbstd group size {group_size}); use a batch divisible "
+                         f"by it, or a smaller group")
     groups = tf.minimum(tf.constant(group_size, tf.int32), batch)
     y = tf.reshape(tf.cast(x, tf.float32),
                    tf.stack([groups, -1, height, width, num_channels, channels // num_channels]))

@@ -33,12 +33,45 @@ from ...errors import ConfigError
 from ..base import GAN, GANOptions, RegularizationPhase
 from ..options import option
 from .augment import AdaptiveAugment, sum_and_count_over_replicas
-from .networks import PRESETS, ResidualDiscriminator, StyleGenerator, preset
+from .networks import (PRESETS, ResidualDiscriminator, StyleGenerator, check_resolution, preset, preset_batch_size,
+                       preset_learning_rate)
 from .regularizers import path_length, path_length_penalty, r1_penalty
 
 AUGMENT_MODES = ("ada", "fixed", "none")
 LEAK_P = 0.8  # ADA paper, fig. 4: above about 0.8 some augmentations start to leak into G's images
 LEAK_CHECKS = 3  # consecutive checks at p >= LEAK_P before `check_augmentation` warns
+
+
+FIXED_SCHEDULE_PRESETS = ("paper256", "stylegan2")  # presets whose R1 gamma and EMA half-life are numbers
+# Network option -> its key in `preset`'s generator / discriminator settings.
+_PRESET_KEYS = {"z_dim": "z_dim", "w_dim": "w_dim", "mapping_layers": "mapping_layers",
+                "channel_base": "channel_base", "channel_max": "channel_max", "mbstd_group": "mbstd_group_size",
+                "mbstd_channels": "mbstd_channels", "conv_clamp": "conv_clamp",
+                "reduced_precision_res": "num_reduced_precision_res", "mapping_lr": "mapping_lr_multiplier",
+                "w_avg_beta": "w_avg_beta"}
+
+
+def _is_resolved(options):
+    names = [*_PRESET_KEYS, "ema_rampup"]
+    if options.preset in FIXED_SCHEDULE_PRESETS:
+        names += ["r1_gamma", "ema_kimg"]
+    return all(getattr(options, name) is not None for name in names)
+
+
+def generator_kwargs(resolution, options):
+    """`StyleGenerator` arguments from resolved options (`StyleGAN2ADA.resolve_options`)."""
+    return dict(resolution=resolution, z_dim=options.z_dim, w_dim=options.w_dim, img_channels=3,
+                mapping_layers=options.mapping_layers, mapping_lr_multiplier=options.mapping_lr,
+                w_avg_beta=options.w_avg_beta, channel_base=options.channel_base, channel_max=options.channel_max,
+                conv_clamp=options.conv_clamp or None, num_reduced_precision_res=options.reduced_precision_res)
+
+
+def discriminator_kwargs(resolution, options):
+    """`ResidualDiscriminator` arguments from resolved options."""
+    return dict(resolution=resolution, img_channels=3, channel_base=options.channel_base,
+                channel_max=options.channel_max, mbstd_group_size=options.mbstd_group,
+                mbstd_channels=options.mbstd_channels, conv_clamp=options.conv_clamp or None,
+                num_reduced_precision_res=options.reduced_precision_res)
 
 
 class AugmentationLeakWarning(UserWarning):
@@ -61,6 +94,18 @@ class StyleGAN2Options(GANOptions):
                                      kind="network", minimum=1)
     mbstd_group: int | None = option(None, "minibatch standard deviation group size (default 4)", kind="network",
                                      minimum=1)
+    mbstd_channels: int | None = option(None, "minibatch standard deviation statistics appended (default 1)",
+                                        kind="network", minimum=1)
+    conv_clamp: float | None = option(None, "clamp of every convolution's activations to +-this (default: the "
+                                            "preset's, 256, NVIDIA's; 0: no clamp)", kind="network", minimum=0.0)
+    reduced_precision_res: int | None = option(None, "under --precision float16 or bfloat16, the number of top "
+                                                     "resolutions that run in it, the rest in float32 (NVIDIA's "
+                                                     "num_fp16_res; default: the preset's, 4)", kind="network",
+                                               minimum=0)
+    mapping_lr: float | None = option(None, "learning-rate multiplier of the mapping network (default: the "
+                                            "preset's, 0.01)", kind="network", minimum=0.0, exclusive=True)
+    w_avg_beta: float | None = option(None, "decay of the tracked mean w that truncation moves toward (default: "
+                                            "the preset's, 0.995)", kind="network", minimum=0.0, maximum=1.0)
     style_mixing: float = option(0.9, "probability of mixing two latents' styles in a generator run",
                                  minimum=0.0, maximum=1.0)
     r1_gamma: float | None = option(None, "R1 weight gamma (default: the preset's; auto 0.0002 * res^2 / batch)",
@@ -100,7 +145,7 @@ class StyleGAN2ADA(GAN):
     metric_names = GAN.metric_names + ("r1", "pl", "ada", "ada_p", "r_t")
     ema_copies_buffers = True
 
-    def __init__(self, generator, discriminator, latent_dim=None, *, augmenter=None, style_mixing=0.9,
+    def __init__(self, generator, discriminator, latent_dim=None, *, resolution, augmenter=None, style_mixing=0.9,
                  r1_gamma=None, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, pl_decay=0.01,
                  augment="ada",
                  augment_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=500.0, ema_kimg=None, ema_rampup=0.05,
@@ -116,7 +161,7 @@ class StyleGAN2ADA(GAN):
         self.augment_mode, self.ada_interval = augment, int(ada_interval)
         self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
         self.learning_rate = float(learning_rate)
-        self.resolution = int(discriminator.resolution)
+        self.resolution = int(resolution)
         self.augmenter = augmenter or AdaptiveAugment(initial_p=augment_p, target=ada_target, interval=ada_interval,
                                                       speed_kimg=ada_kimg, rng=self.rng, name="augment")
         # The current p and r_t, as NVIDIA logs them: an epoch's mean would lag behind.
@@ -127,35 +172,45 @@ class StyleGAN2ADA(GAN):
         self.__dict__["_augment_watch"] = {"high": 0, "warned": False}  # `check_augmentation`'s state
 
     @classmethod
-    def build_networks(cls, resolution, options):
-        settings = cls.preset_for(resolution, options)
-        return StyleGenerator(**settings["generator"], name="generator"), \
-            ResidualDiscriminator(**settings["discriminator"], name="discriminator")
+    def resolve_options(cls, resolution, options):
+        """`options` with the preset's values filled in at `resolution`: every network option, ema_rampup
+        (0 = off, the paper presets'), and r1_gamma / ema_kimg where the preset fixes them (paper256,
+        stylegan2); auto and tiny keep those None, NVIDIA's formulas of the run's batch, in the step.
+        Options already resolved come back as they are, without reading the preset."""
+        if _is_resolved(options):
+            return options
+        given = {key: getattr(options, name) for name, key in _PRESET_KEYS.items() if getattr(options, name) is not None}
+        if given.get("conv_clamp") == 0:
+            given["conv_clamp"] = None  # 0: no clamp
+        settings = preset(options.preset, resolution, **given)  # a ValueError for a bad resolution
+        networks = {**settings["generator"], **settings["discriminator"]}
+        training = settings["training"]
+        filled = {name: networks[key] for name, key in _PRESET_KEYS.items()}
+        filled["conv_clamp"] = 0.0 if filled["conv_clamp"] is None else float(filled["conv_clamp"])
+        filled["ema_rampup"] = options.ema_rampup if options.ema_rampup is not None else training["ema_rampup"] or 0.0
+        if options.preset in FIXED_SCHEDULE_PRESETS:
+            filled["r1_gamma"] = options.r1_gamma if options.r1_gamma is not None else training["gamma"]
+            filled["ema_kimg"] = options.ema_kimg if options.ema_kimg is not None else training["ema_kimg"]
+        return dataclasses.replace(options, **filled)
 
     @classmethod
-    def preset_for(cls, resolution, options):
-        overrides = {"z_dim": options.z_dim, "w_dim": options.w_dim, "mapping_layers": options.mapping_layers,
-                     "channel_base": options.channel_base, "channel_max": options.channel_max,
-                     "mbstd_group_size": options.mbstd_group}
-        return preset(options.preset, resolution, **{key: value for key, value in overrides.items() if value is not None})
+    def build_networks(cls, resolution, options):
+        options = cls.resolve_options(resolution, options)  # as they are when resolved already
+        return (StyleGenerator(**generator_kwargs(resolution, options), name="generator"),
+                ResidualDiscriminator(**discriminator_kwargs(resolution, options), name="discriminator"))
 
     @classmethod
     def check_resolution(cls, resolution, options):
-        preset(options.preset, resolution)  # a ValueError for a resolution that is not a power of two
+        check_resolution(resolution)  # a ValueError for a resolution that is not a power of two >= 4
 
     @classmethod
     def from_options(cls, resolution, options, seed=None):
+        options = cls.resolve_options(resolution, options)
         generator, discriminator = cls.build_networks(resolution, options)
-        training = cls.preset_for(resolution, options)["training"]
         values = {**options.values("model"), **options.values("optimizer")}
         values.pop("ema", None)
-        for name, key in (("r1_gamma", "gamma"), ("ema_kimg", "ema_kimg")):
-            # auto and tiny: NVIDIA's formulas with the run's own batch, in the step; the paper presets fix them.
-            if values.get(name) is None and options.preset in ("paper256", "stylegan2"):
-                values[name] = training[key]
-        if values.get("ema_rampup") is None:
-            values["ema_rampup"] = training["ema_rampup"]  # None (off) for the paper presets
-        return cls(generator, discriminator, seed=seed, learning_rate=training["learning_rate"], **values)
+        return cls(generator, discriminator, seed=seed, resolution=resolution,
+                   learning_rate=preset_learning_rate(options.preset, resolution), **values)
 
     # -- optimizers and gradients ------------------------------------------------------
 
@@ -185,7 +240,7 @@ class StyleGAN2ADA(GAN):
     @classmethod
     def default_batch_size(cls, resolution, options):
         """The preset's batch (auto: min(4096 // res, 32); paper256 64; stylegan2 32; tiny 16)."""
-        return cls.preset_for(resolution, options)["training"]["batch_size"]
+        return preset_batch_size(options.preset, resolution)
 
     def clean_gradients(self, gradients):
         """NaN -> 0 and +-inf -> +-1e5 (NVIDIA's nan_to_num); finite values as they are."""

@@ -29,6 +29,11 @@ def _log2_resolution(resolution):
     return log2
 
 
+def check_resolution(resolution):
+    """A ValueError unless `resolution` is a power of two >= 4."""
+    _log2_resolution(resolution)
+
+
 def channels_at(resolution, channel_base, channel_max):
     """Feature maps at one resolution: min(channel_base // resolution, channel_max)."""
     return min(channel_base // resolution, channel_max)
@@ -559,6 +564,28 @@ _SPECS = {
                  gamma=None, ema_kimg=None, ema_rampup=0.05, mapping_layers=2, z_dim=64, w_dim=64),
 }
 
+
+def _spec(name, resolution):
+    """The preset's table row at `resolution` (a ValueError for an unknown name or a bad resolution)."""
+    if name not in _SPECS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
+    _log2_resolution(resolution)
+    spec = dict(_SPECS[name])
+    if name == "auto" and resolution >= 512:
+        spec["channel_base"] = 32768  # NVIDIA: fmaps 1 at 512 px and above
+    return spec
+
+
+def preset_batch_size(name="auto", resolution=64):
+    """The preset's global batch: auto min(4096 // res, 32), paper256 64, stylegan2 32, tiny 16."""
+    return _spec(name, resolution)["batch_size"] or max(min(4096 // resolution, 32), 1)
+
+
+def preset_learning_rate(name="auto", resolution=64):
+    """The preset's Adam learning rate: 0.0025, but 0.002 for stylegan2 and for auto at 1024 px and above."""
+    return _spec(name, resolution)["learning_rate"] or (0.002 if resolution >= 1024 else 0.0025)
+
+
 def preset(name="auto", resolution=64, **overrides):
     """Network and training settings of a named configuration at one resolution.
 
@@ -577,13 +604,8 @@ def preset(name="auto", resolution=64, **overrides):
          g_reg_interval, d_reg_interval, pl_weight, pl_decay, pl_batch_shrink, style_mixing_prob,
          augment, ada_target, ada_interval, ada_kimg}
     """
-    if name not in _SPECS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {name!r}")
-    _log2_resolution(resolution)
-    spec = dict(_SPECS[name])
-    if name == "auto" and resolution >= 512:
-        spec["channel_base"] = 32768  # NVIDIA: fmaps 1 at 512 px and above
-    batch = overrides.get("batch_size", spec["batch_size"] or max(min(4096 // resolution, 32), 1))
+    spec = _spec(name, resolution)
+    batch = overrides.get("batch_size", preset_batch_size(name, resolution))
     generator = dict(resolution=resolution, z_dim=spec["z_dim"], w_dim=spec["w_dim"], img_channels=3,
                      mapping_layers=spec["mapping_layers"], mapping_lr_multiplier=0.01, w_avg_beta=0.995,
                      channel_base=spec["channel_base"], channel_max=spec["channel_max"], conv_clamp=256.0,
@@ -593,7 +615,7 @@ def preset(name="auto", resolution=64, **overrides):
                          mbstd_channels=1, conv_clamp=256.0, num_reduced_precision_res=4)
     training = dict(
         batch_size=batch,
-        learning_rate=spec["learning_rate"] or (0.002 if resolution >= 1024 else 0.0025),
+        learning_rate=preset_learning_rate(name, resolution),
         betas=(0.0, 0.99),
         epsilon=1e-8,
         gamma=spec["gamma"] if spec["gamma"] is not None else 0.0002 * resolution ** 2 / batch,
