@@ -110,7 +110,7 @@ def test_stylegan2_ada_is_a_versus_row_trained_through_train_config(showcase):
     assert values["model_options"] == {"preset": "tiny"}  # no width (it has none), no ema (its own half-life)
     config = TrainConfig.from_json(values)
     config.validate()
-    assert config.model_options["preset"] == "tiny"
+    assert config.model_options["preset"] == "tiny" and config.model_options["z_dim"] == 64  # resolved preset values
     # The classic rows' options go into model_options; run-level ones stay run-level.
     dcgan = TrainConfig.from_json(versus.run_values(None, "runs/y", "dcgan", 32, 32, 64, 0, 0.999,
                                                     {"label_smoothing": 0.1, "flip": False}))
