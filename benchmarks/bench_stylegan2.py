@@ -144,7 +144,6 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16,
     result["s_per_kimg"] = round(1000 / result["images_per_s"], 1)
 
     real = tf.constant(images[:batch].astype(np.float32) / 127.5 - 1.0)
-    gan.__dict__["_global_batch"] = tf.constant(batch)
     compile_options = {"jit_compile": True} if jit else {}
     g_main = tf.function(lambda: gan.generator_update(batch)[0], **compile_options)
     d_main = tf.function(lambda: gan.discriminator_update(real), **compile_options)

@@ -53,7 +53,7 @@ class PhasedDCGAN(FixedLatents, DCGAN):
     def regularization_phases(self):
         return (RegularizationPhase("d_reg", "discriminator", 2, self._penalty),)
 
-    def _penalty(self, real):
+    def _penalty(self, real, global_batch):
         return 0.1 * tf.reduce_sum(tf.square(self.run_discriminator(real)), axis=-1)
 
 

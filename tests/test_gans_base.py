@@ -43,11 +43,11 @@ class CountingGAN(GAN):
         return (RegularizationPhase("d_reg", "discriminator", 3, self._d_reg),
                 RegularizationPhase("g_reg", "generator", 2, self._g_reg))
 
-    def _d_reg(self, real):
+    def _d_reg(self, real, global_batch):
         self.phase_runs.assign_add([1.0, 0.0])
         return 0.01 * tf.reduce_sum(tf.square(self.run_discriminator(real)), axis=-1)
 
-    def _g_reg(self, real):
+    def _g_reg(self, real, global_batch):
         self.phase_runs.assign_add([0.0, 1.0])
         fake = self.run_generator(self.sample_latent(tf.shape(real)[0]))
         return 0.01 * tf.reduce_sum(tf.square(fake), axis=-1)

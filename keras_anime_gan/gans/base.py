@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from typing import Callable
 
@@ -62,10 +63,12 @@ class GANOptions(ModelOptions):
 @dataclasses.dataclass(frozen=True)
 class RegularizationPhase:
     """A lazy regulariser: after the main updates of every `every`-th step, one more update of
-    `network` ("discriminator" or "generator") on `loss(real)`, per-example values (batch,) that
-    already carry their weight (StyleGAN2 multiplies by `every`). Tracked as the metric `name`.
-    `network=None` is a bookkeeping phase: `loss(real)` runs for its effect (ADA's adjustment of
-    its augmentation probability) and its value is tracked; nothing is trained."""
+    `network` ("discriminator" or "generator") on `loss(real, global_batch)`, per-example values
+    (batch,) that already carry their weight (StyleGAN2 multiplies by `every`); `real` may be one
+    micro-batch of the step, `global_batch` is the whole step's batch over all replicas. Tracked as
+    the metric `name`. `network=None` is a bookkeeping phase: `loss(real, global_batch)` runs for its
+    effect (ADA's adjustment of its augmentation probability) and its value is tracked; nothing is
+    trained."""
 
     name: str
     network: str
@@ -163,7 +166,6 @@ class GAN(keras.Model):
             self.ema_updates = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="float32",
                                                aggregation="only_first_replica", name="ema_updates")
         self.__dict__["_ema_generator_cache"] = None  # a plain attribute: not tracked, not saved twice
-        self.__dict__["_due_phases"] = frozenset()  # the phases the step being traced runs
         self.phase_steps = None  # steps counted for `regularization_phases`, a variable when there are any
         # The sub-models are built already. Keras would otherwise build this model by calling it
         # on a batch of real images, which `call` (latents -> images) does not accept.
@@ -298,12 +300,8 @@ class GAN(keras.Model):
         def train_function(iterator):
             step = int(keras.ops.convert_to_numpy(self.phase_steps))
             due = frozenset(phase.name for phase in phases if step % phase.every == 0)
-            if due not in functions:
-                def step_with_phases(data, due=due):
-                    self.__dict__["_due_phases"] = due  # read while this function is traced
-                    return self.train_step(data)
-
-                functions[due] = self._make_function(step_with_phases)
+            if due not in functions:  # Keras's (private) step builder, as its own make_train_function uses
+                functions[due] = self._make_function(functools.partial(self.train_step, due_phases=due))
             return functions[due](iterator)
 
         self.train_function = train_function
@@ -409,7 +407,9 @@ class GAN(keras.Model):
 
     # -- the training loop --------------------------------------------------------------
 
-    def train_step(self, data):
+    def train_step(self, data, due_phases=frozenset()):
+        """One step: `schedule()` D updates, the G updates, then the regularisation phases named in
+        `due_phases` (the step function of `make_train_function` says which are due)."""
         real = data[0] if isinstance(data, (tuple, list)) else data
         real = tf.cast(real, tf.float32) / 127.5 - 1.0 if real.dtype == tf.uint8 else tf.cast(real, tf.float32)
         k = self.real_batches_per_step
@@ -432,7 +432,7 @@ class GAN(keras.Model):
         else:
             d_loss = _repeat(d_updates, lambda index: self.discriminator_update(real_batch(index)))
             g_loss = _repeat(g_updates, lambda index: self.generator_update(batch_size)[0])
-        self._run_due_phases(real_batch(0))
+        self._run_due_phases(real_batch(0), due_phases)
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["g_loss"].update_state(g_loss)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -470,14 +470,14 @@ class GAN(keras.Model):
                 return per_example, per_example
 
             g_loss = self._apply_in_passes(self.g_optimizer, self.generator.trainable_variables, losses, (latents,))
-            self._update_ema()
+            self._update_ema(batch_size)
             return g_loss, None
         with tf.GradientTape() as tape:
             fake = self.run_generator(latents, training=True)
             d_loss = self.discriminator_update(shared_real, fake)
             per_example = self.generator_loss(self.run_discriminator(fake))
         self._apply(self.g_optimizer, tape, per_example, self.generator.trainable_variables)
-        self._update_ema()
+        self._update_ema(batch_size)
         return tf.reduce_mean(per_example), d_loss
 
     def _apply(self, optimizer, tape, per_example, variables):
@@ -567,30 +567,34 @@ class GAN(keras.Model):
         non-finite values so one bad batch cannot destroy a run)."""
         return gradients
 
-    def _run_due_phases(self, real):
+    def _run_due_phases(self, real, due):
         if self.phase_steps is None:
             return
+        global_batch = global_batch_size(real)  # of the whole step: the passes below may split `real`
         for phase in self.regularization_phases():
-            if phase.name not in self._due_phases:
+            if phase.name not in due:
                 continue
             if phase.network is None:
-                per_example = phase.loss(real)
+                per_example = phase.loss(real, global_batch)
             else:
                 network = self.discriminator if phase.network == "discriminator" else self.generator
                 optimizer = self.d_optimizer if phase.network == "discriminator" else self.g_optimizer
                 mean = self._apply_in_passes(optimizer, network.trainable_variables,
-                                             lambda real: (phase.loss(real),) * 2, (real,))
+                                             lambda real: (phase.loss(real, global_batch),) * 2, (real,))
             if phase.name in self.trackers:
                 self.trackers[phase.name].update_state(mean if phase.network else tf.reduce_mean(per_example))
         self.phase_steps.assign_add(1)
 
-    def ema_decay_now(self, updates):
-        """The ramped decay after `updates` previous updates: min(ema, (1 + t) / (10 + t))."""
+    def ema_decay_now(self, updates, global_batch):
+        """The ramped decay after `updates` previous updates: min(ema, (1 + t) / (10 + t)). A model
+        whose decay depends on the batch (StyleGAN2's half-life in images) reads `global_batch`."""
         return tf.minimum(tf.constant(self.ema_decay, tf.float32), (1.0 + updates) / (10.0 + updates))
 
-    def _update_ema(self):
+    def _update_ema(self, batch_size):
+        """Average the generator into the EMA weights after an update on `batch_size` images per replica."""
         if self._ema_weights:
-            decay = self.ema_decay_now(self.ema_updates)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            decay = self.ema_decay_now(self.ema_updates, batch_size * replicas)
             for average, variable in zip(self._ema_weights, self.generator.variables):
                 value = tf.cast(variable, average.dtype)
                 if self.ema_copies_buffers and not variable.trainable:
@@ -714,3 +718,8 @@ def _repeat(times, step):
 
     _, value = tf.while_loop(lambda index, _: index < times, body, (tf.constant(0), tf.constant(0.0)))
     return value
+
+
+def global_batch_size(images):
+    """The batch of a whole step: this replica's `images` times the replicas (an int32 tensor)."""
+    return tf.shape(images)[0] * tf.distribute.get_strategy().num_replicas_in_sync

@@ -168,7 +168,6 @@ class StyleGAN2ADA(GAN):
         self.trackers.update({name: LatestValue(name=name) for name in ("ada_p", "r_t")})
         self.pl_mean = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
                                        name="pl_mean")
-        self.__dict__["_global_batch"] = None
         self.__dict__["_augment_watch"] = {"high": 0, "warned": False}  # `check_augmentation`'s state
 
     @classmethod
@@ -254,9 +253,6 @@ class StyleGAN2ADA(GAN):
 
     # -- the seams ---------------------------------------------------------------------
 
-    def sample_latent(self, batch_size):
-        return self.rng.normal((batch_size, self.latent_dim))
-
     def run_generator(self, latents, training=True):
         ws = self._mixed_ws(latents, training)
         if not training:
@@ -297,14 +293,14 @@ class StyleGAN2ADA(GAN):
             phases.append(RegularizationPhase("ada", None, self.ada_interval, self._adjust_augmentation))
         return tuple(phases)
 
-    def _r1_loss(self, real):
+    def _r1_loss(self, real, global_batch):
         gamma = self.r1_gamma
         if gamma is None:  # NVIDIA's auto: 0.0002 * res^2 / batch
-            gamma = 0.0002 * self.resolution**2 / tf.cast(self._global_batch, tf.float32)
+            gamma = 0.0002 * self.resolution**2 / tf.cast(global_batch, tf.float32)
         penalty = r1_penalty(self.run_discriminator, real)
         return penalty * (gamma / 2.0) * float(self.r1_interval)
 
-    def _path_length_loss(self, real):
+    def _path_length_loss(self, real, global_batch):
         batch = tf.maximum(tf.shape(real)[0] // self.pl_batch_shrink, 1)
         ws = self._mixed_ws(self.sample_latent(batch))
         lengths = path_length(lambda w: self.generator.synthesis(w, noise_mode="random", rng=self.rng), ws,
@@ -316,16 +312,13 @@ class StyleGAN2ADA(GAN):
         self.pl_mean.assign(new_mean)
         return penalty * float(self.pl_interval)
 
-    def _adjust_augmentation(self, real):
-        return self.augmenter.adjust(batch_size=self._global_batch)
+    def _adjust_augmentation(self, real, global_batch):
+        return self.augmenter.adjust(batch_size=global_batch)
 
     # -- the step and the EMA ----------------------------------------------------------
 
-    def train_step(self, data):
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.__dict__["_global_batch"] = tf.shape(real)[0] * replicas
-        results = super().train_step(data)
+    def train_step(self, data, due_phases=frozenset()):
+        results = super().train_step(data, due_phases)
         for name, value in self.augmenter.metric_values().items():
             self.trackers[name].update_state(value)
         results.update({name: self.trackers[name].result() for name in ("ada_p", "r_t")})
@@ -363,9 +356,9 @@ class StyleGAN2ADA(GAN):
         warnings.warn(message, AugmentationLeakWarning, stacklevel=2)
         return True
 
-    def ema_decay_now(self, updates):
+    def ema_decay_now(self, updates, global_batch):
         """beta = 0.5 ** (batch / ema_nimg), ema_nimg = min(ema_kimg * 1000, images seen * ema_rampup)."""
-        batch = tf.cast(self._global_batch if self._global_batch is not None else 32, tf.float32)
+        batch = tf.cast(global_batch, tf.float32)
         ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch * 10.0 / 32.0
         ema_nimg = ema_kimg * 1000.0
         if self.ema_rampup:  # None or 0: off
