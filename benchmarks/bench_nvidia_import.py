@@ -1,0 +1,94 @@
+"""Time and memory of importing an NVIDIA StyleGAN2-ADA network pickle, stage by stage.
+
+    PYTHONPATH=. python benchmarks/bench_nvidia_import.py [--pkl /work/nvref/full64-auto.pkl] [--repeats 5]
+
+Stage 'read': `keras_anime_gan.nvidia.safe_pickle.read_snapshot` (the safe reader: no NVIDIA code runs).
+Each stage runs --repeats times; the script prints the median seconds, the file size in MB, MB/s, the
+parameter count of each network, and the process's peak RSS (and how far it rose above the RSS before the
+first stage). The default file is a 64 px snapshot made with NVIDIA's train.py 'auto' config (~270 MB);
+when it is absent the script says so and exits with status 0.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_PKL = "/work/nvref/full64-auto.pkl"
+
+
+def rss_mb():
+    """Resident memory now, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def time_stage(run, repeats):
+    """Median seconds of `run()` over `repeats` calls, and the last result (the previous one is freed first)."""
+    seconds, result = [], None
+    for _ in range(repeats):
+        result = None  # so two snapshots never coexist and the peak stays one read's
+        started = time.perf_counter()
+        result = run()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), seconds, result
+
+
+def stage_read(path):
+    """Stage 'read': the safe reader, file -> Snapshot of NumPy arrays."""
+    from keras_anime_gan.nvidia.safe_pickle import read_snapshot
+
+    return read_snapshot(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pkl", default=DEFAULT_PKL, help="an NVIDIA network-snapshot-*.pkl")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    if not os.path.isfile(args.pkl):
+        print(f"skipped: {args.pkl} not found (make it with NVIDIA's code, or give --pkl)")
+        return 0
+
+    import keras_anime_gan.nvidia.safe_pickle  # noqa: F401  imported before the baseline RSS is taken
+
+    size_mb = os.path.getsize(args.pkl) / 1e6
+    rss_before = rss_mb()
+    median, runs, snapshot = time_stage(lambda: stage_read(args.pkl), args.repeats)
+    peak = peak_rss_mb()
+    counts = {name: record.num_parameters() for name, record in snapshot.networks.items()}
+    arrays_mb = sum(a.nbytes for record in snapshot.networks.values() for a in record.state_dict().values()) / 1e6
+
+    print(f"file        {args.pkl}  {size_mb:.1f} MB")
+    print(f"read        median {median:.3f} s over {len(runs)} runs ({', '.join(f'{s:.3f}' for s in runs)}), "
+          f"{size_mb / median:.0f} MB/s")
+    print(f"parameters  " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    print(f"arrays      {arrays_mb:.1f} MB in the state_dicts")
+    rise = f" (+{peak - rss_before:.0f} MB above the {rss_before:.0f} MB before reading)" if rss_before else ""
+    print(f"peak RSS    {peak:.0f} MB{rise}")
+    print(json.dumps(dict(pkl=args.pkl, size_mb=round(size_mb, 1), read_median_s=round(median, 4),
+                          read_runs_s=[round(s, 4) for s in runs], read_mb_per_s=round(size_mb / median, 1),
+                          parameters=counts, peak_rss_mb=round(peak),
+                          rss_before_mb=round(rss_before) if rss_before else None)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
