@@ -14,6 +14,8 @@ keras_anime_gan.quiet_tensorflow_startup()  # before TensorFlow loads: oneDNN ke
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "data" / "anime-faces-96"))
+# NVIDIA StyleGAN2-ADA snapshots and NVIDIA's outputs for them (see that folder's README).
+NVIDIA_FIXTURES = Path(os.environ.get("NVIDIA_STYLEGAN2_ADA_DIR", ROOT.parent / "shared" / "nvidia-stylegan2-ada"))
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,14 @@ far an output moves when one ingredient is wrong) is 0.014 to 136 for the ingred
 
 import copy
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import NVIDIA_FIXTURES
 from keras_anime_gan.nvidia import weights as W
 
-FIXTURES = Path(os.environ.get("NVIDIA_FIXTURES_DIR",
-                               Path(__file__).resolve().parents[1].parent / "shared" / "nvidia-stylegan2-ada"))
+FIXTURES = NVIDIA_FIXTURES
 NAMES = ("tiny32", "small64")
 
 MAPPING_REL = 1e-4
@@ -31,7 +29,7 @@ def _fixture(name):
     pickle, outputs = FIXTURES / f"{name}.pkl", FIXTURES / f"{name}.npz"
     if not (pickle.is_file() and outputs.is_file()):
         pytest.skip(f"NVIDIA StyleGAN2-ADA fixtures not found at {FIXTURES} (need {name}.pkl and {name}.npz; set "
-                    f"NVIDIA_FIXTURES_DIR to the nvidia-stylegan2-ada folder)")
+                    f"NVIDIA_STYLEGAN2_ADA_DIR to the nvidia-stylegan2-ada folder)")
     from keras_anime_gan.nvidia.safe_pickle import read_snapshot
 
     return read_snapshot(pickle), dict(np.load(outputs)), json.loads((FIXTURES / f"{name}.json").read_text())
@@ -233,14 +231,21 @@ def test_label_embedding_size_without_labels_is_accepted(tiny_records):
 
 
 def test_stylegan3_and_other_classes_are_refused(tiny_records):
+    from keras_anime_gan.nvidia import safe_pickle
+
+    # The labels the reader gives are the ones the mapper reads.
+    assert (W.SOURCE_ADA_NETWORKS, W.SOURCE_SG3_NETWORKS_STYLEGAN2, W.SOURCE_SG3_NETWORKS_STYLEGAN3) == (
+        safe_pickle.SOURCE_ADA_NETWORKS, safe_pickle.SOURCE_SG3_NETWORKS_STYLEGAN2,
+        safe_pickle.SOURCE_SG3_NETWORKS_STYLEGAN3)
+    assert tiny_records["G"].source == W.SOURCE_ADA_NETWORKS
     stylegan3 = copy.copy(tiny_records["G"])
-    stylegan3.source = "class SynthesisInput(torch.nn.Module): ...\nclass SynthesisLayer: filtered_lrelu"
-    with pytest.raises(W.UnsupportedNetworkError, match="StyleGAN3 network"):
+    stylegan3.source = W.SOURCE_SG3_NETWORKS_STYLEGAN3
+    with pytest.raises(W.UnsupportedNetworkError, match="StyleGAN3 \\(alias-free\\) network"):
         W.check_networks({**tiny_records, "G": stylegan3})
-    port = copy.copy(tiny_records["G_ema"])
-    port.source = tiny_records["G"].source.replace("skip_w_avg_update", "update_emas")
-    with pytest.raises(W.UnsupportedNetworkError, match="StyleGAN3 repository's networks_stylegan2.py"):
-        W.check_networks({**tiny_records, "G_ema": port})
+    unknown = copy.copy(tiny_records["G_ema"])
+    unknown.source = "unknown"
+    with pytest.raises(W.UnsupportedNetworkError, match="not one of NVIDIA's StyleGAN2 network files"):
+        W.check_networks({**tiny_records, "G_ema": unknown})
     other = copy.copy(tiny_records["D"])
     other.class_name = "Generator"
     with pytest.raises(W.UnsupportedNetworkError, match="expected StyleGAN2-ADA's Discriminator class, the file has "
@@ -327,3 +332,20 @@ def test_nvidia_constructor_arguments_of_ours_map_back_to_the_same_options():
             "preset": "tiny", "channel_max": 8, "z_dim": 8, "w_dim": 8, "mbstd_group": 2, **extra}))
         assert resolution == 8
         assert options == {name: getattr(resolved, name) for name in options}
+
+
+def test_stylegan3_repositorys_stylegan2_networks_are_read_in_their_own_layout(tiny_records):
+    """stylegan3's training/networks_stylegan2.py: the same layers and weights, its synthesis arguments
+    at the top level of Generator(...) and other defaults (w_avg_beta 0.998, 4 float16 resolutions,
+    conv_clamp 256)."""
+    g, d = tiny_records["G"].init_kwargs, tiny_records["D"].init_kwargs
+    flat = {key: value for key, value in g.items() if key != "synthesis_kwargs"}
+    flat.update(g["synthesis_kwargs"], fused_modconv_default="inference_only")
+    port = dict(generator_source=W.SOURCE_SG3_NETWORKS_STYLEGAN2, discriminator_source=W.SOURCE_SG3_NETWORKS_STYLEGAN2)
+    mapping = {**g["mapping_kwargs"], "w_avg_beta": 0.995}  # stated: it is not stylegan3's default
+    stated = W.model_options({**flat, "mapping_kwargs": mapping}, d, **port)
+    assert stated == W.model_options(g, d)
+    defaults = {key: value for key, value in flat.items() if key not in ("num_fp16_res", "conv_clamp")}
+    _, options = W.model_options(defaults, {k: v for k, v in d.items() if k not in ("num_fp16_res", "conv_clamp")},
+                                 **port)
+    assert (options["w_avg_beta"], options["reduced_precision_res"], options["conv_clamp"]) == (0.998, 4, 256)

@@ -26,6 +26,7 @@ import pytest
 
 from keras_anime_gan.errors import UserError
 from keras_anime_gan.nvidia import safe_pickle
+from conftest import NVIDIA_FIXTURES
 from keras_anime_gan.nvidia.safe_pickle import (
     SOURCE_ADA_AUGMENT,
     SOURCE_ADA_NETWORKS,
@@ -35,8 +36,7 @@ from keras_anime_gan.nvidia.safe_pickle import (
     read_snapshot,
 )
 
-FIXTURES = Path(os.environ.get("NVIDIA_STYLEGAN2_ADA_DIR",
-                              Path(__file__).resolve().parents[1].parent / "shared" / "nvidia-stylegan2-ada"))
+FIXTURES = NVIDIA_FIXTURES
 
 # sha256 over (key, dtype, shape, bytes) of every entry of NVIDIA's own state_dict(), in order
 NVIDIA_DIGESTS = {

@@ -34,8 +34,12 @@ import numpy as np
 from ..errors import UserError
 
 STANDARD_FILTER = [1, 3, 3, 1]
-NETWORK_MARKERS = ("class SynthesisBlock", "class DiscriminatorEpilogue", "skip_w_avg_update")
-STYLEGAN3_MARKERS = ("class SynthesisInput", "filtered_lrelu", "magnitude_ema_beta")
+# The reader's labels of the source files (`safe_pickle.SOURCE_*`), repeated so that this module
+# reads plain values from anywhere.
+SOURCE_ADA_NETWORKS = "stylegan2-ada-pytorch training/networks.py"
+SOURCE_SG3_NETWORKS_STYLEGAN2 = "stylegan3 training/networks_stylegan2.py"
+SOURCE_SG3_NETWORKS_STYLEGAN3 = "stylegan3 training/networks_stylegan3.py"
+SUPPORTED_SOURCES = (SOURCE_ADA_NETWORKS, SOURCE_SG3_NETWORKS_STYLEGAN2)
 
 
 class UnsupportedNetworkError(UserError):
@@ -69,26 +73,46 @@ _EPILOGUE_DEFAULTS = dict(mbstd_group_size=4, mbstd_num_channels=1, activation="
 
 
 def check_module(class_name: str, source: str | None, expected: str) -> None:
-    """Refuse a module that is not StyleGAN2-ADA's `expected` class ("Generator" / "Discriminator"):
-    StyleGAN3 networks (alias-free, or the StyleGAN3 repository's StyleGAN2 port), other classes, or
-    a source that is not StyleGAN2-ADA's training/networks.py. `source` None skips the source check."""
-    if source is not None:
-        if any(marker in source for marker in STYLEGAN3_MARKERS):
+    """Refuse a module that is not a StyleGAN2 `expected` class ("Generator" / "Discriminator"):
+    StyleGAN3's alias-free networks, other classes, or a source neither of NVIDIA's StyleGAN2 files.
+    `source`: the reader's label of the file that defined the class (`safe_pickle.SOURCE_*`); None
+    skips the source check."""
+    if source is not None and source not in SUPPORTED_SOURCES:
+        if source == SOURCE_SG3_NETWORKS_STYLEGAN3:
             raise UnsupportedNetworkError(
-                f"the {expected.lower()} is a StyleGAN3 network (its source defines StyleGAN3's alias-free "
-                f"layers); only StyleGAN2-ADA networks (stylegan2-ada-pytorch's training/networks.py) are supported")
-        if "update_emas" in source:
-            raise UnsupportedNetworkError(
-                f"the {expected.lower()} comes from the StyleGAN3 repository's networks_stylegan2.py, whose "
-                f"arguments and layers differ; only StyleGAN2-ADA networks (stylegan2-ada-pytorch's "
-                f"training/networks.py) are supported")
-        missing = [marker for marker in NETWORK_MARKERS if marker not in source]
-        if missing:
-            raise UnsupportedNetworkError(
-                f"the {expected.lower()}'s source is not StyleGAN2-ADA's training/networks.py (it lacks "
-                f"{', '.join(repr(m) for m in missing)}); only StyleGAN2-ADA networks are supported")
+                f"the {expected.lower()} is a StyleGAN3 (alias-free) network; only StyleGAN2 networks are supported "
+                f"(stylegan2-ada-pytorch's training/networks.py, or stylegan3's training/networks_stylegan2.py)")
+        raise UnsupportedNetworkError(
+            f"the {expected.lower()}'s embedded source is not one of NVIDIA's StyleGAN2 network files (it is "
+            f"{source}); supported: stylegan2-ada-pytorch's training/networks.py and stylegan3's "
+            f"training/networks_stylegan2.py")
     if class_name != expected:
         raise UnsupportedNetworkError(f"expected StyleGAN2-ADA's {expected} class, the file has {class_name!r}")
+
+
+def _ada_generator_layout(init_kwargs: dict, init_args, source) -> tuple[dict, tuple]:
+    """NVIDIA `Generator` arguments in stylegan2-ada-pytorch's layout. stylegan3's
+    networks_stylegan2.py computes the same function with the same weights, but takes the synthesis
+    arguments at the top level (`**synthesis_kwargs`) and has other defaults (w_avg_beta 0.998, the 4
+    highest resolutions in float16, conv_clamp 256): they are made explicit here."""
+    if source != SOURCE_SG3_NETWORKS_STYLEGAN2:
+        return init_kwargs, init_args
+    top = _GENERATOR_POSITIONAL[:6]
+    values = _arguments(init_args, init_kwargs, top, "the generator")
+    synthesis = {key: values.pop(key) for key in list(values) if key not in top}
+    synthesis.pop("fused_modconv_default", None)  # how NVIDIA runs the modulated convolution, not what it computes
+    values["mapping_kwargs"] = {"w_avg_beta": 0.998, **(values.get("mapping_kwargs") or {})}
+    values["synthesis_kwargs"] = {"num_fp16_res": 4, "conv_clamp": 256, **synthesis}
+    return values, ()
+
+
+def _ada_discriminator_layout(init_kwargs: dict, init_args, source) -> tuple[dict, tuple]:
+    """NVIDIA `Discriminator` arguments with stylegan3's networks_stylegan2.py defaults made explicit
+    (num_fp16_res 4, conv_clamp 256); its layout is stylegan2-ada-pytorch's."""
+    if source != SOURCE_SG3_NETWORKS_STYLEGAN2:
+        return init_kwargs, init_args
+    values = _arguments(init_args, init_kwargs, _DISCRIMINATOR_POSITIONAL, "the discriminator")
+    return {"num_fp16_res": 4, "conv_clamp": 256, **values}, ()
 
 
 def _arguments(init_args, init_kwargs, positional, what):
@@ -220,9 +244,9 @@ def _check_clamp(what, clamp):
                                       f"number)")
 
 
-def generator_kwargs(init_kwargs: dict, init_args=()) -> dict:
-    """Our `StyleGenerator` arguments for NVIDIA's `Generator(**init_kwargs)`."""
-    config = nvidia_generator_config(init_kwargs, init_args)
+def generator_kwargs(init_kwargs: dict, init_args=(), source=SOURCE_ADA_NETWORKS) -> dict:
+    """Our `StyleGenerator` arguments for NVIDIA's `Generator(**init_kwargs)` (of the file `source`)."""
+    config = nvidia_generator_config(*_ada_generator_layout(init_kwargs, init_args, source))
     mapping, synthesis = config["mapping_kwargs"], config["synthesis_kwargs"]
     return dict(resolution=config["img_resolution"], z_dim=config["z_dim"], w_dim=config["w_dim"],
                 img_channels=config["img_channels"], mapping_layers=mapping["num_layers"],
@@ -232,9 +256,9 @@ def generator_kwargs(init_kwargs: dict, init_args=()) -> dict:
                 num_reduced_precision_res=int(synthesis["num_fp16_res"]))
 
 
-def discriminator_kwargs(init_kwargs: dict, init_args=()) -> dict:
-    """Our `ResidualDiscriminator` arguments for NVIDIA's `Discriminator(**init_kwargs)`."""
-    config = nvidia_discriminator_config(init_kwargs, init_args)
+def discriminator_kwargs(init_kwargs: dict, init_args=(), source=SOURCE_ADA_NETWORKS) -> dict:
+    """Our `ResidualDiscriminator` arguments for NVIDIA's `Discriminator(**init_kwargs)` (of `source`)."""
+    config = nvidia_discriminator_config(*_ada_discriminator_layout(init_kwargs, init_args, source))
     epilogue = config["epilogue_kwargs"]
     return dict(resolution=config["img_resolution"], img_channels=config["img_channels"],
                 channel_base=config["channel_base"], channel_max=config["channel_max"],
@@ -247,15 +271,16 @@ _SHARED = ("channel_base", "channel_max", "conv_clamp", "num_reduced_precision_r
 
 
 def model_options(generator_init_kwargs: dict, discriminator_init_kwargs: dict, preset: str = "auto",
-                  generator_init_args=(), discriminator_init_args=()) -> tuple[int, dict]:
+                  generator_init_args=(), discriminator_init_args=(), generator_source=SOURCE_ADA_NETWORKS,
+                  discriminator_source=SOURCE_ADA_NETWORKS) -> tuple[int, dict]:
     """(resolution, options): `create_gan("stylegan2-ada", resolution, **options)` builds networks of
     exactly the shape of NVIDIA's G and D. Every network option is explicit, so `preset` only picks
     the training settings (batch, learning rate, R1 gamma, EMA) the pickle does not record.
 
     Our model gives both networks one channel_base, channel_max, conv_clamp and number of
     reduced-precision resolutions: G and D that differ in one are refused."""
-    g = generator_kwargs(generator_init_kwargs, generator_init_args)
-    d = discriminator_kwargs(discriminator_init_kwargs, discriminator_init_args)
+    g = generator_kwargs(generator_init_kwargs, generator_init_args, generator_source)
+    d = discriminator_kwargs(discriminator_init_kwargs, discriminator_init_args, discriminator_source)
     differing = [f"{name} (G {g[name]!r}, D {d[name]!r})" for name in _SHARED if g[name] != d[name]]
     if differing:
         raise UnsupportedNetworkError(f"the generator and discriminator differ in {', '.join(differing)}; our model "
@@ -540,7 +565,9 @@ def gan_from_nvidia(networks: dict, preset: str = "auto", seed=None):
     check_networks(networks)
     g, d = networks["G"], networks["D"]
     resolution, options = model_options(g.init_kwargs, d.init_kwargs, preset=preset, generator_init_args=g.init_args,
-                                        discriminator_init_args=d.init_args)
+                                        discriminator_init_args=d.init_args,
+                                        generator_source=getattr(g, "source", None) or SOURCE_ADA_NETWORKS,
+                                        discriminator_source=getattr(d, "source", None) or SOURCE_ADA_NETWORKS)
     gan = create_gan("stylegan2-ada", resolution, seed=seed, **options)
     load_nvidia_state(gan, {name: networks[name].state_dict() for name in ("G", "D", "G_ema")})
     return resolution, options, gan
