@@ -22,7 +22,7 @@ import time
 import keras
 import numpy as np
 
-from .atomic import atomic_directory, write_json_atomic
+from .atomic import atomic_directory, write_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -283,3 +283,9 @@ def restore_checkpoint(gan, path) -> dict:
             _restore_optimizer(optimizer, arrays, f"checkpoint {path}'s {file}")
     gan.rng.reset(np.load(os.path.join(path, "rng_state.npy")))
     return state
+
+
+def save_generator(generator, path) -> None:
+    """`generator.save(path)` (a run's generator.keras) written beside and renamed: a kill or a full
+    disk while saving leaves the previous file (or none), never a truncated one."""
+    write_atomic(path, generator.save, suffix=".keras")  # Keras saves only to names ending in .keras

@@ -324,12 +324,12 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         state = "failed"
         if found is not None:  # the last good weights, never the failed ones
             checkpoints.load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
-            save_generator(float32_model(gan.ema_generator), generator_path)
+            checkpoints.save_generator(float32_model(gan.ema_generator), generator_path)
             generator_from = os.path.basename(found[0])
     else:
         # A float32 graph whatever the training precision. After an interrupt the weights are those
         # of the interrupt checkpoint (saved only when finite), so a stopped run can generate too.
-        save_generator(float32_model(gan.ema_generator), generator_path)
+        checkpoints.save_generator(float32_model(gan.ema_generator), generator_path)
         if interrupted:
             state, generator_from = "interrupted", os.path.basename(found[0]) if found else "weights at the interrupt"
         else:
@@ -350,14 +350,6 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
               f"{summary['checkpoint'] or 'none'}, which running the command again resumes from", flush=True)
     return summary
-
-
-def save_generator(generator, path) -> None:
-    """`generator.save(path)` written beside and renamed: a kill or a full disk while saving leaves
-    the previous file (or none), never a truncated one."""
-    from .atomic import write_atomic
-
-    write_atomic(path, generator.save, suffix=".keras")  # Keras saves only to names ending in .keras
 
 
 def _learning_rates(gan) -> list:

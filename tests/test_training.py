@@ -307,7 +307,7 @@ def test_a_real_full_disk_gives_one_line_and_exit_status_1(tmp_path):
 
 
 def test_generator_keras_is_replaced_atomically(tmp_path, monkeypatch):
-    from keras_anime_gan.training import save_generator
+    from keras_anime_gan.checkpoints import save_generator
 
     generator = create_gan("dcgan", 32, 16, width=8, seed=0).generator
     path = tmp_path / "generator.keras"
