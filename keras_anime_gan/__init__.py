@@ -38,7 +38,11 @@ def __getattr__(name):
         from . import gans
 
         return getattr(gans, name)
+    if name == "load_nvidia_pickle":
+        from .nvidia import load_nvidia_pickle
+
+        return load_nvidia_pickle
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = [*_GAN_NAMES, "quiet_tensorflow_startup"]
+__all__ = [*_GAN_NAMES, "load_nvidia_pickle", "quiet_tensorflow_startup"]

@@ -150,6 +150,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--data", help="image folder, converted TFRecord folder or NVIDIA StyleGAN -rNN folder "
                        "(default: the embedded synthetic faces)")
     add("--out", help="run folder (default runs/MODEL, or runs/MODEL-synthetic without --data)")
+    add("--init-from", metavar="SNAPSHOT_OR_RUN",
+        help="start a new StyleGAN2-ADA run from these networks: an NVIDIA network-snapshot-*.pkl (read without "
+             "running its code) or a StyleGAN2-ADA run folder; G, D and G_ema are copied, the optimizers and ADA's p "
+             "start fresh (fine-tuning, as NVIDIA's --resume=PKL)")
     add("--resume", action="store_true",
         help="continue the run in --out with its saved settings; flags given change epochs, intervals, metrics, "
              "learning rates and the like, but not the model, resolution, data, seed or networks")
@@ -296,6 +300,61 @@ def _run_export(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- NVIDIA StyleGAN2-ADA
+
+
+def _add_import_nvidia(sub):
+    parser = _command(sub, "import-nvidia", "an NVIDIA StyleGAN2-ADA network-snapshot-*.pkl -> a run folder", [
+        "keras-anime-gan import-nvidia network-snapshot-000400.pkl --out runs/imported",
+        "keras-anime-gan generate runs/imported --seeds 0-15 --truncation 0.7 --out samples/",
+        "python train.py --init-from network-snapshot-000400.pkl --data my_faces --out runs/finetuned",
+    ], description="Import an NVIDIA StyleGAN2-ADA network pickle (stylegan2-ada-pytorch, or stylegan3's StyleGAN2 "
+                   "networks) as a run folder: config.json, a checkpoint holding G, D and G_ema, and generator.keras "
+                   "from G_ema. The pickle is read without running any code from it; anything but the globals "
+                   "NVIDIA's files need is refused.")
+    parser.add_argument("pickle", help="the network-snapshot-*.pkl file")
+    parser.add_argument("--out", required=True, help="the run folder to write (must be new or empty)")
+    parser.add_argument("--preset", default="auto", choices=["auto", "paper256", "stylegan2", "tiny"],
+                        help="training settings the pickle does not record, for training the run on (batch, "
+                             "learning rate, R1 gamma, EMA); the networks are the pickle's (default auto)")
+    parser.add_argument("--data", default=None, help="the images `train --resume` on this run trains on (default: "
+                                                     "none recorded; use train --init-from for a new run on your faces)")
+    parser.set_defaults(run=_run_import_nvidia)
+
+
+def _run_import_nvidia(args) -> int:
+    from .nvidia_runs import import_snapshot
+
+    summary = import_snapshot(args.pickle, args.out, preset=args.preset, data=args.data)
+    sizes = ", ".join(f"{name} {count:,}" for name, count in summary["parameters"].items())
+    print(f"imported {args.pickle}: {summary['resolution']} px, z {summary['z_dim']}, w {summary['w_dim']}, "
+          f"{summary['mapping_layers']} mapping layers, channel_base {summary['channel_base']}, channel_max "
+          f"{summary['channel_max']}; parameters {sizes}", file=sys.stderr)
+    for name, why in summary["not_imported"].items():
+        print(f"not imported: {name}: {why}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
+def _add_export_nvidia(sub):
+    parser = _command(sub, "export-nvidia", "a StyleGAN2-ADA run's G, D and G_ema -> NVIDIA state dicts in one .npz", [
+        "keras-anime-gan export-nvidia runs/faces faces-nvidia.npz",
+    ], description="Write a StyleGAN2-ADA run's networks (its newest good checkpoint) as arrays named exactly as "
+                   "NVIDIA's state_dict() keys, under G/, D/ and G_ema/, with NVIDIA's layouts and buffers, plus "
+                   "NVIDIA's constructor arguments as JSON under init_kwargs. The README shows the one "
+                   "load_state_dict line that loads them into NVIDIA's networks.")
+    parser.add_argument("source", help="a StyleGAN2-ADA run folder (made by train or import-nvidia)")
+    parser.add_argument("out", help="the .npz file to write")
+    parser.set_defaults(run=_run_export_nvidia)
+
+
+def _run_export_nvidia(args) -> int:
+    from .nvidia_runs import export_state_dicts
+
+    print(json.dumps(export_state_dicts(args.source, args.out)))
+    return 0
+
+
 # ----------------------------------------------------------------------------- evaluate / generate / explore
 
 
@@ -327,7 +386,7 @@ def _add_evaluate(sub):
         "keras-anime-gan evaluate runs/faces --real tfrecords --metrics swd,color",
         "keras-anime-gan evaluate runs/faces --real tfrecords --metrics fid,kid --inception-weights inception.h5",
     ])
-    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("source", help="run folder, .keras generator or NVIDIA network-snapshot-*.pkl (its G_ema)")
     parser.add_argument("--real", required=True, help="real images: folder, converted TFRecords or StyleGAN files")
     parser.add_argument("--metrics", default="swd", help="comma-separated: swd, color, kid, fid (default swd)")
     parser.add_argument("--num-images", type=int, default=1000, help="images per side (default 1000)")
@@ -357,7 +416,7 @@ def _add_generate(sub):
         "keras-anime-gan generate runs/faces --seeds 0-99 --out samples/",
         "keras-anime-gan generate runs/sg2 --seeds 1,5,9 --truncation 0.7 --out samples/",
     ])
-    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("source", help="run folder, .keras generator or NVIDIA network-snapshot-*.pkl (its G_ema)")
     parser.add_argument("--seeds", default="0-15", help="e.g. 0-99 or 1,5,9 (default 0-15)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--truncation", type=float, default=None,
@@ -413,7 +472,7 @@ def _add_explore(sub):
         "keras-anime-gan explore runs/sg2 --kind style-mix --rows 0-3 --columns 4-7 --crossover middle --out mix.png",
         "keras-anime-gan explore runs/faces --kind neighbours --real tfrecords --out neighbours.png",
     ])
-    parser.add_argument("source", help="run folder or .keras generator")
+    parser.add_argument("source", help="run folder, .keras generator or NVIDIA network-snapshot-*.pkl (its G_ema)")
     parser.add_argument("--kind", required=True, choices=EXPLORE_KINDS,
                         help="z-grid: one latent coordinate scaled per row; interpolate: paths between seeds (and a "
                              "GIF); truncation: psi from -1 to 1.5; style-mix: StyleGAN styles crossed between seeds; "
@@ -522,7 +581,8 @@ def _run_explore(args) -> int:
 # ----------------------------------------------------------------------------- main
 
 
-_EXTENSIONS: list = [_add_verify, _add_train, _add_export, _add_evaluate, _add_generate, _add_explore]
+_EXTENSIONS: list = [_add_verify, _add_train, _add_export, _add_evaluate, _add_generate, _add_explore,
+                     _add_import_nvidia, _add_export_nvidia]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ EMBEDDED_DEFAULT_OPTIONS = {"width": 32}
 # Run-level options a resumed run keeps (the model's `fixed` options are kept too): they define its
 # networks and data, and its random streams come back from the checkpoint. Not the precision:
 # checkpoints hold float32 variables, so a run resumes in any precision.
-FIXED_RUN_OPTIONS = ("model", "resolution", "data", "synthetic_images", "seed")
+FIXED_RUN_OPTIONS = ("model", "resolution", "data", "synthetic_images", "seed", "init_from")
 
 
 @dataclass
@@ -54,6 +54,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     stop_on_failure: bool = False
     verbose: int | str = "auto"
+    init_from: str | None = None  # a new StyleGAN2-ADA run starts from these networks (an NVIDIA .pkl or a run folder)
     model_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -111,6 +112,10 @@ class TrainConfig:
             raise ConfigError(f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
                               "lower --batch-size")
         stored = source.get("resolution")
+        if self.init_from and stored and stored != self.resolution:
+            raise ConfigError(f"--data {self.data} holds {stored} px images and the networks of --init-from "
+                              f"{self.init_from} are {self.resolution} px: convert the images at --resolution "
+                              f"{self.resolution} (keras-anime-gan convert SRC DEST --resolution {self.resolution})")
         if stored and stored < self.resolution and not self.allow_upscale:
             raise ConfigError(f"--data {self.data} holds {stored} px images and --resolution {self.resolution} would "
                               f"upscale them: train at --resolution {stored}, reconvert larger images, or pass "
@@ -244,9 +249,11 @@ def resolve_config(stated: dict | None = None, config_file: str | None = None, r
         _check_options_belong(saved.model, options)
         config = resumed_config(out, {**stated, "model_options": options}, saved=saved)
     else:
+        if stated.get("init_from"):
+            stated, options = _with_init_from(stated, options)
         config = TrainConfig.from_json({**stated, "out": out})
         _check_options_belong(config.model, options)
-        if config.data is None and not config_file and not {"resolution", "epochs"} & set(stated):
+        if config.data is None and not config_file and not {"resolution", "epochs", "init_from"} & set(stated):
             for key, value in EMBEDDED_DEFAULT.items():
                 if key not in stated:
                     setattr(config, key, value)
@@ -271,3 +278,38 @@ def _check_options_belong(model, options) -> None:
             flag = "--" + (next((item.metadata.get("flag") for item in owners.values()), None) or name).replace("_", "-")
             raise ConfigError(f"{flag if owners else name} is an option of {', '.join(owners) or 'no model'}, not of "
                               f"{model}; {model} takes {', '.join(sorted(valid))}")
+
+
+def init_from_network(source) -> tuple[int, dict]:
+    """(resolution, network options) of the networks `--init-from` names: an NVIDIA StyleGAN2-ADA
+    snapshot (.pkl, read safely) or a StyleGAN2-ADA run folder."""
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        saved = saved_config(source)
+        if saved is None or saved.model != "stylegan2-ada":
+            raise ConfigError(f"--init-from {source}: a StyleGAN2-ADA run folder or NVIDIA snapshot is needed"
+                              f"{'' if saved is None else f', this folder holds a {saved.model} run'}")
+        return saved.resolution, saved.options().values("network")
+    if not os.path.exists(source):
+        raise ConfigError(f"--init-from {source} does not exist")
+    from .nvidia import read_snapshot, snapshot_options
+
+    resolution, options = snapshot_options(read_snapshot(source))
+    options.pop("preset", None)  # the new run's own training settings
+    return resolution, options
+
+
+def _with_init_from(stated: dict, options: dict) -> tuple[dict, dict]:
+    """A new run's stated options completed with the networks of `--init-from`: the model, the
+    resolution and every network option are the source's; a stated one that differs is refused."""
+    source = stated["init_from"]
+    resolution, network = init_from_network(source)
+    if stated.get("model", "stylegan2-ada") != "stylegan2-ada":
+        raise ConfigError(f"--init-from starts a StyleGAN2-ADA run; --model {stated['model']} cannot take its networks")
+    clashes = [f"--resolution {stated['resolution']} (the networks are {resolution} px)"] \
+        if stated.get("resolution") not in (None, resolution) else []
+    clashes += [f"{key}={value} (the networks have {network[key]})" for key, value in options.items()
+                if key in network and value != network[key]]
+    if clashes:
+        raise ConfigError(f"--init-from {source} fixes the networks; it cannot start a run with {'; '.join(clashes)}")
+    return {**stated, "model": "stylegan2-ada", "resolution": resolution}, {**options, **network}

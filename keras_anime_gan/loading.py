@@ -1,5 +1,5 @@
-"""Loading a generator: a GAN, a Keras model, a run folder or a `.keras` file in, a float32
-generator out. The one place `generate`, `explore`, `evaluate`, `export` and the NVIDIA import read
+"""Loading a generator: a GAN, a Keras model, a run folder, a `.keras` file or an NVIDIA StyleGAN2-ADA
+snapshot (`.pkl`, its G_ema, read without running its code) in, a float32 generator out. The one place `generate`, `explore`, `evaluate`, `export` and the NVIDIA import read
 a generator from; a generator trained in mixed precision comes back rebuilt in float32
 (`precision.float32_model`).
 
@@ -21,8 +21,8 @@ GENERATOR_FILE = "generator.keras"
 
 
 def load_generator(source):
-    """A float32 generator from a GAN (its EMA generator), a Keras model, a run folder or a .keras
-    file; a UserError that says what to do for anything else."""
+    """A float32 generator from a GAN (its EMA generator), a Keras model, a run folder, a .keras file
+    or an NVIDIA snapshot (its G_ema); a UserError that says what to do for anything else."""
     from .gans import GAN
     from .gans.stylegan2 import networks  # noqa: F401  (registers StyleGenerator for loading)
 
@@ -35,8 +35,12 @@ def load_generator(source):
         return _from_run_folder(path)
     if not os.path.exists(path):
         raise UserError(f"generator {path!r} does not exist")
+    if path.endswith(".pkl"):
+        from .nvidia import load_nvidia_pickle
+
+        return float32_model(load_nvidia_pickle(path).ema_generator)
     if not path.endswith(".keras"):
-        raise UserError(f"{path!r} is not a .keras file or a run folder")
+        raise UserError(f"{path!r} is not a .keras file, an NVIDIA .pkl snapshot or a run folder")
     return float32_model(_load_keras_file(path))
 
 

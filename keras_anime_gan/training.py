@@ -121,7 +121,9 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     if epoch >= config.epochs:
         raise ConfigError(f"--epochs {config.epochs}: the run in {config.out} has trained {epoch} epoch(s) already; "
                           f"pass --epochs {epoch + 1} or more to continue it")
-    if status.get("state") == "failed":
+    if status.get("state") == "imported":
+        print(f"training the imported networks in {config.out} from {os.path.basename(path)}", flush=True)
+    elif status.get("state") == "failed":
         print(f"resuming the failed run in {config.out} from its last good checkpoint {os.path.basename(path)} "
               f"(it failed: {status.get('reason', 'unknown reason')})", flush=True)
     elif not resume:
@@ -276,6 +278,12 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
             _set_learning_rates(gan, configured)  # the run's options, which --resume may have changed
             print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
                   flush=True)
+        elif config.init_from:
+            from .nvidia_runs import init_states, load_init_states
+
+            # G, D and G_ema only: fresh optimizers, ADA's p at 0 and counters at 0, as NVIDIA's resume does.
+            load_init_states(gan, init_states(config.init_from))
+            print(f"started from the networks of {config.init_from} (G, D and G_ema)", flush=True)
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
     network = ", ".join(f"{key} {value}" for key, value in config.options().values("network").items())
     print(f"model {config.model} ({network}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "

@@ -11,10 +11,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "keras_anime_gan"
 # each other freely (without cycles); anything it imports from outside must sit lower.
 LAYERS = [
     ("cli", "__init__", "__main__"),
-    ("training", "evaluation", "export", "explore", "nvidia"),
-    ("loading",),
+    ("training", "evaluation", "export", "explore"),
+    ("loading", "nvidia_runs"),
     ("config", "callbacks"),
-    ("checkpoints", "metrics", "data", "gans", "serving"),
+    ("checkpoints", "metrics", "data", "gans", "nvidia", "serving"),
     ("precision",),
     ("sampling", "atomic", "locks", "_tf_logs"),
     ("errors",),
