@@ -118,7 +118,8 @@ class GeneratorServing:
 
     def _generate(self, num_images, seed, truncation_psi):
         with tf.control_dependencies(self._check_count(num_images, "num_images")):
-            psi = tf.debugging.assert_all_finite(truncation_psi, "truncation_psi must be a finite number, not NaN or inf")
+            psi = tf.debugging.assert_all_finite(truncation_psi,
+                                                 "truncation_psi must be a finite number, not NaN or inf")
             # The package's one seed -> latents mapping: the same faces as GAN.generate(n, seed).
             latents = seeded_latents(num_images, self.latent_dim, seed)
         return to_uint8_tensor(self._truncated_images(latents, psi))

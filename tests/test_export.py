@@ -219,12 +219,13 @@ def test_models_config_keeps_hand_edits_and_comments(gan, tmp_path):
     assert (base / "models.config").read_text() == HAND_EDITED_CONFIG
     export_generator(gan, str(base), "portraits")
     portraits = base / "portraits"
-    block = f'  config {{\n    name: "portraits"\n    base_path: "{portraits}"\n    model_platform: "tensorflow"\n  }}\n'
+    block = f'  config {{\n    name: "portraits"\n    base_path: "{portraits}"\n    model_platform: "tensorflow"\n'
+    block += "  }\n"
     assert (base / "models.config").read_text().replace(block, "", 1) == HAND_EDITED_CONFIG  # inserted, nothing else
     after = _parse_models_config(base / "models.config")
     assert list(after.model_config_list.config)[:2] == list(before.model_config_list.config)
     assert list(after.model_config_list.config[0].model_version_policy.specific.versions) == [1, 2]
-    assert [(c.name, c.base_path) for c in after.model_config_list.config[2:]] == [("portraits", str(base / "portraits"))]
+    assert [(c.name, c.base_path) for c in after.model_config_list.config[2:]] == [("portraits", str(portraits))]
 
 
 @pytest.mark.parametrize("text, message", [

@@ -118,6 +118,16 @@ def _scalars(count, seed, psi):
     return {"num_images": np.int32(count), "seed": np.int64(seed), "truncation_psi": np.float32(psi)}
 
 
+def _warmup_runs(version):
+    """Each warmup request's inputs, decoded from its TensorProtos, for the loader to replay."""
+    runs = []
+    for index, log in enumerate(read_warmup(version)):
+        request = log.predict_log.request
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        runs.append((f"warmup{index}", "session", request.model_spec.signature_name, inputs))
+    return runs
+
+
 def _requests(gan, version):
     """(label, loader, signature, inputs) for one export."""
     latents = latents_for_seed(COUNT, gan.latent_dim, SEED)
@@ -127,10 +137,7 @@ def _requests(gan, version):
                  ("generate", loader, "generate", _scalars(COUNT, SEED, 1.0)),
                  ("generate_png", loader, "generate_png", _scalars(COUNT, SEED, 1.0)),
                  ("generate_psi", loader, "generate", _scalars(COUNT, SEED, PSI))]
-    for index, log in enumerate(read_warmup(version)):
-        request = log.predict_log.request
-        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        runs.append((f"warmup{index}", "session", request.model_spec.signature_name, inputs))
+    runs += _warmup_runs(version)
     bad_latents = latents.copy()
     bad_latents[1, 2] = np.inf
     runs += [("nan_psi", "session", "generate", _scalars(COUNT, SEED, np.nan)),
@@ -146,10 +153,7 @@ def served(exports, tmp_path_factory):
     work = tmp_path_factory.mktemp("runs")
     jobs, keys = [], []
     for kind, (gan, version) in exports.items():
-        runs = _requests(gan, version) if kind != "batched" else [
-            (f"warmup{i}", "session", log.predict_log.request.model_spec.signature_name,
-             {k: tf.make_ndarray(v) for k, v in log.predict_log.request.inputs.items()})
-            for i, log in enumerate(read_warmup(version))]
+        runs = _warmup_runs(version) if kind == "batched" else _requests(gan, version)
         for label, loader, signature, inputs in runs:
             folder = work / f"{kind}-{loader}-{label}"
             folder.mkdir()
@@ -276,9 +280,10 @@ def test_a_bfloat16_generator_exports_a_float32_graph(exports):
 def test_the_saved_model_cli_command_of_issue_24(exports, tmp_path):
     gan, version = exports["dcgan"]
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    result = subprocess.run([cli, "run", "--dir", version, "--tag_set", "serve", "--signature_def", "generate",
-                             "--input_exprs", f"num_images=2;seed={SEED};truncation_psi=1.0", "--outdir", str(tmp_path)],
-                            capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    command = [cli, "run", "--dir", version, "--tag_set", "serve", "--signature_def", "generate",
+               "--input_exprs", f"num_images=2;seed={SEED};truncation_psi=1.0", "--outdir", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Result for output key images:" in result.stdout
     images = np.load(tmp_path / "images.npy")
