@@ -26,6 +26,15 @@ outside 1..max_images, a latent of the wrong width, NaN or inf in the latents or
 truncation_psi. Any finite psi is served: 1 is no truncation, 0 the average face, below 0 or
 above 1 extrapolates (NVIDIA's tools allow it too).
 
+Warmup: the server replays `assets.extra/tf_serving_warmup_requests` (a TFRecord of
+`PredictionLog`s, TF Serving's own protos) before it serves a version, one 1-image request per
+signature, so the first client does not pay for lazy initialisation; a failing request fails the load.
+
+models.config is read and written through TF Serving's ModelServerConfig proto: an existing file
+is parsed first (one that does not parse stops the export, naming the file and the parse error),
+a model already listed is left as it is, a new one is inserted as text so hand edits and comments
+stay, and the result is checked to parse to exactly the old entries plus the new one.
+
 Saving goes through Keras's `ExportArchive`, not `tf.saved_model.save` of a module holding the
 generator: a Keras 3 variable wraps a `tf.Variable`, and saved as a child of a module it is
 written as a second, copied variable, so the model server's loader restored `Variable_N` while
