@@ -115,3 +115,41 @@ def atomic_directory(final: str, durable: bool = True):
         raise
     if durable:
         fsync_dir(parent)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs. True where that cannot be told (not POSIX: there `os.kill`
+    would end the process), so a caller never removes what may still be being written."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def stale_directories(parent: str) -> list[str]:
+    """The temporary folders that `atomic_directory` left in `parent` for processes that no longer
+    run (killed, or died before their `except` could clean up): `.tmp-NAME-PID` with PID dead."""
+    if not os.path.isdir(parent):
+        return []
+    stale = []
+    for name in sorted(os.listdir(parent)):
+        prefix, _, pid = name.rpartition("-")
+        path = os.path.join(parent, name)
+        if (name.startswith(".tmp-") and len(prefix) > len(".tmp") and pid.isdigit() and os.path.isdir(path)
+                and not process_alive(int(pid))):
+            stale.append(path)
+    return stale
+
+
+def remove_stale_directories(parent: str) -> list[str]:
+    """Remove `stale_directories(parent)`; returns what was removed. A folder whose process is alive
+    is kept: it may be another export or checkpoint being written right now."""
+    stale = stale_directories(parent)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

@@ -2,7 +2,8 @@
 
 `predict_request` builds the JSON body for one of the exported signatures; `decode_predictions`
 turns a response body back into uint8 images (N, H, W, 3). Only the standard library, NumPy and
-Pillow are needed on the client.
+Pillow are needed on the client. NaN or inf latents and truncation_psi are refused here as the
+served model refuses them (and strict JSON cannot carry them).
 """
 
 from __future__ import annotations
@@ -28,14 +29,21 @@ def predict_request(signature="serving_default", *, latents=None, num_images=Non
     if signature == "serving_default":
         if latents is None:
             raise ValueError("serving_default needs latents of shape (N, latent_dim)")
+        _check_finite(latents, "latents")
         values = np.asarray(latents, np.float32).tolist()
         body = {"instances": values} if row_format else {"inputs": {"latent": values}}
     else:
         if num_images is None or seed is None:
             raise ValueError(f"{signature} needs num_images and seed")
+        _check_finite(truncation_psi, "truncation_psi")
         body = {"inputs": {"num_images": int(num_images), "seed": int(seed), "truncation_psi": float(truncation_psi)}}
     body["signature_name"] = signature
     return body
+
+
+def _check_finite(values, name) -> None:
+    if not np.all(np.isfinite(np.asarray(values, np.float64))):
+        raise ValueError(f"{name} must be finite numbers, not NaN or inf (the served model refuses them)")
 
 
 def decode_predictions(response: dict) -> np.ndarray:

@@ -123,6 +123,40 @@ def test_bad_latents_fail_clearly(exported):
         loaded.signatures["serving_default"](latent=tf.zeros((9, LATENT)))
 
 
+@pytest.mark.parametrize("psi", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_truncation_psi_fails_clearly_instead_of_black_images(exported, psi):
+    _, _, loaded = exported
+    for name in ("generate", "generate_png"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="truncation_psi must be a finite number"):
+            _generate(loaded, name, 2, 1, psi=psi)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_latents_fail_clearly_instead_of_black_images(exported, bad):
+    _, _, loaded = exported
+    latents = np.zeros((3, LATENT), np.float32)
+    latents[2, 5] = bad
+    with pytest.raises(tf.errors.InvalidArgumentError, match="latent values must be finite numbers"):
+        loaded.signatures["serving_default"](latent=tf.constant(latents))
+
+
+def test_any_finite_truncation_psi_is_served(exported):
+    _, _, loaded = exported  # 0: the average face; beyond [0, 1] extrapolates, as NVIDIA's tools allow
+    images = [_generate(loaded, "generate", 2, 5, psi=psi)["images"].numpy() for psi in (-0.5, 0.0, 1.0, 1.5)]
+    assert all(image.shape == (2, 32, 32, 3) for image in images)
+    assert len({image.tobytes() for image in images}) == 4
+
+
+def test_truncation_cutoff_needs_style_layers_and_a_count_within_them(gan, tmp_path):
+    with pytest.raises(UserError, match="truncation_cutoff needs a generator with style layers"):
+        export_generator(gan, str(tmp_path / "models"), "faces", truncation_cutoff=4)
+    style = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8)
+    for cutoff in (0, 5, 2.5, True):
+        with pytest.raises(UserError, match=r"from 1 to the generator's num_ws=4 style layers"):
+            export_generator(style, str(tmp_path / "models"), "styles", truncation_cutoff=cutoff)
+    assert not (tmp_path / "models" / "faces").exists() and not (tmp_path / "models" / "styles").exists()
+
+
 def test_saved_model_cli_lists_the_documented_signatures(exported):
     _, path, _ = exported
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
@@ -141,37 +175,81 @@ def test_saved_model_cli_lists_the_documented_signatures(exported):
             assert line in section, (block, line, section)
 
 
-def _model_server_config_class():
-    """ModelServerConfig built from TF Serving's field numbers (model_server_config.proto), to parse
-    models.config exactly as the server's text-format parser would."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-
-    proto = descriptor_pb2.FileDescriptorProto(name="model_server_config_test.proto", package="tensorflow.serving")
-    config = proto.message_type.add(name="ModelConfig")
-    for name, number in (("name", 1), ("base_path", 2), ("model_platform", 4)):
-        config.field.add(name=name, number=number, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-    listing = proto.message_type.add(name="ModelConfigList")
-    listing.field.add(name="config", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                      label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED, type_name=".tensorflow.serving.ModelConfig")
-    server = proto.message_type.add(name="ModelServerConfig")
-    server.field.add(name="model_config_list", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                     label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".tensorflow.serving.ModelConfigList")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.ModelServerConfig"))
-
-
-def test_models_config_parses_as_the_text_proto_and_keeps_entries(gan, tmp_path):
+def _parse_models_config(path):
+    """models.config parsed with TF Serving's own ModelServerConfig, as the model server reads it."""
     from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
 
+    return text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+
+
+def test_models_config_parses_as_the_text_proto_and_lists_each_model_once(gan, tmp_path):
     base = tmp_path / "models"
     export_generator(gan, str(base), "faces")
+    written = (base / "models.config").read_text()
     export_generator(gan, str(base), "faces")
+    assert (base / "models.config").read_text() == written  # listed already: the file is not touched
     export_generator(gan, str(base), "portraits", serving_base_path="/models")
-    config = text_format.Parse((base / "models.config").read_text(), _model_server_config_class()())
+    config = _parse_models_config(base / "models.config")
     entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
     assert entries == [("faces", str(base / "faces"), "tensorflow"), ("portraits", "/models/portraits", "tensorflow")]
+
+
+HAND_EDITED_CONFIG = """# Served by the office box; edited by hand.
+model_config_list: {
+  config: {
+    name: 'faces'   # the stable one
+    base_path: "/srv/models/faces"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+  }
+  config < name: "resnet" base_path: "/srv/models/res}net" model_platform: "tensorflow" >
+}
+# end of file, with a } in a comment
+"""
+
+
+def test_models_config_keeps_hand_edits_and_comments(gan, tmp_path):
+    base = tmp_path / "models"
+    base.mkdir()
+    (base / "models.config").write_text(HAND_EDITED_CONFIG)
+    before = _parse_models_config(base / "models.config")
+    export_generator(gan, str(base), "faces")  # listed already, with its version policy: left alone
+    assert (base / "models.config").read_text() == HAND_EDITED_CONFIG
+    export_generator(gan, str(base), "portraits")
+    portraits = base / "portraits"
+    block = f'  config {{\n    name: "portraits"\n    base_path: "{portraits}"\n    model_platform: "tensorflow"\n'
+    block += "  }\n"
+    assert (base / "models.config").read_text().replace(block, "", 1) == HAND_EDITED_CONFIG  # inserted, nothing else
+    after = _parse_models_config(base / "models.config")
+    assert list(after.model_config_list.config)[:2] == list(before.model_config_list.config)
+    assert list(after.model_config_list.config[0].model_version_policy.specific.versions) == [1, 2]
+    assert [(c.name, c.base_path) for c in after.model_config_list.config[2:]] == [("portraits", str(portraits))]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model_config_list {\n  config {\n    name: \"faces\"\n    base_pth: \"/x\"\n  }\n}\n", "4:5 .*base_pth"),
+    ("model_config_list {\n  config { name: \"faces\" }\n", "Expected \"}\""),
+])
+def test_a_broken_models_config_stops_the_export_with_the_file_and_the_parse_error(gan, tmp_path, text, message):
+    base = tmp_path / "models"
+    base.mkdir()
+    (base / "models.config").write_text(text)
+    with pytest.raises(UserError, match=f"models.config is not a valid ModelServerConfig text proto .*{message}"):
+        export_generator(gan, str(base), "portraits")
+    assert (base / "models.config").read_text() == text and not (base / "portraits").exists()
+
+
+def test_stale_temporary_folders_of_killed_exports_are_removed(gan, tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(finished.stdout)  # a process that has exited: the PID of an export killed mid-write
+    faces = tmp_path / "models" / "faces"
+    (faces / f".tmp-1-{dead}" / "variables").mkdir(parents=True)
+    (faces / f".tmp-1-{dead}" / "saved_model.pb").write_bytes(b"half")
+    (faces / f".tmp-4-{os.getpid()}").mkdir()  # a live process's: perhaps an export running right now
+    assert export_generator(gan, str(tmp_path / "models"), "faces").endswith(os.path.join("faces", "1"))
+    assert sorted(os.listdir(faces)) == [f".tmp-4-{os.getpid()}", "1"]
 
 
 def test_cli_export_from_a_run_folder(tmp_path):
