@@ -280,14 +280,22 @@ def _add_export(sub):
     parser = _command(sub, "export", "write a generator as a TF Serving SavedModel (saved_models/NAME/VERSION)", [
         "keras-anime-gan export runs/faces --name faces",
         "keras-anime-gan export runs/faces/generator.keras --name faces --base /srv/models --version 3",
+        "keras-anime-gan export runs/sg2 --name faces_batched --batching-parameters docs/serving/batching_params.pbtxt",
     ])
-    parser.add_argument("source", help="run folder (its generator.keras) or a .keras generator file")
+    parser.add_argument("source", help="run folder (its generator.keras), a .keras generator file or an NVIDIA "
+                                       "network-snapshot-*.pkl (its G_ema)")
     parser.add_argument("--name", required=True, help="model name, as clients will call it")
     parser.add_argument("--base", default="saved_models", help="export root (default saved_models)")
     parser.add_argument("--version", type=int, default=None, help="version number (default: one above the highest)")
     parser.add_argument("--max-images", type=int, default=256, help="largest batch a request may ask for (default 256)")
     parser.add_argument("--serving-base-path", default=None,
                         help="where the model server sees --base (e.g. /models in Docker); written to models.config")
+    parser.add_argument("--truncation-cutoff", type=int, default=None, metavar="N",
+                        help="StyleGAN2-ADA only: the generate signatures truncate only the first N style layers "
+                             "toward w_avg (NVIDIA's truncation_cutoff); default: all of them")
+    parser.add_argument("--batching-parameters", default=None, metavar="FILE",
+                        help="export for TF Serving's batching: serving_default only, with FILE (BatchingParameters "
+                             "text format, e.g. docs/serving/batching_params.pbtxt) copied in as batching_params.pbtxt")
     parser.set_defaults(run=_run_export)
 
 
@@ -295,7 +303,8 @@ def _run_export(args) -> int:
     from .export import export_generator
 
     path = export_generator(args.source, args.base, args.name, args.version, max_images=args.max_images,
-                            serving_base_path=args.serving_base_path)
+                            serving_base_path=args.serving_base_path, truncation_cutoff=args.truncation_cutoff,
+                            batching_parameters=args.batching_parameters)
     print(json.dumps({"exported": path, "models_config": f"{args.base}/models.config"}))
     return 0
 
@@ -434,14 +443,13 @@ def _run_generate(args) -> int:
     from tqdm.auto import tqdm
 
     from .loading import load_generator
-    from .sampling import latent_width, latents_for_seeds, render
+    from .sampling import checked_truncation_cutoff, latent_width, latents_for_seeds, render
 
     seeds = _parse_integers(args.seeds, "--seeds")
     if args.truncation is not None and not math.isfinite(args.truncation):
         raise UserError(f"--truncation must be a finite number, got {args.truncation}")
     generator = load_generator(args.source)
-    if args.truncation_cutoff is not None:
-        _check_cutoff(generator, args.truncation_cutoff, "--truncation-cutoff")
+    checked_truncation_cutoff(generator, args.truncation_cutoff)
     latents = latents_for_seeds(seeds, latent_width(generator))  # seed s: the image of generate(1, s)
     os.makedirs(args.out, exist_ok=True)
     images = render(generator, latents, truncation=args.truncation, cutoff=args.truncation_cutoff,
@@ -450,16 +458,6 @@ def _run_generate(args) -> int:
         Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
     print(json.dumps({"out": args.out, "images": len(seeds)}))
     return 0
-
-
-def _check_cutoff(generator, cutoff, flag):
-    from .explore import is_style_generator
-
-    if not is_style_generator(generator):
-        raise UserError(f"{flag} needs a StyleGAN generator (style layers); this one maps z to images")
-    if not 0 <= cutoff <= generator.num_ws:
-        raise UserError(f"{flag} {cutoff}: this generator has style layers 0-{generator.num_ws - 1}, so the cutoff "
-                        f"is between 0 and {generator.num_ws}")
 
 
 EXPLORE_KINDS = ("z-grid", "interpolate", "truncation", "style-mix", "neighbours")

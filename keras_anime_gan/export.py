@@ -69,7 +69,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from .atomic import atomic_directory, remove_stale_directories, write_text_atomic
 from .errors import UserError
 from .loading import load_generator
-from .sampling import generate_images, latent_width, seeded_latents, to_uint8_tensor
+from .sampling import checked_truncation_cutoff, generate_images, latent_width, seeded_latents, to_uint8_tensor
 
 MODELS_CONFIG = "models.config"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # where TF Serving looks
@@ -139,20 +139,6 @@ class GeneratorServing:
             return generate_images(self.generator, latents, psi)
         # NVIDIA's truncation_cutoff: only the coarse styles (the first `cutoff` layers) move toward w_avg.
         return self.generator.truncated(latents, psi, training=False, cutoff=self.truncation_cutoff)
-
-
-def checked_truncation_cutoff(generator, cutoff):
-    """`cutoff` when the generator has that many style layers (StyleGAN's num_ws); UserError otherwise."""
-    if cutoff is None:
-        return None
-    num_ws = getattr(generator, "num_ws", None)
-    if not isinstance(num_ws, int) or not callable(getattr(generator, "truncated", None)):
-        raise UserError(f"truncation_cutoff needs a generator with style layers (StyleGAN2-ADA); {generator.name} "
-                        "has none: leave it out")
-    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or not 1 <= cutoff <= num_ws:
-        raise UserError(f"truncation_cutoff must be a whole number from 1 to the generator's num_ws={num_ws} "
-                        f"style layers, got {cutoff!r}")
-    return cutoff
 
 
 def serving_archive(serving: GeneratorServing, signatures=SIGNATURES):

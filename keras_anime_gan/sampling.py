@@ -16,6 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from .errors import UserError
+
 
 def seeded_latents(num_images, latent_dim, seed):
     """float32 tensor (num_images, latent_dim) ~ N(0, 1), a pure function of (seed, shape).
@@ -64,6 +66,20 @@ def image_size(generator) -> int:
     """The generated images' size in pixels: its `resolution` attribute, else its output shape."""
     value = getattr(generator, "resolution", None)
     return value if isinstance(value, int) else int(generator.output_shape[1])
+
+
+def checked_truncation_cutoff(generator, cutoff):
+    """`cutoff` when the generator has that many style layers (StyleGAN's num_ws); UserError otherwise."""
+    if cutoff is None:
+        return None
+    num_ws = getattr(generator, "num_ws", None)
+    if not isinstance(num_ws, int) or not callable(getattr(generator, "truncated", None)):
+        raise UserError(f"truncation_cutoff needs a generator with style layers (StyleGAN2-ADA); {generator.name} "
+                        "has none: leave it out")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or not 1 <= cutoff <= num_ws:
+        raise UserError(f"truncation_cutoff must be a whole number from 1 to the generator's num_ws={num_ws} "
+                        f"style layers, got {cutoff!r}")
+    return cutoff
 
 
 def generate_images(generator, latents, truncation=None, training=False, cutoff=None):

@@ -247,7 +247,6 @@ def test_export_has_the_three_signatures_and_truncates_in_w(resumed_run, tmp_pat
         assert loaded.signatures[name].structured_input_signature == ((), scalars)
         assert loaded.signatures[name].structured_outputs == outputs
     ema = gan.ema_generator
-    np.testing.assert_array_equal(loaded.generator.mapping_network.w_avg.numpy(), ema.w_avg.numpy())
 
     # (c) psi = 1: the same faces as gan.generate for the same seed, in every signature.
     latents = latents_for_seed(5, Z_DIM, 3)
