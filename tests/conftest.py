@@ -1,3 +1,4 @@
+import contextlib
 import os
 import shutil
 import subprocess
@@ -58,3 +59,34 @@ def tiny_config(out, **values):
               "synthetic_images": 64, "metric_images": 32, "verbose": 0, "jit": False, **values}
     options = {key: values.pop(key) for key in list(values) if key not in run_fields}
     return TrainConfig.from_json({"out": str(out), **values, "model_options": {**options, **values.pop("model_options", {})}})
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder, size):
+    """A tmpfs of `size` (e.g. "1500k") mounted on the new folder `folder` for the `with` block: a real
+    full disk. Skips the test where mounting is not permitted (the injected-ENOSPC tests cover the
+    same paths)."""
+    folder = Path(folder)
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected "
+                    "ENOSPC test covers the same path")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Keras's global dtype policy set to `name` ("mixed_bfloat16", ...) for the `with` block."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, small_tmpfs
 from keras_anime_gan.data import ConversionError, ConversionFailed, convert_folder, synthetic_faces
 
 
@@ -508,20 +508,12 @@ def test_a_full_disk_stops_with_one_line_keeps_the_finished_shards_and_resumes(f
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mounts a tmpfs")
 def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_pngs, tmp_path):
     """Worker processes (--workers 2) writing onto a 600 KB tmpfs: two of the ~220 KB shards fit."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected "
-                    "ENOSPC test covers the same path")
-    try:
+    with small_tmpfs(tmp_path / "disk", "600k") as disk:
         dest = disk / "out"
         command = _convert_command(synthetic_pngs, dest, 2)
         full = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         kept = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
-        # Exit status 1 (ConversionFailed.exit_status) where the command line reads it, 2 before.
-        assert full.returncode in (1, 2) and full.stderr.strip().splitlines() == [
+        assert full.returncode == 1 and full.stderr.strip().splitlines() == [
             f"error: disk full while writing shard-{len(kept):05d}-of-00012.tfrecords in {dest}: {len(kept)} of 12 "
             "shards are complete; free space and rerun the same command to resume"], full.stderr
         assert 1 <= len(kept) <= 2 and not [name for name in os.listdir(dest) if name.endswith(".tmp")]
@@ -529,5 +521,3 @@ def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_
         resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert _shard_checksums_match(dest)["num_images"] == 600
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)

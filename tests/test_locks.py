@@ -20,11 +20,11 @@ with folder_lock(sys.argv[1], "run folder"):
     if sys.argv[2] == "fork":  # a forked worker, as the converter's pool makes them
         child = os.fork()
         if child == 0:
-            print("child", flush=True)  # running Python again: the fork hook has closed its copy
+            os.write(1, b"child\\n")  # running Python again: the fork hook has closed its copy (one write: no interleaving)
             time.sleep(60)
             os._exit(0)
-        print(child, flush=True)
-    print("locked", flush=True)
+        os.write(1, f"{child}\\n".encode())
+    os.write(1, b"locked\\n")
     time.sleep(60)
 """
 

@@ -54,7 +54,10 @@ def test_import_makes_a_run_folder_that_says_what_it_found_and_left_out(imported
 
 
 def test_an_imported_run_is_generated_from_and_trained_on_like_any_run(imported, tmp_path):
-    out, _ = imported
+    import shutil
+
+    out = tmp_path / "imported"
+    shutil.copytree(imported[0], out)  # trained below: the other tests read the imported weights
     generated = run_cli("generate", out, "--seeds", "0-1", "--truncation", "0.5", "--truncation-cutoff", "4",
                         "--out", tmp_path / "pictures", "--quiet")
     assert json.loads(generated.stdout.strip().splitlines()[-1])["images"] == 2

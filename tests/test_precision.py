@@ -388,12 +388,8 @@ def test_a_style_generator_trained_in_bfloat16_saves_as_float32_and_loads_in_a_f
 
     from keras_anime_gan.precision import float32_model
 
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
+    with conftest.global_policy("mixed_bfloat16"):
         gan = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
     z = np.random.default_rng(0).normal(size=(2, 8)).astype("float32")
     copy = float32_model(gan.generator)
     assert copy.compute_dtype == "float32" and copy(z).dtype == "float32"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli, tiny_config
+from conftest import ROOT, run_cli, small_tmpfs, tiny_config
 from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan
 from keras_anime_gan.checkpoints import latest_checkpoint
@@ -287,14 +287,7 @@ def test_a_full_disk_while_checkpointing_ends_in_one_line_and_a_failed_status(tm
 
 def test_a_real_full_disk_gives_one_line_and_exit_status_1(tmp_path):
     """On a 1.5 MB tmpfs the first checkpoint fits and the second does not."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(disk)], capture_output=True,
-                             text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); the injected "
-                    "ENOSPC test covers the same path")
-    try:
+    with small_tmpfs(tmp_path / "disk", "1500k") as disk:
         result = run_cli("train", *TINY, "--epochs", "4", "--steps-per-epoch", "2", "--no-jit", "--out", disk / "run",
                          "--quiet", check=False)
         errors = [line for line in result.stderr.splitlines() if line.startswith(("error", "Traceback"))]
@@ -302,8 +295,6 @@ def test_a_real_full_disk_gives_one_line_and_exit_status_1(tmp_path):
             "error: disk full while writing checkpoint epoch-0002; the last good checkpoint is epoch-0001, which "
             "running the command again resumes from"], result.stderr[-3000:]
         assert json.loads((disk / "run" / "status.json").read_text())["state"] == "failed"
-    finally:
-        subprocess.run(["umount", str(disk)], capture_output=True)
 
 
 def test_generator_keras_is_replaced_atomically(tmp_path, monkeypatch):
