@@ -53,7 +53,7 @@ def test_import_makes_a_run_folder_that_says_what_it_found_and_left_out(imported
     assert np.abs(images - _nhwc(outputs["img"])).max() <= 2e-3
 
 
-def test_an_imported_run_is_generated_from_and_trained_on_like_any_run(imported, tmp_path):
+def test_an_imported_run_is_generated_from_and_trained_on_like_any_run(imported, tmp_path, capsys):
     import shutil
 
     out = tmp_path / "imported"
@@ -61,10 +61,15 @@ def test_an_imported_run_is_generated_from_and_trained_on_like_any_run(imported,
     generated = run_cli("generate", out, "--seeds", "0-1", "--truncation", "0.5", "--truncation-cutoff", "4",
                         "--out", tmp_path / "pictures", "--quiet")
     assert json.loads(generated.stdout.strip().splitlines()[-1])["images"] == 2
-    resumed = run_cli("train", "--out", out, "--resume", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "8",
-                      "--metrics", "none", "--no-jit", "--quiet")
-    assert json.loads(resumed.stdout.strip().splitlines()[-1])["state"] == "complete"
-    assert "training the imported networks" in resumed.stdout
+    from keras_anime_gan.config import resolve_config
+    from keras_anime_gan.training import train
+
+    # What `train --out OUT --resume ...` does; path length off and no augmentation, for time only.
+    config = resolve_config({"out": str(out), "epochs": 1, "steps_per_epoch": 1, "batch_size": 8, "metrics": "none",
+                             "jit": False, "verbose": 0, "model_options": {"pl_weight": 0.0, "augment": "none"}},
+                            resume=True)
+    assert train(config, resume=True)["state"] == "complete"
+    assert "training the imported networks" in capsys.readouterr().out
 
 
 def test_load_nvidia_pickle_is_a_stylegan2_ada_model_with_g_d_and_g_ema(fixture):
@@ -124,7 +129,8 @@ def test_init_from_starts_a_new_run_from_the_networks_with_fresh_training_state(
 
     probe = AtStart()
     config = resolve_config({"data": str(data), "init_from": str(TINY), "epochs": 1, "steps_per_epoch": 1,
-                             "batch_size": 8, "metrics": "none", "jit": False, "verbose": 0, "out": str(tmp_path / "run")})
+                             "batch_size": 8, "metrics": "none", "jit": False, "verbose": 0, "out": str(tmp_path / "run"),
+                             "model_options": {"pl_weight": 0.0}})  # path length off, for time only
     assert (config.model, config.resolution, config.model_options["z_dim"]) == ("stylegan2-ada", 32, 64)
     assert train(config, callbacks=[probe])["state"] == "complete"
     assert probe.same and probe.fresh == (0.0, 0, 0)  # G, D, G_ema copied; optimizers and ADA's p fresh
