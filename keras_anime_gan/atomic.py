@@ -40,16 +40,18 @@ def fsync_dir(path) -> None:
 @contextlib.contextmanager
 def naming(path):
     """Re-raise an OSError that names no file (PIL and NumPy writers often do not) as one naming
-    `path`, so that "disk full" says where; h5py reports a full disk as a RuntimeError holding
-    "errno = 28", which becomes the OSError it is."""
+    `path`, so that "disk full" says where. Writers that report a full disk as another exception
+    (h5py: a RuntimeError holding "errno = 28"; TensorFlow's SaveV2: a ResourceExhaustedError
+    saying "No space left on device") get the OSError it is."""
     try:
         yield
     except OSError as error:
         if error.filename is None:
             raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
         raise
-    except RuntimeError as error:
-        if f"errno = {errno.ENOSPC}," in str(error):
+    except Exception as error:
+        message = str(error)
+        if f"errno = {errno.ENOSPC}," in message or os.strerror(errno.ENOSPC) in message:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path)) from error
         raise
 

@@ -79,3 +79,14 @@ def test_an_os_error_that_names_no_file_is_given_the_target(tmp_path):
             h5py_full_disk(None)
     assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "epoch-0001")
     assert os.listdir(tmp_path) == []
+
+    class ResourceExhaustedError(Exception):  # how TensorFlow's SaveV2 reports it
+        pass
+
+    with pytest.raises(OSError) as raised:
+        with atomic.atomic_directory(str(tmp_path / "1")):
+            raise ResourceExhaustedError("part-00000-of-00001.data; No space left on device [Op:SaveV2]")
+    assert raised.value.errno == errno.ENOSPC and raised.value.filename == str(tmp_path / "1")
+    with pytest.raises(ValueError):  # anything else passes through as it is
+        with atomic.atomic_directory(str(tmp_path / "2")):
+            raise ValueError("a bug")

@@ -325,3 +325,19 @@ def test_request_and_response_helpers_round_trip_through_rest_rules(exported, si
         expected = _generate(loaded, "generate", 3, 21)["images"].numpy()
     assert images.dtype == np.uint8
     np.testing.assert_array_equal(images, expected)
+
+
+def test_a_full_disk_during_export_is_one_line_and_leaves_no_version(tmp_path):
+    from conftest import small_tmpfs
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.training import train
+
+    run = tmp_path / "run"
+    train(TrainConfig.from_json(dict(out=str(run), resolution=32, batch_size=8, epochs=1, steps_per_epoch=1,
+                                     synthetic_images=16, verbose=0, jit=False, metrics="none",
+                                     model_options=dict(width=8, latent_dim=LATENT))))
+    with small_tmpfs(tmp_path / "disk", "150k") as disk:
+        result = run_cli("export", run, "--name", "faces", "--base", disk / "saved", check=False)
+        errors = [line for line in result.stderr.splitlines() if line.startswith(("error", "Traceback"))]
+        assert result.returncode == 1 and errors == [f"error: disk full while writing {disk / 'saved' / 'faces' / '1'}"]
+        assert os.listdir(disk / "saved" / "faces") == []  # no version, no temporary folder
