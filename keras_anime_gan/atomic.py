@@ -38,16 +38,16 @@ def fsync_dir(path) -> None:
 
 
 @contextlib.contextmanager
-def naming(path):
-    """Re-raise an OSError that names no file (PIL and NumPy writers often do not) as one naming
-    `path`, so that "disk full" says where. Writers that report a full disk as another exception
+def naming(path, temporary=None):
+    """Re-raise an OSError that names no file (PIL and NumPy writers often do not), or that names the
+    `temporary` file written for `path`, as one naming `path`, so that "disk full" says where. Writers that report a full disk as another exception
     (h5py: a RuntimeError holding "errno = 28"; TensorFlow's SaveV2: a ResourceExhaustedError
     saying "No space left on device") get the OSError it is."""
     try:
         yield
     except OSError as error:
-        if error.filename is None:
-            raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error
+        if error.filename is None or (temporary is not None and error.filename == temporary):
+            raise OSError(error.errno, error.strerror or str(error), os.fspath(path)) from error  # the file meant
         raise
     except Exception as error:
         message = str(error)
@@ -62,7 +62,7 @@ def write_atomic(path: str, write, durable: bool = True, suffix: str = "") -> No
     `suffix` ends the temporary name, for writers that insist on an extension (Keras's `.keras`)."""
     tmp = f"{path}.{os.getpid()}.tmp{suffix}"
     try:
-        with naming(path):
+        with naming(path, tmp):
             write(tmp)
         if durable:
             fsync_file(tmp)

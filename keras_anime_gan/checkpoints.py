@@ -23,8 +23,13 @@ import keras
 import numpy as np
 
 from .atomic import atomic_directory, write_atomic, write_json_atomic
+from .errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be restored (missing, incomplete or damaged files)."""
 
 
 class NonFiniteError(ValueError):
@@ -276,7 +281,7 @@ def restore_checkpoint(gan, path) -> dict:
     (the variables are float32 in all of them); returns its state.json (epoch, update counts, and `history` rows when it holds them)."""
     state = _checkpoint_state(path, verify=True)
     if state is None:
-        raise ValueError(f"checkpoint {path} is incomplete, unreadable or damaged (it needs {', '.join(CHECKPOINT_FILES)})")
+        raise CheckpointError(f"checkpoint {path} is incomplete, unreadable or damaged (it needs {', '.join(CHECKPOINT_FILES)})")
     load_gan_weights(gan, os.path.join(path, "gan.weights.h5"))
     for optimizer, file in ((gan.d_optimizer, "d_optimizer.npz"), (gan.g_optimizer, "g_optimizer.npz")):
         with np.load(os.path.join(path, file)) as arrays:

@@ -323,9 +323,10 @@ def _add_import_nvidia(sub):
                    "NVIDIA's files need is refused.")
     parser.add_argument("pickle", help="the network-snapshot-*.pkl file")
     parser.add_argument("--out", required=True, help="the run folder to write (must be new or empty)")
-    parser.add_argument("--preset", default="auto", choices=["auto", "paper256", "stylegan2", "tiny"],
-                        help="training settings the pickle does not record, for training the run on (batch, "
-                             "learning rate, R1 gamma, EMA); the networks are the pickle's (default auto)")
+    parser.add_argument("--preset", default="auto",
+                        help="the StyleGAN2-ADA preset (as train --preset) whose training settings the run trains with: "
+                             "batch, learning rate, R1 gamma, EMA, which the pickle does not record; the networks are "
+                             "the pickle's (default auto)")
     parser.add_argument("--data", default=None, help="the images `train --resume` on this run trains on (default: "
                                                      "none recorded; use train --init-from for a new run on your faces)")
     parser.set_defaults(run=_run_import_nvidia)
@@ -439,24 +440,13 @@ def _add_generate(sub):
 
 
 def _run_generate(args) -> int:
-    from PIL import Image
-    from tqdm.auto import tqdm
-
+    from .explore import write_seed_images
     from .loading import load_generator
-    from .sampling import checked_truncation_cutoff, latent_width, latents_for_seeds, render
 
     seeds = _parse_integers(args.seeds, "--seeds")
-    if args.truncation is not None and not math.isfinite(args.truncation):
-        raise UserError(f"--truncation must be a finite number, got {args.truncation}")
-    generator = load_generator(args.source)
-    checked_truncation_cutoff(generator, args.truncation_cutoff)
-    latents = latents_for_seeds(seeds, latent_width(generator))  # seed s: the image of generate(1, s)
-    os.makedirs(args.out, exist_ok=True)
-    images = render(generator, latents, truncation=args.truncation, cutoff=args.truncation_cutoff,
-                    progress=not args.quiet)
-    for seed, image in tqdm(list(zip(seeds, images)), desc="writing", unit="image", disable=args.quiet, leave=False):
-        Image.fromarray(image).save(os.path.join(args.out, f"seed{seed:04d}.png"))
-    print(json.dumps({"out": args.out, "images": len(seeds)}))
+    paths = write_seed_images(load_generator(args.source), seeds, args.out, truncation=args.truncation,
+                              cutoff=args.truncation_cutoff, progress=not args.quiet)
+    print(json.dumps({"out": args.out, "images": len(paths)}))
     return 0
 
 
@@ -566,6 +556,8 @@ def _run_explore(args) -> int:
     else:
         if not args.real:
             raise UserError("--kind neighbours needs --real (the training images)")
+        if args.num_real < 1:
+            raise UserError(f"--num-real must be at least 1, got {args.num_real}")
         from .data.pipeline import load_real_images
         from .sampling import image_size
 

@@ -64,6 +64,7 @@ class TrainConfig:
         from .gans.registry import model_class, resolved_options
         from .precision import check_precision
 
+        self._check_types()
         model_class(self.model)  # ConfigError listing the models
         positive = {"epochs": self.epochs, "sample_interval": self.sample_interval,
                     "checkpoint_interval": self.checkpoint_interval, "metric_interval": self.metric_interval,
@@ -103,8 +104,23 @@ class TrainConfig:
         if self.data is not None:
             self._check_data()
 
+    def _check_types(self) -> None:
+        """A value of the wrong JSON type (from a --config file) is one ConfigError naming the option."""
+        texts = ("out", "model", "precision", "strategy", "metrics")
+        optional_texts = ("data", "inception_weights", "init_from")
+        for name in texts + optional_texts:
+            value = getattr(self, name, None)
+            if not isinstance(value, str) and not (value is None and name in optional_texts):
+                raise ConfigError(f"{name} must be a string, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"--seed must be an integer, got {self.seed!r}")
+        if self.jit not in (None, True, False):
+            raise ConfigError(f"jit must be true, false or null (the faster mode), got {self.jit!r}")
+        if not (self.verbose in ("auto", 0, 1, 2) and not isinstance(self.verbose, bool)):
+            raise ConfigError(f"verbose must be \"auto\", 0, 1 or 2, got {self.verbose!r}")
+
     def _check_data(self) -> None:
-        from .data.pipeline import describe_source
+        from .data.sources import describe_source  # no TensorFlow
 
         source = describe_source(self.data)  # raises DatasetError (a UserError) with the reason
         count = source["num_images"]
@@ -238,6 +254,10 @@ def resolve_config(stated: dict | None = None, config_file: str | None = None, r
         options = {**(from_file.pop("model_options", None) or {}), **options}
         stated = {**from_file, **stated}
     out = stated.pop("out", None)
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise ConfigError(f"out must be a string (the run folder), got {out!r}")
+    if out is not None:
+        out = os.fspath(out)
     if out is None:
         if resume:
             raise ConfigError("--resume needs --out, the run folder to continue")

@@ -31,10 +31,9 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
         The record: {"metrics": ["swd1k", ...], "num_images", "results": {...}, "generator", "real",
         "extractor"}.
     """
-    import keras
 
     from .data.pipeline import load_real_images
-    from .loading import load_generator
+    from .loading import load_generator, load_keras_file
     from .metrics import (METRICS, FeatureExtractor, append_jsonl, compute_metrics, inception_extractor,
                           metric_name)
     from .sampling import image_size, latent_width, latents_for_seed, render
@@ -49,7 +48,7 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
         raise UserError(f"--metrics takes {', '.join(METRICS)}, got {', '.join(unknown)}")
     features = extractor
     if isinstance(extractor, str):
-        features = FeatureExtractor(keras.models.load_model(extractor, compile=False))
+        features = FeatureExtractor(load_keras_file(extractor))
     elif extractor is not None and not isinstance(extractor, FeatureExtractor):
         features = FeatureExtractor(extractor)
     elif extractor is None and {"kid", "fid"} & set(metrics):

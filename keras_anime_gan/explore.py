@@ -9,6 +9,7 @@
 - `style_mix`: the StyleGAN paper's figure 3 (StyleGAN models only): row seeds' images with the
   column seeds' styles copied into the coarse, middle or fine layers.
 - `neighbours`: each generated sample beside its nearest real images (a memorisation check).
+- `write_seed_images`: one PNG per seed (what `keras-anime-gan generate` writes).
 
 StyleGAN layers. The synthesis network consumes `num_ws = 2 log2(res) - 2` style vectors w_0 ...
 w_{num_ws-1} (`networks.SynthesisNetwork.call`): the 4 px block takes w_0 (conv1) and w_1 (toRGB);
@@ -35,7 +36,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError
-from .sampling import image_grid, image_size, latent_width, latents_for_seed, latents_for_seeds, render, to_uint8
+from .sampling import (checked_truncation_cutoff, image_grid, image_size, latent_width, latents_for_seed,
+                       latents_for_seeds, render, to_uint8)
 
 CROSSOVERS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}  # resolutions, inclusive; None: no top
 
@@ -134,20 +136,6 @@ def _synthesize(generator, ws, batch_size=256) -> np.ndarray:
     images = [np.asarray(generator.synthesis(ws[i : i + batch_size], noise_mode="const"), np.float32)
               for i in range(0, len(ws), batch_size)]
     return to_uint8(np.concatenate(images))
-
-
-def _check_cutoff(generator, cutoff):
-    if cutoff is None:
-        return None
-    if not is_style_generator(generator):
-        raise UserError("a truncation cutoff needs a StyleGAN generator (per-layer styles in W); this generator "
-                        f"is a DCGAN-family z -> image model ({getattr(generator, 'name', '?')}), whose truncation "
-                        "scales z by psi as a whole: leave the cutoff out")
-    num_ws = generator.num_ws
-    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or not 0 <= cutoff <= num_ws:
-        raise UserError(f"truncation cutoff must be an integer in 0..{num_ws} (this generator has {num_ws} style "
-                        f"layers; layers at or above the cutoff keep their w), got {cutoff!r}")
-    return int(cutoff)
 
 
 def _labelled_grid(images, rows, columns, row_labels, column_labels, title, xlabel, ylabel, path):
@@ -249,7 +237,7 @@ def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 
     cutoff (StyleGAN generators only, 0 ... num_ws): truncate only the style layers below it;
     layers at or above it keep their untruncated w (`StyleGenerator.truncated(z, psi, cutoff=...)`).
     None truncates every layer."""
-    cutoff = _check_cutoff(generator, cutoff)
+    cutoff = checked_truncation_cutoff(generator, cutoff)
     dim = _latent_dim(generator)
     latents = latents_for_seeds(seeds, dim)
     if cutoff is None:
@@ -320,3 +308,26 @@ def neighbours(generator, real_images, path, num_samples=8, k=5, seed=0) -> np.n
     return _labelled_grid(tiles, num_samples, k + 1, [f"sample {i}" for i in range(num_samples)],
                           ["generated"] + [f"#{j + 1}" for j in range(k)], "Nearest real images (pixel L2)",
                           "", "", path)
+
+
+def write_seed_images(generator, seeds, folder, truncation=None, cutoff=None, progress=False) -> list[str]:
+    """One PNG per seed, `folder/seedNNNN.png`: the image of `GAN.generate(1, seed)`, truncated at
+    psi = `truncation` (in the style layers below `cutoff`) when given. Each file is written
+    beside and renamed, so a kill leaves whole pictures. Returns the paths."""
+    import os
+
+    from .atomic import write_atomic
+
+    seeds = [int(seed) for seed in seeds]
+    if truncation is not None and not np.isfinite(truncation):
+        raise UserError(f"truncation must be a finite number, got {truncation}")
+    checked_truncation_cutoff(generator, cutoff)
+    latents = latents_for_seeds(seeds, latent_width(generator))  # seed s: the image of generate(1, s)
+    images = render(generator, latents, truncation=truncation, cutoff=cutoff, progress=progress)
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for seed, image in zip(seeds, images):
+        path = os.path.join(folder, f"seed{seed:04d}.png")
+        write_atomic(path, lambda tmp, image=image: Image.fromarray(image).save(tmp, format="PNG"), durable=False)
+        paths.append(path)
+    return paths

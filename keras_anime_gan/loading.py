@@ -41,10 +41,13 @@ def load_generator(source):
         return float32_model(load_nvidia_pickle(path).ema_generator)
     if not path.endswith(".keras"):
         raise UserError(f"{path!r} is not a .keras file, an NVIDIA .pkl snapshot or a run folder")
-    return float32_model(_load_keras_file(path))
+    return float32_model(load_keras_file(path))
 
 
-def _load_keras_file(path):
+def load_keras_file(path):
+    """`keras.models.load_model(path)` with one clear UserError for a missing, empty or damaged file."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path} does not exist")
     size = os.path.getsize(path)
     if size == 0:
         raise UserError(f"{path} is empty (0 bytes): it was being written when its process stopped")
@@ -60,7 +63,7 @@ def _from_run_folder(run):
     problem = f"holds no {GENERATOR_FILE}"
     if os.path.exists(candidate):
         try:
-            return float32_model(_load_keras_file(candidate))
+            return float32_model(load_keras_file(candidate))
         except UserError as error:
             problem = str(error).replace(candidate, GENERATOR_FILE, 1)
     found = generator_from_checkpoint(run)

@@ -9,7 +9,7 @@ slowly (bfloat16 or float16 emulated on a CPU without them).
 Whatever the precision, the variables (weights, EMA weights, BatchNorm statistics, optimizer
 states) stay float32 and so do the discriminator's logits, the losses, the gradient penalty's norm
 and every metric: Keras's mixed policies keep variables in float32 and compute in the reduced
-type; the output layers of `models` and the loss code of `gans` cast to float32.
+type; the output layers of the networks and the loss code of `gans` cast to float32.
 """
 
 from __future__ import annotations

@@ -69,17 +69,20 @@ def image_size(generator) -> int:
 
 
 def checked_truncation_cutoff(generator, cutoff):
-    """`cutoff` when the generator has that many style layers (StyleGAN's num_ws); UserError otherwise."""
+    """`cutoff` as an int when the generator has style layers and 0 <= cutoff <= num_ws (NVIDIA's
+    truncation_cutoff: layers below it are truncated, the others keep their w); None passes; a
+    UserError otherwise. The one check of a cutoff, for generate, explore and the export."""
     if cutoff is None:
         return None
     num_ws = getattr(generator, "num_ws", None)
     if not isinstance(num_ws, int) or not callable(getattr(generator, "truncated", None)):
-        raise UserError(f"truncation_cutoff needs a generator with style layers (StyleGAN2-ADA); {generator.name} "
-                        "has none: leave it out")
-    if isinstance(cutoff, bool) or not isinstance(cutoff, int) or not 1 <= cutoff <= num_ws:
-        raise UserError(f"truncation_cutoff must be a whole number from 1 to the generator's num_ws={num_ws} "
-                        f"style layers, got {cutoff!r}")
-    return cutoff
+        raise UserError("a truncation cutoff needs a StyleGAN generator (per-layer styles in W); this generator "
+                        f"is a DCGAN-family z -> image model ({getattr(generator, 'name', '?')}), whose truncation "
+                        "scales z by psi as a whole: leave the cutoff out")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or not 0 <= cutoff <= num_ws:
+        raise UserError(f"truncation cutoff must be an integer in 0..{num_ws} (this generator has {num_ws} style "
+                        f"layers; layers at or above the cutoff keep their w), got {cutoff!r}")
+    return int(cutoff)
 
 
 def generate_images(generator, latents, truncation=None, training=False, cutoff=None):

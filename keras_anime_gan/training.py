@@ -95,7 +95,7 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     except ValueError:
         status = {}
     directory = os.path.join(config.out, "checkpoints")
-    latest = latest_checkpoint(directory)
+    latest = latest_checkpoint(directory, verify=True)  # a file damaged in place is never resumed from
     if status.get("state") == "complete" and not resume:
         raise ConfigError(
             f"--out {config.out} holds a finished run; pass --resume (with a larger --epochs) to continue it, "
@@ -150,7 +150,7 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
     import tensorflow as tf
 
     from .data import load_dataset, synthetic_faces
-    from .data.pipeline import describe_source
+    from .data.sources import describe_source
 
     if config.data is None:
         faces = synthetic_faces(config.synthetic_images, config.resolution, seed=config.seed)
@@ -241,6 +241,13 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
         except OSError:
             reason += " (status.json could not be updated either)"
         raise RunFailed(reason) from error
+    except Exception as error:  # a bug or an unforeseen fault: the traceback stays, status.json tells the truth
+        try:
+            _write_json(status_path, {"state": "failed", "failure": "error",
+                                      "reason": f"{type(error).__name__}: {error}"[:2000]})
+        except OSError:
+            pass
+        raise
 
 
 def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
@@ -263,7 +270,9 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
     print(f"strategy {label}: global batch {config.batch_size} = {replicas} replica(s) x "
           f"{config.batch_size // replicas}", flush=True)
 
-    _write_json(os.path.join(out, "config.json"), {**config.to_json(), "precision": precision})
+    # The precision as requested ("auto" stays auto: a resumed run chooses again on its machine);
+    # status.json records the choice.
+    _write_json(os.path.join(out, "config.json"), config.to_json())
     status_path = os.path.join(out, "status.json")
     _write_json(status_path, {"state": "running", "epoch": initial_epoch,
                               "checkpoint": checkpoint and os.path.basename(checkpoint)})
@@ -288,6 +297,9 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
     network = ", ".join(f"{key} {value}" for key, value in config.options().values("network").items())
     print(f"model {config.model} ({network}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{precision}", flush=True)
+    derived = ", ".join(f"{key} {value:.6g}" if isinstance(value, float) else f"{key} {value}"
+                        for key, value in gan.training_settings(config.batch_size).items())
+    print(f"training with {derived}", flush=True)
 
     tensorboard_dir = os.path.join(out, "tensorboard")
     real_batch = next(iter(dataset)).numpy()
@@ -327,7 +339,7 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         bad = checkpoints.non_finite_variables(gan)
         if bad:
             failure = {"kind": "non_finite", "message": f"non-finite weights at the end of training ({', '.join(bad[:3])})"}
-    found = checkpoints.latest_checkpoint(os.path.join(out, "checkpoints"))
+    found = checkpoints.latest_checkpoint(os.path.join(out, "checkpoints"), verify=True)
     if failure is not None:
         state = "failed"
         if found is not None:  # the last good weights, never the failed ones

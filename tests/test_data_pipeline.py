@@ -51,7 +51,7 @@ def test_flip_happens_about_half_the_time(converted):
 
 
 def test_repeat_and_values_match_the_stored_pixels(converted):
-    from keras_anime_gan.data import to_uint8
+    from keras_anime_gan.sampling import to_uint8
 
     dataset = load_dataset(str(converted), 8, flip=False, shuffle=False, repeat=True)
     taken = list(dataset.take(12))  # more than one pass

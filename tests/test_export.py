@@ -19,7 +19,7 @@ from PIL import Image
 
 from conftest import run_cli
 from keras_anime_gan import DCGAN, create_gan
-from keras_anime_gan.data import to_uint8
+from keras_anime_gan.sampling import to_uint8
 from keras_anime_gan.errors import UserError
 from keras_anime_gan.export import export_generator
 from keras_anime_gan.serving import decode_predictions, predict_request
@@ -148,11 +148,11 @@ def test_any_finite_truncation_psi_is_served(exported):
 
 
 def test_truncation_cutoff_needs_style_layers_and_a_count_within_them(gan, tmp_path):
-    with pytest.raises(UserError, match="truncation_cutoff needs a generator with style layers"):
+    with pytest.raises(UserError, match="truncation cutoff needs a StyleGAN generator"):
         export_generator(gan, str(tmp_path / "models"), "faces", truncation_cutoff=4)
     style = create_gan("stylegan2-ada", 8, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8)
-    for cutoff in (0, 5, 2.5, True):
-        with pytest.raises(UserError, match=r"from 1 to the generator's num_ws=4 style layers"):
+    for cutoff in (-1, 5, 2.5, True):
+        with pytest.raises(UserError, match=r"truncation cutoff must be an integer in 0\.\.4"):
             export_generator(style, str(tmp_path / "models"), "styles", truncation_cutoff=cutoff)
     assert not (tmp_path / "models" / "faces").exists() and not (tmp_path / "models" / "styles").exists()
 

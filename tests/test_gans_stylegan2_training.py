@@ -22,7 +22,7 @@ from PIL import Image
 
 from keras_anime_gan import checkpoints
 from keras_anime_gan.data import convert_folder
-from keras_anime_gan.data.pipeline import describe_source, load_dataset
+from keras_anime_gan.data import describe_source, load_dataset
 from keras_anime_gan.export import export_generator
 from keras_anime_gan.sampling import latents_for_seed, to_uint8
 from keras_anime_gan.config import TrainConfig, resumed_config

@@ -252,26 +252,3 @@ def test_noise_floor_checks_its_sets():
         metrics.noise_floor(faces, faces.copy())
     with pytest.warns(UserWarning, match="5 of 40 images appear in both"):
         metrics.noise_floor(faces, np.concatenate([others[:35], faces[:5]]), ("color",))
-
-
-def test_evaluate_is_a_library_function_that_records_its_result(tmp_path):
-    """What `keras-anime-gan evaluate` does, from Python: a .keras generator against a real folder."""
-    import keras
-    from PIL import Image
-
-    from keras_anime_gan.data import synthetic_faces
-    from keras_anime_gan.evaluation import evaluate
-
-    faces = synthetic_faces(12, 16, seed=0)
-    folder = tmp_path / "real"
-    folder.mkdir()
-    for index, face in enumerate(faces):
-        Image.fromarray(face).save(folder / f"{index}.png")
-    z = keras.Input((4,))
-    generator = keras.Model(z, keras.layers.Reshape((16, 16, 3))(keras.layers.Dense(768, activation="tanh")(z)))
-    generator.save(tmp_path / "g.keras")
-    record = evaluate(str(tmp_path / "g.keras"), str(folder), ["swd", "color"], num_images=10)
-    assert record["metrics"] == ["swd10", "color10"] and record["num_images"] == 10
-    assert record["results"]["swd"] > 0 and 0 < record["results"]["color"]
-    saved = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert saved[-1]["results"] == record["results"]

@@ -271,7 +271,8 @@ def test_auto_records_what_it_chose(tmp_path, capsys):
     expected, reason = choose_precision("auto")
     assert TrainConfig().precision == "auto"
     assert summary["precision"] == expected and summary["precision_reason"] == reason
-    assert json.loads((out / "config.json").read_text())["precision"] == expected
+    assert json.loads((out / "config.json").read_text())["precision"] == "auto"  # chosen again on resume
+    assert json.loads((out / "status.json").read_text())["precision"] == expected
     assert f"precision {expected} " in capsys.readouterr().out
 
 

@@ -505,3 +505,19 @@ def test_upscaling_refused_unless_allowed(faces_dir, tmp_path):
     assert result.returncode == 2 and "holds 16 px images" in result.stderr, result.stderr[-1500:]
     assert train(tiny_config(tmp_path / "run2", data=str(data), epochs=1, steps_per_epoch=1, metrics="none",
                              allow_upscale=True))["state"] == "complete"
+
+
+def test_a_checkpoint_damaged_in_place_is_skipped_on_resume(tmp_path, capsys):
+    """The newest checkpoint's weights file keeps its size but has a flipped byte: resuming takes the
+    one before it, whose SHA-256 still matches."""
+    out = tmp_path / "run"
+    train(tiny_config(out, epochs=2, metrics="none"))
+    weights = out / "checkpoints" / "epoch-0002" / "gan.weights.h5"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    weights.write_bytes(bytes(data))
+    capsys.readouterr()
+    summary = train(tiny_config(out, epochs=3, metrics="none"), resume=True)
+    printed = capsys.readouterr()
+    assert "restored " in printed.out and "epoch-0001: epoch 1" in printed.out
+    assert summary["state"] == "complete" and summary["epochs"] == 3

@@ -10,7 +10,7 @@ from .sources import DatasetError, describe_source, list_image_files
 from .synthetic import synthetic_faces
 from .verify import explain_data_loss, verify_dataset
 
-_PIPELINE_NAMES = ("load_dataset", "to_uint8", "steps_per_epoch", "load_real_images")
+_PIPELINE_NAMES = ("load_dataset", "steps_per_epoch", "load_real_images")
 
 
 def __getattr__(name):

@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from ..sampling import to_uint8  # noqa: F401  (re-exported: keras_anime_gan.data.pipeline.to_uint8)
+from ..sampling import to_uint8
 from . import sources
-from .sources import DEFAULT_FOLDER_RESOLUTION, DatasetError, describe_source  # noqa: F401  (re-exported)
-from .sources import list_image_files  # noqa: F401  (re-exported)
+from .sources import DEFAULT_FOLDER_RESOLUTION, DatasetError, describe_source
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
@@ -271,9 +270,14 @@ def load_real_images(path: str, count: int, resolution: int, seed: int = 0, allo
     dataset = load_dataset(path, 256, resolution=resolution, flip=False, shuffle=True, seed=seed, drop_remainder=False,
                            allow_upscale=allow_upscale)
     images, total = [], 0
-    for batch in dataset:
-        images.append(to_uint8(batch.numpy()))
-        total += len(images[-1])
-        if total >= count:
-            break
+    try:
+        for batch in dataset:
+            images.append(to_uint8(batch.numpy()))
+            total += len(images[-1])
+            if total >= count:
+                break
+    except tf.errors.DataLossError as error:  # TensorFlow's message names no file: find the damaged one
+        from .verify import explain_data_loss
+
+        raise DatasetError(explain_data_loss(path, error)) from None
     return np.concatenate(images)[:count]

@@ -328,6 +328,14 @@ class StyleGAN2ADA(GAN):
 
     # -- watching p (Python, between steps) ----------------------------------------------
 
+    def training_settings(self, global_batch):
+        """The learning rates (lazily adjusted), R1's gamma and the EMA half-life at this batch: NVIDIA's
+        auto formulas where the options leave them to the batch."""
+        gamma = self.r1_gamma if self.r1_gamma is not None else 0.0002 * self.resolution ** 2 / global_batch
+        ema_kimg = self.ema_kimg if self.ema_kimg is not None else global_batch * 10.0 / 32.0
+        return {**super().training_settings(global_batch), "r1_gamma": gamma, "ema_kimg": ema_kimg,
+                "ema_rampup": self.ema_rampup or None}
+
     def training_callbacks(self):
         """An `AugmentationWatch` on p whenever there is augmentation."""
         return [AugmentationWatch()] if self.augment_mode != "none" else []
@@ -392,7 +400,8 @@ class LatestValue(keras.metrics.Metric):
 class AugmentationWatch(keras.callbacks.Callback):
     """Reads the model's augmentation probability where Python runs, every `every` steps and at
     the end of each epoch, and hands it to `model.check_augmentation` (which warns once when p
-    stays high). `StyleGAN2ADA.fit` adds one; a compiled step cannot warn itself."""
+    stays high). `StyleGAN2ADA.training_callbacks()` adds one to every `fit`; a compiled step
+    cannot warn itself."""
 
     def __init__(self, every=100):
         super().__init__()

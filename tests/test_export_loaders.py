@@ -1,4 +1,4 @@
-"""The exports the way TensorFlow Serving loads them (issue 24). No model server binary here, so:
+"""export.py's SavedModels the way TensorFlow Serving loads them (issue 24). No model server binary here, so:
 
 - saved_model_cli's own run function (`run_saved_model_with_feed_dict`: a TF1 session, the
   SavedModel's restore op, `Session::Run` on the signature's tensors; what the C++ loader of
