@@ -131,14 +131,9 @@ class GeneratorServing:
                                                  "truncation_psi must be a finite number, not NaN or inf")
             # The package's one seed -> latents mapping: the same faces as GAN.generate(n, seed).
             latents = seeded_latents(num_images, self.latent_dim, seed)
-        return to_uint8_tensor(self._truncated_images(latents, psi))
-
-    def _truncated_images(self, latents, psi):
-        if self.truncation_cutoff is None:
-            # The generator's own truncation trick: psi < 1 trades variety for quality.
-            return generate_images(self.generator, latents, psi)
-        # NVIDIA's truncation_cutoff: only the coarse styles (the first `cutoff` layers) move toward w_avg.
-        return self.generator.truncated(latents, psi, training=False, cutoff=self.truncation_cutoff)
+        # The generator's own truncation trick (psi < 1 trades variety for quality), in the style layers
+        # below NVIDIA's truncation_cutoff when the export has one.
+        return to_uint8_tensor(generate_images(self.generator, latents, psi, cutoff=self.truncation_cutoff))
 
 
 def serving_archive(serving: GeneratorServing, signatures=SIGNATURES):

@@ -75,9 +75,9 @@ def _from_run_folder(run):
     return generator
 
 
-def generator_from_checkpoint(run):
-    """(float32 EMA generator, checkpoint name) of the newest good checkpoint of the run folder
-    `run` (checksums verified), or None when it has none."""
+def gan_from_run(run):
+    """(the run folder `run`'s GAN holding its newest good checkpoint's weights (checksums verified),
+    checkpoint name), or None when it has no config or no good checkpoint."""
     from .checkpoints import latest_checkpoint, load_gan_weights
     from .config import saved_config
     from .gans import create_gan
@@ -89,4 +89,11 @@ def generator_from_checkpoint(run):
     gan = create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
     gan.compile()  # the checkpoint's weights file holds the optimizers' variables too
     load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
-    return float32_model(gan.ema_generator), os.path.basename(found[0])
+    return gan, os.path.basename(found[0])
+
+
+def generator_from_checkpoint(run):
+    """(float32 EMA generator, checkpoint name) of the newest good checkpoint of the run folder
+    `run`, or None when it has none."""
+    found = gan_from_run(run)
+    return None if found is None else (float32_model(found[0].ema_generator), found[1])

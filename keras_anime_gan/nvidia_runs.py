@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UserError
 from .nvidia import NETWORKS, read_snapshot, snapshot_options
-from .nvidia.weights import gan_from_nvidia, load_nvidia_state, nvidia_init_kwargs, nvidia_state_dicts
+from .nvidia.weights import gan_from_nvidia, nvidia_init_kwargs, nvidia_state_dicts
 
 INIT_KWARGS_KEY = "init_kwargs"
 
@@ -87,40 +87,30 @@ def import_snapshot(path, out, *, preset="auto", data=None, seed=0, overwrite=Fa
 
 
 def _run_gan(run):
-    """The GAN of the run folder `run`, holding its newest good checkpoint's weights."""
-    from .checkpoints import latest_checkpoint, load_gan_weights
+    """The StyleGAN2-ADA GAN of the run folder `run`, holding its newest good checkpoint's weights."""
     from .config import saved_config
-    from .gans import create_gan
+    from .loading import gan_from_run
 
     config = saved_config(run)
     if config is None:
         raise UserError(f"{run} is not a run folder (no config.json)")
     if config.model != "stylegan2-ada":
         raise UserError(f"{run} holds a {config.model} run; NVIDIA's format holds StyleGAN2-ADA networks only")
-    found = latest_checkpoint(os.path.join(run, "checkpoints"), verify=True)
+    found = gan_from_run(run)
     if found is None:
         raise UserError(f"{run} has no good checkpoint (its discriminator is needed too, which generator.keras "
                         "does not hold)")
-    gan = create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
-    gan.compile()
-    load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
-    return gan
+    return found[0]
 
 
 def init_states(source) -> dict:
     """{"G", "D", "G_ema": NVIDIA state dict} of a snapshot (.pkl) or a StyleGAN2-ADA run folder: what
-    `train --init-from` starts a new run from (its network options are `config.init_from_options`')."""
+    `train --init-from` starts a new run from (its network options are `config.init_from_network`'s)."""
     source = os.fspath(source)
     if os.path.isdir(source):
         return nvidia_state_dicts(_run_gan(source))
     snapshot = read_snapshot(source)
     return {name: snapshot.networks[name].state_dict() for name in NETWORKS}
-
-
-def load_init_states(gan, states) -> None:
-    """Set the generator, discriminator and EMA weights of a built StyleGAN2-ADA `gan` from
-    `init_states`' state dicts (nothing else: optimizers, ADA's p and the counters stay fresh)."""
-    load_nvidia_state(gan, states)
 
 
 def export_state_dicts(run, path) -> dict:

@@ -282,16 +282,17 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         gan.compile(jit_compile=config.jit)  # the model's paper optimizers with the options' rates and betas
         restored = {}
         if checkpoint:
-            configured = _learning_rates(gan)
+            configured = gan.learning_rates()
             restored = checkpoints.restore_checkpoint(gan, checkpoint)
-            _set_learning_rates(gan, configured)  # the run's options, which --resume may have changed
+            gan.set_learning_rates(configured)  # the run's options, which --resume may have changed
             print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
                   flush=True)
         elif config.init_from:
-            from .nvidia_runs import init_states, load_init_states
+            from .nvidia.weights import load_nvidia_state
+            from .nvidia_runs import init_states
 
             # G, D and G_ema only: fresh optimizers, ADA's p at 0 and counters at 0, as NVIDIA's resume does.
-            load_init_states(gan, init_states(config.init_from))
+            load_nvidia_state(gan, init_states(config.init_from))
             print(f"started from the networks of {config.init_from} (G, D and G_ema)", flush=True)
     dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
     network = ", ".join(f"{key} {value}" for key, value in config.options().values("network").items())
@@ -370,22 +371,6 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
               f"{summary['checkpoint'] or 'none'}, which running the command again resumes from", flush=True)
     return summary
-
-
-def _learning_rates(gan) -> list:
-    import keras
-
-    return [float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-            if not callable(getattr(optimizer, "_learning_rate", None)) else None
-            for optimizer in (gan.d_optimizer, gan.g_optimizer)]
-
-
-def _set_learning_rates(gan, rates) -> None:
-    """Put the configured learning rates back after a restore, whose optimizer variables carry the
-    rates the run had (a schedule's rate is a function of the step, and is left alone)."""
-    for optimizer, rate in zip((gan.d_optimizer, gan.g_optimizer), rates):
-        if rate is not None:
-            optimizer.learning_rate = rate
 
 
 # ----------------------------------------------------------------------------- metrics

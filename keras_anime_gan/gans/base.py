@@ -267,15 +267,27 @@ class GAN(keras.Model):
         return (f"{type(self).__name__} would train nothing: the data holds fewer full batches than one step needs, "
                 f"{per_step}; give more images or a smaller batch size")
 
-    def training_settings(self, global_batch: int) -> dict:
-        """The values this compiled model trains with that its options may leave to be derived (for a
-        run's start-up line): both learning rates, as the optimizers hold them."""
+    def learning_rates(self) -> dict:
+        """{"d_learning_rate", "g_learning_rate"}: each optimizer's current rate (None for a schedule,
+        whose rate is a function of the step)."""
         rates = {}
         for name, optimizer in (("d_learning_rate", self.d_optimizer), ("g_learning_rate", self.g_optimizer)):
             inner = getattr(optimizer, "inner_optimizer", optimizer)
             rates[name] = None if callable(getattr(inner, "_learning_rate", None)) else \
                 float(keras.ops.convert_to_numpy(inner.learning_rate))
         return rates
+
+    def set_learning_rates(self, rates: dict) -> None:
+        """Assign `learning_rates()`-style rates (None: left alone), e.g. a run's configured rates after a
+        checkpoint's optimizer state brought back the ones it had."""
+        for name, optimizer in (("d_learning_rate", self.d_optimizer), ("g_learning_rate", self.g_optimizer)):
+            if rates.get(name) is not None:
+                getattr(optimizer, "inner_optimizer", optimizer).learning_rate = rates[name]
+
+    def training_settings(self, global_batch: int) -> dict:
+        """The values this compiled model trains with that its options may leave to be derived (for a
+        run's start-up line): both learning rates, as the optimizers hold them."""
+        return self.learning_rates()
 
     def training_callbacks(self) -> list:
         """Callbacks this model needs in every `fit` (StyleGAN2-ADA's watch on p); `fit` adds each
