@@ -1,10 +1,10 @@
 """Time and memory of importing an NVIDIA StyleGAN2-ADA network pickle, stage by stage.
 
-    PYTHONPATH=. python benchmarks/bench_nvidia_import.py [--pkl /work/nvref/full64-auto.pkl] [--repeats 5]
+    PYTHONPATH=. python benchmarks/bench_nvidia_import.py [--pkl SNAPSHOT.pkl] [--repeats 5]
 
 Stages:
 - 'read': `keras_anime_gan.nvidia.safe_pickle.read_snapshot` (the safe reader: no NVIDIA code runs);
-- 'build': `keras_anime_gan.nvidia.weights.gan_from_nvidia` on the read snapshot (our networks built
+- 'build': `keras_anime_gan.nvidia.snapshots.gan_from_nvidia` on the read snapshot (our networks built
   and G, D and G_ema assigned), what `load_nvidia_pickle` adds to 'read';
 - 'import': `keras_anime_gan.nvidia_runs.import_snapshot`, the whole `keras-anime-gan import-nvidia`
   (read, build, a checkpoint with fresh optimizers and generator.keras written to a temporary folder);
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_PKL = "/work/nvref/full64-auto.pkl"
+DEFAULT_PKL = str(ROOT.parent / "nvref" / "full64-auto.pkl")  # beside the checkout, made with NVIDIA's train.py
 
 
 def rss_mb():
@@ -67,7 +67,7 @@ def stage_read(path):
 
 def stage_build(snapshot):
     """Stage 'build': the snapshot's records -> a stylegan2-ada GAN holding G, D and G_ema."""
-    from keras_anime_gan.nvidia.weights import gan_from_nvidia
+    from keras_anime_gan.nvidia.snapshots import gan_from_nvidia
 
     return gan_from_nvidia(snapshot.networks)[2]
 
@@ -133,7 +133,7 @@ def main():
     print(f"file        {args.pkl}  {size_mb:.1f} MB")
     print(f"read        median {median:.3f} s over {len(runs)} runs ({', '.join(f'{s:.3f}' for s in runs)}), "
           f"{size_mb / median:.0f} MB/s")
-    print(f"parameters  " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
+    print("parameters  " + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
     print(f"arrays      {arrays_mb:.1f} MB in the state_dicts")
     rise = f" (+{peak - rss_before:.0f} MB above the {rss_before:.0f} MB before reading)" if rss_before else ""
     print(f"peak RSS    {peak:.0f} MB{rise} after reading")

@@ -152,10 +152,10 @@ def child(resolution, variant, batch, steps, augment_p, preset="auto", cycle=16,
     def augmentation():
         with tf.GradientTape() as tape:
             tape.watch(real)
-            total = tf.reduce_sum(tf.cast(gan.augmenter(real, training=True), tf.float32))
+            total = tf.reduce_sum(tf.cast(gan.objective.augmenter(real, training=True), tf.float32))
         return tape.gradient(total, real)
 
-    gan.augmenter.p.assign(augment_p)
+    gan.objective.augmenter.p.assign(augment_p)
     for name, function in (("g_main", g_main), ("d_main", d_main), ("augment", augmentation)):
         result["phases_s"][name] = round(_timed(lambda function=function: tf.nest.map_structure(
             lambda t: t.numpy(), function()), steps), 3)

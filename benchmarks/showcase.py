@@ -66,6 +66,12 @@ FIGURE_SUFFIXES = (".png", ".gif", ".webp", ".jpg")
 README_START, README_END = "<!-- showcase:start -->", "<!-- showcase:end -->"
 
 
+def portable_command(command: str) -> str:
+    """`command` with every absolute path written relative to the repository root (the shared faces become
+    ../shared/data/anime-faces-96), so results.json, the page and the README never name a machine's folders."""
+    return re.sub(r"(?<![^\s='\"])/[^\s'\"`]+", lambda match: os.path.relpath(match.group(0), ROOT), command)
+
+
 # ----------------------------------------------------------------------------- machine
 
 
@@ -285,7 +291,7 @@ def _separate_run_note(sg) -> str:
     if not sg.get("separate_run"):
         return ""
     return (f" (added by a separate run on {sg['date']}, {sg['wall_minutes']:.1f} min of wall time: "
-            f"`{sg['command']}`)")
+            f"`{portable_command(sg['command'])}`)")
 
 
 def stylegan2_readme_lines(results, with_machine=False) -> list[str]:
@@ -388,7 +394,7 @@ def render_stylegan2_page(results) -> str:
         f"Everything on this page was written by one command, on {results['date']}:",
         "",
         "```bash",
-        results["command"],
+        portable_command(results["command"]),
         "```",
         "",
         f"It took {results['wall_minutes']:.1f} min of wall time ({results['cpu_minutes']:.1f} min of CPU time) on "
@@ -424,7 +430,7 @@ def render_markdown(results) -> str:
         f"on {results['date']}:",
         "",
         "```bash",
-        results["command"],
+        portable_command(results["command"]),
         "```",
         "",
         f"It took {results['wall_minutes']:.1f} min of wall time ({results['cpu_minutes']:.1f} min of CPU time) for the "
@@ -687,7 +693,7 @@ def run_stylegan2(args, out, runs, split, n, real_a, real_b, floor, extractor, n
     curve, state = [], {}
 
     def ada_p(gan):
-        return round(float(keras.ops.convert_to_numpy(gan.augmenter.p)), 4)
+        return round(float(keras.ops.convert_to_numpy(gan.objective.augmenter.p)), 4)
 
     def measure(gan, callback):
         if curve and curve[-1]["steps"] == callback.steps:
@@ -698,7 +704,7 @@ def run_stylegan2(args, out, runs, split, n, real_a, real_b, floor, extractor, n
     def finish(gan, callback):
         state.update(ada_p=ada_p(gan), generator_params=trainable_count(gan.generator),
                      discriminator_params=trainable_count(gan.discriminator),
-                     pl_mean=round(float(keras.ops.convert_to_numpy(gan.pl_mean)), 4))
+                     pl_mean=round(float(keras.ops.convert_to_numpy(gan.objective.pl_mean)), 4))
 
     (label, _, model, options), = versus.select_entries(STYLEGAN2_SLUG)
     options = {**options, "model_options": {**options.get("model_options", {}), "preset": args.stylegan2_preset}}
@@ -895,8 +901,8 @@ def main(argv=None) -> int:
         # ---------------------------------------------------------------- results
         header("results", "results.json and results.md")
         niceness = os.nice(0)
-        command = f"{f'nice -n {niceness} ' if niceness else ''}python benchmarks/showcase.py " + " ".join(
-            _quote(arg) for arg in (sys.argv[1:] if argv is None else argv))
+        command = portable_command(f"{f'nice -n {niceness} ' if niceness else ''}python benchmarks/showcase.py "
+                                   + " ".join(_quote(arg) for arg in (sys.argv[1:] if argv is None else argv)))
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         machine = machine_info()
         existing = out / "results.json"
@@ -956,7 +962,7 @@ def main(argv=None) -> int:
 def resolution_note(res, main) -> str:
     text = f"At {res} px the DCGAN here trained at {_fmt(main.get('images_per_second'), 0)} images/s. "
     if res <= 32:
-        text += ("The 64 px DCGAN (width 64) runs at about 27-45 images/s on these 2 cores (README, Benchmarks), "
+        text += ("The 64 px DCGAN (width 64) runs at about 27-45 images/s on these 2 cores (docs/benchmarks.md), "
                  "so a 45-minute budget shared by seven trainings would give each 64 px model well under one pass "
                  "over the faces and a few hundred updates: not a meaningful run. 32 px gives every model thousands "
                  "of updates; pass `--resolution 64` on a faster machine.")

@@ -288,7 +288,7 @@ def versus_table(rows, floor, num_images, kid_fid_note=None, grids=True) -> list
             cells.append(f"![{row['slug']}]({row['grid']})" if row.get("grid") else "")
         lines.append("| " + " | ".join(cells) + " |")
     if kid_fid_note:
-        lines += ["", f"KID and FID: weights missing ({kid_fid_note}; see README, Evaluation)."]
+        lines += ["", f"KID and FID: weights missing ({kid_fid_note}; see docs/evaluation.md)."]
     if any(row.get("loss") == "stylegan2-ada" for row in rows):
         lines += ["", "StyleGAN2-ADA's G and D updates include its lazy regularisation updates (path length every "
                       "4 steps, R1 every 16) besides one main update of each per step."]

@@ -37,6 +37,35 @@ class NonFiniteError(ValueError):
 
 
 CHECKPOINT_FILES = ("gan.weights.h5", "d_optimizer.npz", "g_optimizer.npz", "rng_state.npy", "state.json")
+# The layout of gan.weights.h5: 2 since the loop and the objective were split (the EMA generator a
+# sub-model, the objective's state under `objective/`); 1 (no "format" in state.json) before.
+CHECKPOINT_FORMAT = 2
+
+
+def checkpoint_progress(path) -> dict:
+    """{"images_seen", "train_seconds"} the checkpoint recorded of its run (0 for one that did not)."""
+    try:
+        with open(os.path.join(path, "state.json"), encoding="utf-8") as file:
+            progress = json.load(file).get("progress") or {}
+    except (OSError, ValueError, AttributeError):
+        progress = {}
+    return {"images_seen": int(progress.get("images_seen", 0)),
+            "train_seconds": float(progress.get("train_seconds", 0.0))}
+
+
+def check_format(run, path) -> None:
+    """A CheckpointError (one line) for a checkpoint whose weights layout this version cannot read."""
+    try:
+        with open(os.path.join(path, "state.json"), encoding="utf-8") as file:
+            found = json.load(file).get("format", 1)
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable state.json is the completeness checks' to report
+    if found != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{run} was trained by an earlier keras-anime-gan (checkpoint format {found}; this version reads "
+            f"format {CHECKPOINT_FORMAT}), so its training cannot be continued or its networks read from "
+            f"{os.path.basename(path)}; its generator.keras still works with generate, explore, evaluate, export "
+            "and studio. Start a new run to train on")
 
 
 def _optimizer_arrays(optimizer):
@@ -182,7 +211,7 @@ def _prune(directory, keep, current) -> None:
     for entry, state in checkpoint_folders(directory):
         if entry == current:
             continue
-        if state is None or state.get("kind") == "interrupt":
+        if state is None or state.get("kind") in ("interrupt", "budget"):  # superseded mid-epoch stops
             shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
         else:
             clean.append((entry, state))
@@ -191,15 +220,17 @@ def _prune(directory, keep, current) -> None:
         shutil.rmtree(os.path.join(directory, entry), ignore_errors=True)
 
 
-def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_batch=None, history=None) -> str:
+def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_batch=None, history=None,
+                    progress=None, stopped_by="interrupt") -> str:
     """Write a resumable checkpoint of a compiled GAN; returns its folder.
 
     `directory` holds `latest.json` ({"checkpoint": name, "epoch": N, "kind": ...}) and one folder
     per checkpoint, `epoch-NNNN` after N complete epochs, or `epoch-NNNN-interrupted-bBBBB` for
-    an interrupt BBBB batches into the next epoch (a `-2`, `-3`... suffix when the name is taken),
-    holding gan.weights.h5, d_optimizer.npz, g_optimizer.npz, rng_state.npy and state.json
-    (epoch, kind, batch, update counts, time, each file's size and SHA-256, and `history`: the
-    history rows).
+    an interrupt BBBB batches into the next epoch (`epoch-NNNN-budget-bBBBB` when a training budget
+    stopped it there; a `-2`, `-3`... suffix when the name is taken), holding gan.weights.h5,
+    d_optimizer.npz, g_optimizer.npz, rng_state.npy and state.json (format, epoch, kind, batch,
+    update counts, time, each file's size and SHA-256, `history`: the history rows, and `progress`:
+    the run's images seen and training seconds).
 
     The replacement is safe against a kill at any moment: the folder is written under a temporary
     name, flushed to disk and renamed to a name no other checkpoint has; then latest.json is
@@ -214,7 +245,7 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
     os.makedirs(directory, exist_ok=True)
     base = f"epoch-{completed_epochs:04d}"
     if interrupted_at_batch:
-        base += f"-interrupted-b{interrupted_at_batch:04d}"
+        base += f"-{'budget' if stopped_by == 'budget' else 'interrupted'}-b{interrupted_at_batch:04d}"
     name, suffix = base, 1
     while os.path.exists(os.path.join(directory, name)):
         suffix += 1
@@ -228,13 +259,16 @@ def save_checkpoint(gan, directory, completed_epochs, keep=2, *, interrupted_at_
         np.save(os.path.join(tmp, "rng_state.npy"), keras.ops.convert_to_numpy(gan.rng.state))
         files = {file_name: os.path.getsize(os.path.join(tmp, file_name)) for file_name in CHECKPOINT_FILES[:-1]}
         digests = {file_name: file_sha256(os.path.join(tmp, file_name)) for file_name in CHECKPOINT_FILES[:-1]}
-        state = {"epoch": int(completed_epochs), "kind": "interrupt" if interrupted_at_batch else "epoch",
+        state = {"format": CHECKPOINT_FORMAT, "epoch": int(completed_epochs),
+                 "kind": stopped_by if interrupted_at_batch else "epoch",
                  "batch": int(interrupted_at_batch) if interrupted_at_batch else None,
                  "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)),
                  "d_updates": int(keras.ops.convert_to_numpy(gan.d_optimizer.iterations)),
                  "time": time.time(), "files": files, "sha256": digests}
         if history is not None:
             state["history"] = [dict(row) for row in history]
+        if progress is not None:
+            state["progress"] = dict(progress)
         with open(os.path.join(tmp, "state.json"), "w", encoding="utf-8") as file:
             json.dump(state, file)
     write_json_atomic(os.path.join(directory, "latest.json"),
@@ -282,6 +316,7 @@ def restore_checkpoint(gan, path) -> dict:
     state = _checkpoint_state(path, verify=True)
     if state is None:
         raise CheckpointError(f"checkpoint {path} is incomplete, unreadable or damaged (it needs {', '.join(CHECKPOINT_FILES)})")
+    check_format(os.path.dirname(os.path.dirname(path)), path)
     load_gan_weights(gan, os.path.join(path, "gan.weights.h5"))
     for optimizer, file in ((gan.d_optimizer, "d_optimizer.npz"), (gan.g_optimizer, "g_optimizer.npz")):
         with np.load(os.path.join(path, file)) as arrays:

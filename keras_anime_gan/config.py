@@ -1,13 +1,16 @@
 """A run's configuration: `TrainConfig`, and `resolve_config`, the one function that turns what a
-user stated (flags, a `--config` file, the run already in `--out`) into a resolved, validated
-TrainConfig. `train()` and `config.json` then hold the values actually used: the model's options
-with every derived value filled in (StyleGAN2-ADA's preset widths included) and the batch size.
+user stated (flags, a `--config` file, the run already in `--out`) into a checked, resolved
+TrainConfig (`TrainConfig.resolved`: checked once, every derived value computed once). `train()`
+and `config.json` then hold the values actually used: the batch size and the model's options with
+every derived value filled in (StyleGAN2-ADA's preset widths, R1 gamma and EMA half-life, every
+model's learning rates). `check_resumable` is the one check that a configuration can continue a run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -36,8 +39,10 @@ class TrainConfig:
     model: str = "dcgan"
     resolution: int = 64
     batch_size: int | None = None  # None: the model's (`default_batch_size`: 128, StyleGAN2-ADA its preset's)
-    epochs: int = 50
+    epochs: int | None = 50  # None: until a budget (minutes, kimg) stops the run
     steps_per_epoch: int | None = None
+    minutes: float | None = None  # a training budget in minutes, counting what a resumed run had done
+    kimg: float | None = None  # a budget of real images shown, in thousands
     synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES
     flip: bool = True
     allow_upscale: bool = False
@@ -56,12 +61,12 @@ class TrainConfig:
     verbose: int | str = "auto"
     init_from: str | None = None  # a new StyleGAN2-ADA run starts from these networks (an NVIDIA .pkl or a run folder)
     model_options: dict = field(default_factory=dict)
+    is_resolved = False  # not a field: True on what `resolved()` returns
+    model_chosen = True  # not a field: False for a new run of `resolve_config` that named no --model
 
     def validate(self) -> None:
-        """Check every option (ConfigError naming it, before any work starts) and resolve what the
-        model derives: `model_options` then holds every option's value (preset values included) and
-        `batch_size` the model's default when none was given."""
-        from .gans.registry import model_class, resolved_options
+        """Check every option (a ConfigError naming it, before any work starts); changes nothing."""
+        from .gans.registry import checked_options, model_class
         from .precision import check_precision
 
         self._check_types()
@@ -69,23 +74,25 @@ class TrainConfig:
         positive = {"epochs": self.epochs, "sample_interval": self.sample_interval,
                     "checkpoint_interval": self.checkpoint_interval, "metric_interval": self.metric_interval,
                     "synthetic_images": self.synthetic_images, "metric_images": self.metric_images,
-                    "resolution": self.resolution}
-        if self.batch_size is not None:
-            positive["batch_size"] = self.batch_size
-        if self.steps_per_epoch is not None:
-            positive["steps_per_epoch"] = self.steps_per_epoch
+                    "resolution": self.resolution, "batch_size": self.batch_size,
+                    "steps_per_epoch": self.steps_per_epoch}
         for name, value in positive.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if (value is not None or name not in ("batch_size", "steps_per_epoch", "epochs")) and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("minutes", "kimg"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
+                raise ConfigError(f"--{name} must be a positive number, got {value!r}")
+        if self.epochs is None and self.minutes is None and self.kimg is None:
+            raise ConfigError("a run needs --epochs, --minutes or --kimg to know when to stop")
         if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
             raise ConfigError(f"keep_checkpoints must be an integer >= 0 (0: keep all), got {self.keep_checkpoints!r}")
         for name in ("flip", "allow_upscale", "stop_on_failure"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        options = resolved_options(self.model, self.resolution, self.model_options)  # ConfigError naming the option
-        self.model_options = options.values()
-        if self.batch_size is None:
-            self.batch_size = model_class(self.model).default_batch_size(self.resolution, options)
+        options = checked_options(self.model, self.resolution, self.model_options)  # ConfigError naming the option
         from .metrics import METRICS
 
         unknown = [m for m in self.metric_list if m not in METRICS]
@@ -100,9 +107,23 @@ class TrainConfig:
             raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.strategy == "multi-worker" and not os.environ.get("TF_CONFIG"):
             raise ConfigError("--strategy multi-worker needs TF_CONFIG (the cluster and this worker's task) in the "
-                              "environment of every worker; see the README's distributed training section")
+                              "environment of every worker; see docs/training.md, distributed training")
         if self.data is not None:
-            self._check_data()
+            self._check_data(self.batch_size or model_class(self.model).default_batch_size(self.resolution, options))
+
+    def resolved(self) -> "TrainConfig":
+        """This configuration, checked (`validate`), with every derived value filled in once: the model's
+        default batch when none is given, and every model option for that batch (preset values,
+        learning rates, StyleGAN2-ADA's R1 gamma and EMA half-life; `GAN.resolve_options`). What
+        `train()` runs and config.json holds."""
+        from .gans.registry import model_class, resolved_options
+
+        self.validate()
+        batch = self.batch_size or model_class(self.model).default_batch_size(self.resolution, self.options())
+        options = resolved_options(self.model, self.resolution, self.model_options, batch)
+        config = dataclasses.replace(self, batch_size=batch, model_options=options.values())
+        config.is_resolved = True
+        return config
 
     def _check_types(self) -> None:
         """A value of the wrong JSON type (from a --config file) is one ConfigError naming the option."""
@@ -119,13 +140,13 @@ class TrainConfig:
         if not (self.verbose in ("auto", 0, 1, 2) and not isinstance(self.verbose, bool)):
             raise ConfigError(f"verbose must be \"auto\", 0, 1 or 2, got {self.verbose!r}")
 
-    def _check_data(self) -> None:
+    def _check_data(self, batch_size) -> None:
         from .data.sources import describe_source  # no TensorFlow
 
         source = describe_source(self.data)  # raises DatasetError (a UserError) with the reason
         count = source["num_images"]
-        if count < self.batch_size:
-            raise ConfigError(f"--data {self.data} has {count} images, fewer than one batch of {self.batch_size}: "
+        if count < batch_size:
+            raise ConfigError(f"--data {self.data} has {count} images, fewer than one batch of {batch_size}: "
                               "lower --batch-size")
         stored = source.get("resolution")
         if self.init_from and stored and stored != self.resolution:
@@ -198,34 +219,38 @@ def load_config_file(path) -> dict:
     return values
 
 
+def check_resumable(out: str, saved: TrainConfig, config: TrainConfig) -> None:
+    """A ConfigError when `config` cannot continue the run `saved` in `out`: the one check of resume
+    compatibility. A run keeps its `FIXED_RUN_OPTIONS` and its model's fixed options (networks, the
+    EMA): its checkpoints and random streams depend on them."""
+    refused = [f"--{key.replace('_', '-')} {getattr(config, key)} (the run has {getattr(saved, key)})"
+               for key in FIXED_RUN_OPTIONS if getattr(config, key) != getattr(saved, key)]
+    if not refused:
+        before, now = saved.options(), config.options()
+        refused = [f"{key}={getattr(now, key)} (the run has {getattr(before, key, None)})"
+                   for key in type(now).fixed_names() if getattr(before, key, None) != getattr(now, key)]
+    if refused:
+        raise ConfigError(f"--out {out} holds a run whose networks, data and random streams stay as they were; it "
+                          f"cannot continue with {'; '.join(refused)}. Choose another --out to train a new run")
+
+
 def resumed_config(out: str, overrides: dict | None = None, saved: TrainConfig | None = None) -> TrainConfig:
     """The saved configuration of the run in `out` (`saved`, when the caller read it already) with
-    `overrides` applied where that is safe.
+    `overrides` applied where that is safe (`check_resumable`).
 
     `overrides` holds run-level options and `model_options`, as given (what the user stated).
     Epochs, intervals, metrics, batch size, precision, strategy and the model's non-fixed options
     (learning rates, loss settings) may change; `FIXED_RUN_OPTIONS` and the model's fixed options
-    (its networks, the EMA) may not: a different value is a ConfigError that says so.
+    (its networks, the EMA) may not.
     """
-    config = saved or saved_config(out)
-    if config is None:
+    saved = saved or saved_config(out)
+    if saved is None:
         raise ConfigError(f"--resume: {out} holds no run to resume (no config.json)")
     overrides = dict(overrides or {})
     option_overrides = dict(overrides.pop("model_options", None) or {})
-    refused = [f"--{key.replace('_', '-')} {value} (the run has {getattr(config, key)})"
-               for key, value in overrides.items() if key in FIXED_RUN_OPTIONS and value != getattr(config, key)]
-    saved_options = config.options()
-    fixed = set(type(saved_options).fixed_names())
-    refused += [f"{key}={value} (the run has {getattr(saved_options, key, None)})"
-                for key, value in option_overrides.items()
-                if key in fixed and value != getattr(saved_options, key, None)]
-    if refused:
-        raise ConfigError(f"--out {out} holds a run whose networks, data and random streams stay as they were; it "
-                          f"cannot resume with {'; '.join(refused)}. Choose another --out to train a new run")
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    config.model_options = {**config.model_options, **option_overrides}
-    config.out = out
+    config = dataclasses.replace(saved, **overrides, out=out,
+                                 model_options={**saved.model_options, **option_overrides})
+    check_resumable(out, saved, config)
     return config
 
 
@@ -245,7 +270,7 @@ def resolve_config(stated: dict | None = None, config_file: str | None = None, r
 
     A run in `out` supplies every option not stated (`resumed_config` refuses what cannot change);
     a new run without data, --config, --resolution or --epochs is the embedded default run
-    (`EMBEDDED_DEFAULT`). The result has passed `TrainConfig.validate`.
+    (`EMBEDDED_DEFAULT`). The result is checked and resolved (`TrainConfig.resolved`).
     """
     stated = {key: value for key, value in (stated or {}).items() if value is not None}
     options = dict(stated.pop("model_options", None) or {})
@@ -282,8 +307,11 @@ def resolve_config(stated: dict | None = None, config_file: str | None = None, r
             names = model_class(config.model).Options.names()
             options = {**{k: v for k, v in EMBEDDED_DEFAULT_OPTIONS.items() if k in names}, **options}
         config.model_options = options
-    config.validate()
-    return config
+    if {"minutes", "kimg"} & set(stated) and "epochs" not in stated:
+        config.epochs = None  # a budget without --epochs: until the budget
+    resolved = config.resolved()
+    resolved.model_chosen = "model" in stated or saved is not None or bool(stated.get("init_from"))
+    return resolved
 
 
 def _check_options_belong(model, options) -> None:

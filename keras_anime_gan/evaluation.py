@@ -33,9 +33,8 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
     """
 
     from .data.pipeline import load_real_images
-    from .loading import load_generator, load_keras_file
-    from .metrics import (METRICS, FeatureExtractor, append_jsonl, compute_metrics, inception_extractor,
-                          metric_name)
+    from .loading import load_generator
+    from .metrics import METRICS, append_jsonl, compute_metrics, metric_name
     from .sampling import image_size, latent_width, latents_for_seed, render
 
     metrics = list(metrics)
@@ -46,15 +45,7 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
     unknown = [name for name in metrics if name not in METRICS]
     if unknown:
         raise UserError(f"--metrics takes {', '.join(METRICS)}, got {', '.join(unknown)}")
-    features = extractor
-    if isinstance(extractor, str):
-        features = FeatureExtractor(load_keras_file(extractor))
-    elif extractor is not None and not isinstance(extractor, FeatureExtractor):
-        features = FeatureExtractor(extractor)
-    elif extractor is None and {"kid", "fid"} & set(metrics):
-        features = inception_extractor(inception_weights)  # before any work: a missing file is a clear error
-    if features is not None:
-        features.progress = progress
+    features = _feature_extractor(extractor, metrics, inception_weights, progress)
     real_images = load_real_images(real, num_images, resolution, seed, allow_upscale=allow_upscale)
     fake = render(generator, latents_for_seed(len(real_images), latent_width(generator), seed), progress=progress)
     results = compute_metrics(real_images, fake, metrics, features, inception_weights)
@@ -70,3 +61,21 @@ def evaluate(source, real, metrics=("swd",), num_images=1000, inception_weights=
     if jsonl_path:
         append_jsonl(jsonl_path, record)
     return record
+
+
+def _feature_extractor(extractor, metrics, inception_weights, progress):
+    """The FeatureExtractor `evaluate` scores with, its progress bar set: `extractor` itself, or one
+    over it (a .keras file or a model); without one, InceptionV3 when kid or fid is asked for, else None."""
+    from .loading import load_keras_file
+    from .metrics import FeatureExtractor, inception_extractor
+
+    features = extractor
+    if isinstance(extractor, str):
+        features = FeatureExtractor(load_keras_file(extractor))
+    elif extractor is not None and not isinstance(extractor, FeatureExtractor):
+        features = FeatureExtractor(extractor)
+    elif extractor is None and {"kid", "fid"} & set(metrics):
+        features = inception_extractor(inception_weights)  # before any work: a missing file is a clear error
+    if features is not None:
+        features.progress = progress
+    return features

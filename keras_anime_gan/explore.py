@@ -9,7 +9,9 @@
 - `style_mix`: the StyleGAN paper's figure 3 (StyleGAN models only): row seeds' images with the
   column seeds' styles copied into the coarse, middle or fine layers.
 - `neighbours`: each generated sample beside its nearest real images (a memorisation check).
-- `write_seed_images`: one PNG per seed (what `keras-anime-gan generate` writes).
+- `write_seed_images`: one PNG per seed (what `keras-anime-gan generate` writes);
+- `explore`: any of the pictures above from a generator source, by kind (what `keras-anime-gan
+  explore` does).
 
 StyleGAN layers. The synthesis network consumes `num_ws = 2 log2(res) - 2` style vectors w_0 ...
 w_{num_ws-1} (`networks.SynthesisNetwork.call`): the 4 px block takes w_0 (conv1) and w_1 (toRGB);
@@ -40,6 +42,11 @@ from .sampling import (checked_truncation_cutoff, image_grid, image_size, latent
                        latents_for_seeds, render, to_uint8)
 
 CROSSOVERS = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}  # resolutions, inclusive; None: no top
+KINDS = ("z-grid", "interpolate", "truncation", "style-mix", "neighbours")
+# Options that only one kind reads: given with another kind, they are an error rather than ignored.
+KIND_OPTIONS = {"space": "interpolate", "cutoff": "truncation", "psis": "truncation", "rows": "style-mix",
+                "columns": "style-mix", "crossover": "style-mix", "truncation": "style-mix", "indices": "z-grid",
+                "real": "neighbours"}
 
 
 def _latent_dim(generator) -> int:
@@ -138,7 +145,9 @@ def _synthesize(generator, ws, batch_size=256) -> np.ndarray:
     return to_uint8(np.concatenate(images))
 
 
-def _labelled_grid(images, rows, columns, row_labels, column_labels, title, xlabel, ylabel, path):
+def labelled_grid(images, rows, columns, row_labels, column_labels, title, xlabel, ylabel, path):
+    """`images` (uint8, rows * columns of them, row by row) as one grid, saved to `path` as a figure
+    with each row and column labelled, and the axes and the title named. Returns the grid (uint8)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -172,9 +181,9 @@ def z_grid(generator, path, seed=0, indices=None, factors=None) -> np.ndarray:
         for column, factor in enumerate(factors):
             latents[row * len(factors) + column, index] = base[index] * factor
     images = render(generator, latents)
-    return _labelled_grid(images, len(indices), len(factors), [f"z[{i}]" for i in indices],
-                          [f"{k:g}" for k in factors], f"Manipulating one z coordinate (seed {seed})",
-                          "manipulation factor K", "z variable", path)
+    return labelled_grid(images, len(indices), len(factors), [f"z[{i}]" for i in indices],
+                         [f"{k:g}" for k in factors], f"Manipulating one z coordinate (seed {seed})",
+                         "manipulation factor K", "z variable", path)
 
 
 def slerp(a, b, t):
@@ -219,8 +228,8 @@ def interpolate(generator, path, seeds=(0, 1, 2, 3), steps=8, method=None, gif_p
         mix = slerp if method == "slerp" else _lerp
         latents = [mix(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
         images = render(generator, np.stack(latents))
-    grid = _labelled_grid(images, len(seeds) - 1, steps, [f"{a}->{b}" for a, b in zip(seeds[:-1], seeds[1:])],
-                          [f"{t:.2f}" for t in ts], f"{method} interpolation in {space.upper()}", "t", "seeds", path)
+    grid = labelled_grid(images, len(seeds) - 1, steps, [f"{a}->{b}" for a, b in zip(seeds[:-1], seeds[1:])],
+                         [f"{t:.2f}" for t in ts], f"{method} interpolation in {space.upper()}", "t", "seeds", path)
     if gif_path:
         # One path through all seeds: each pair's first frame repeats the previous pair's last.
         path_images = [image for index, image in enumerate(images) if index == 0 or index % steps]
@@ -247,8 +256,11 @@ def truncation(generator, path, seeds=(0, 1, 2, 3), psis=(-1.0, -0.5, 0.0, 0.5, 
                   for psi in psis]
     images = np.stack(by_psi, axis=1).reshape(-1, *by_psi[0].shape[1:])
     title = "Truncation trick" + ("" if cutoff is None else f" (layers below {cutoff})")
-    return _labelled_grid(images, len(seeds), len(psis), [str(seed) for seed in seeds], [f"{p:g}" for p in psis],
-                          title, "psi", "seed", path)
+    return labelled_grid(images, len(seeds), len(psis), [str(seed) for seed in seeds], [f"{p:g}" for p in psis],
+                         title, "psi", "seed", path)
+
+
+_truncation_figure = truncation  # `explore`'s option of the same name (style-mix's psi) hides it there
 
 
 def style_mix(generator, path, row_seeds=(0, 1, 2), column_seeds=(3, 4, 5), crossover="coarse",
@@ -282,10 +294,10 @@ def style_mix(generator, path, row_seeds=(0, 1, 2), column_seeds=(3, 4, 5), cros
     span = f"{layers[0]}-{layers[-1]}" if layers and layers == list(range(layers[0], layers[-1] + 1)) else \
         ",".join(map(str, layers)) or "none"
     psi = "" if truncation is None else f", psi {truncation:g}"
-    return _labelled_grid(np.concatenate(tiles), len(row_seeds) + 1, len(column_seeds) + 1,
-                          [""] + [str(seed) for seed in row_seeds], [""] + [str(seed) for seed in column_seeds],
-                          f"Style mixing: {name} styles (layers {span}) from the columns{psi}",
-                          "column seed (source of the crossover styles)", "row seed", path)
+    return labelled_grid(np.concatenate(tiles), len(row_seeds) + 1, len(column_seeds) + 1,
+                         [""] + [str(seed) for seed in row_seeds], [""] + [str(seed) for seed in column_seeds],
+                         f"Style mixing: {name} styles (layers {span}) from the columns{psi}",
+                         "column seed (source of the crossover styles)", "row seed", path)
 
 
 def nearest_real(samples, real, k=5) -> np.ndarray:
@@ -305,9 +317,9 @@ def neighbours(generator, real_images, path, num_samples=8, k=5, seed=0) -> np.n
         raise UserError(f"real images are {real.shape[1:]}, the generator makes {samples.shape[1:]}")
     nearest = nearest_real(samples, real, k)
     tiles = np.concatenate([np.concatenate([samples[i : i + 1], real[nearest[i]]]) for i in range(num_samples)])
-    return _labelled_grid(tiles, num_samples, k + 1, [f"sample {i}" for i in range(num_samples)],
-                          ["generated"] + [f"#{j + 1}" for j in range(k)], "Nearest real images (pixel L2)",
-                          "", "", path)
+    return labelled_grid(tiles, num_samples, k + 1, [f"sample {i}" for i in range(num_samples)],
+                         ["generated"] + [f"#{j + 1}" for j in range(k)], "Nearest real images (pixel L2)",
+                         "", "", path)
 
 
 def write_seed_images(generator, seeds, folder, truncation=None, cutoff=None, progress=False) -> list[str]:
@@ -331,3 +343,50 @@ def write_seed_images(generator, seeds, folder, truncation=None, cutoff=None, pr
         write_atomic(path, lambda tmp, image=image: Image.fromarray(image).save(tmp, format="PNG"), durable=False)
         paths.append(path)
     return paths
+
+
+def explore(source, kind, out, *, seed=0, seeds=(0, 1, 2, 3, 4), steps=8, method=None, indices=None, space=None,
+            cutoff=None, psis=None, rows=None, columns=None, crossover=None, truncation=None, real=None,
+            num_real=2000) -> list[str]:
+    """Draw the `kind` picture (one of `KINDS`) of the generator `source` (anything
+    `loading.load_generator` takes) into `out` (.png; interpolate also writes a .gif beside it);
+    returns the paths written. Each kind reads the options its function takes; an option of another
+    kind (`KIND_OPTIONS`) is a UserError, not ignored."""
+    import math
+    import os
+
+    from .loading import load_generator
+
+    if kind not in KINDS:
+        raise UserError(f"explore kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    given = {"space": space, "cutoff": cutoff, "psis": psis, "rows": rows, "columns": columns,
+             "crossover": crossover, "truncation": truncation, "indices": indices, "real": real}
+    for name, owner in KIND_OPTIONS.items():
+        if given[name] is not None and kind != owner:
+            raise UserError(f"--{name} is an option of --kind {owner}, not of --kind {kind}")
+    if truncation is not None and not math.isfinite(truncation):
+        raise UserError(f"--truncation must be a finite number, got {truncation}")
+    if kind == "neighbours" and not real:
+        raise UserError("--kind neighbours needs --real (the training images)")
+    if num_real < 1:
+        raise UserError(f"--num-real must be at least 1, got {num_real}")
+    generator = load_generator(source)
+    if kind == "z-grid":
+        z_grid(generator, out, seed=seed, indices=indices)
+    elif kind == "interpolate":
+        gif = os.path.splitext(out)[0] + ".gif"
+        interpolate(generator, out, list(seeds), steps, method, gif, space=space or "z")
+        return [out, gif]
+    elif kind == "truncation":
+        _truncation_figure(generator, out, list(seeds), cutoff=cutoff, **({"psis": psis} if psis is not None else {}))
+    elif kind == "style-mix":
+        style_mix(generator, out, list(rows or range(4)), list(columns or range(4, 8)), crossover or "coarse",
+                  truncation=truncation)
+    else:
+        from .data.pipeline import load_real_images
+
+        # A visual look-up: smaller real faces are shown upscaled rather than refused.
+        neighbours(generator, load_real_images(real, num_real, image_size(generator), allow_upscale=True), out,
+                   seed=seed)
+    return [out]
+

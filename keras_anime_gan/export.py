@@ -7,7 +7,11 @@
     base_dir/NAME/VERSION/variables/      the generator's weights (a GAN's EMA generator)
     base_dir/NAME/VERSION/assets.extra/tf_serving_warmup_requests
                                           one PredictRequest per signature, run by the server at load
-    base_dir/NAME/VERSION/batching_params.pbtxt   only for an export made for batching (see below)
+    base_dir/NAME/VERSION/batching_params.pbtxt   only for an export made for batching
+
+This module holds the SavedModel and its signatures (`GeneratorServing`, the server side of a
+request); `serving_config` writes TF Serving's files beside it (models.config, the warmup requests,
+the batching parameters), and `rest_client` builds and reads REST requests (the client side).
 
 Signatures:
 
@@ -21,33 +25,24 @@ Signatures:
   suffix makes TF Serving's REST API return them base64-encoded (`{"b64": ...}`).
 
 Guards, inside the graph, so every client (REST, gRPC, warmup) gets INVALID_ARGUMENT with a
-message that names the input instead of black images: a batch (num_images, or the latent rows)
-outside 1..max_images, a latent of the wrong width, NaN or inf in the latents or in
-truncation_psi. Any finite psi is served: 1 is no truncation, 0 the average face, below 0 or
-above 1 extrapolates (NVIDIA's tools allow it too).
+message that names the input instead of black or saturated images: a batch (num_images, or the
+latent rows) outside 1..max_images, a latent of the wrong width, NaN or inf in the latents or in
+truncation_psi, a latent value beyond +-LATENT_LIMIT (1000: N(0, 1) samples stay within +-10), a
+psi beyond +-PSI_LIMIT (100: the images saturate long before), and any intermediate or output
+value of the generator that is NaN or inf (an overflow that a later tanh, clamp or normalisation
+would hide), which names the input it came from (the latents, or truncation_psi). Any psi within
+the bound is served: 1 is no truncation, 0 the average face, below 0 or above 1 extrapolates
+(NVIDIA's tools allow it too).
 
-Warmup: the server replays `assets.extra/tf_serving_warmup_requests` (a TFRecord of
-`PredictionLog`s, TF Serving's own protos) before it serves a version, one 1-image request per
-signature, so the first client does not pay for lazy initialisation; a failing request fails the load.
-
-models.config is read and written through TF Serving's ModelServerConfig proto: an existing file
-is parsed first (one that does not parse stops the export, naming the file and the parse error),
-a model already listed is left as it is, a new one is inserted as text so hand edits and comments
-stay, and the result is checked to parse to exactly the old entries plus the new one.
+max_images is at most what one response can hold (`max_images_limit`): TF Serving's gRPC server
+sends messages of up to 2**31 - 1 bytes (it sets gRPC's limit to INT32_MAX, protobuf's own), and
+a response holds one image as H*W*3 uint8 bytes, or as a PNG of at most a little more.
 
 Saving goes through Keras's `ExportArchive`, not `tf.saved_model.save` of a module holding the
 generator: a Keras 3 variable wraps a `tf.Variable`, and saved as a child of a module it is
 written as a second, copied variable, so the model server's loader restored `Variable_N` while
 the signatures read the Keras-named originals ("Could not find variable ..."; Keras issue 20096).
 The archive saves the `tf.Variable`s that the signatures themselves read.
-
-Batching: the server can batch only `serving_default` (batched latents); `generate` and
-`generate_png` take scalars, which its batcher refuses ("input tensors must have at least one
-dimension"), and it batches every signature of a batched model, warmup included. So
-`batching_parameters=FILE` makes an export for batched serving: `serving_default` alone, with
-FILE (BatchingParameters, text format; `docs/serving/batching_params.pbtxt`) copied in as the
-`batching_params.pbtxt` that `--enable_per_model_batching_parameters` reads. The batches the
-server runs must fit max_images, which is checked.
 
 Versions are written whole (a temporary folder renamed into place: the server polls the folder)
 and never overwritten; temporary folders of exports that were killed are removed by the next one.
@@ -56,27 +51,26 @@ and never overwritten; temporary folders of exports that were killed are removed
 from __future__ import annotations
 
 import os
-import posixpath
 import re
 
 import keras
-import numpy as np
 import tensorflow as tf
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-from tensorflow_serving.config import model_server_config_pb2
 
-from .atomic import atomic_directory, remove_stale_directories, write_text_atomic
+from .atomic import atomic_directory, remove_stale_directories
 from .errors import UserError
 from .loading import load_generator
-from .sampling import checked_truncation_cutoff, generate_images, latent_width, seeded_latents, to_uint8_tensor
+from .sampling import (checked_truncation_cutoff, generate_images, image_size, latent_width, seeded_latents,
+                       to_uint8_tensor)
+from .rest_client import SIGNATURES
+from .serving_config import (BATCHING_PARAMS_FILE, MODELS_CONFIG, read_batching_parameters, read_models_config,
+                             register_model, warmup_requests, write_warmup_requests)
 
-MODELS_CONFIG = "models.config"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")  # where TF Serving looks
-BATCHING_PARAMS_FILE = "batching_params.pbtxt"  # the name --enable_per_model_batching_parameters reads
-SIGNATURES = ("serving_default", "generate", "generate_png")
+LATENT_LIMIT = 1000.0  # |latent value| the generator may see; N(0, 1) samples stay within +-10
+PSI_LIMIT = 100.0  # |truncation_psi|; NVIDIA's tools use -1 to 2, and images saturate a few units beyond
+RESPONSE_LIMIT = 2**31 - 1  # bytes of one message: protobuf's limit, TF Serving's gRPC server's (INT32_MAX)
+GRPC_CLIENT_DEFAULT = 4 * 1024 * 1024  # bytes a gRPC client receives unless it sets max_receive_message_length
+_RESPONSE_ENVELOPE = 64 * 1024  # model spec, output names, tensor shapes: a response's bytes besides the images
 BATCHED_SIGNATURES = ("serving_default",)
-WARMUP_SEED = 0
 
 
 class GeneratorServing:
@@ -99,7 +93,11 @@ class GeneratorServing:
                 "generate": scalars, "generate_png": scalars}
 
     def serving_default(self, latent):
-        return {"images": to_uint8_tensor(self.generator(self._checked_latent(latent), training=False))}
+        latent = self._checked_latent(latent)
+        images = _finite_intermediates(lambda: self.generator(latent, training=False), [latent],
+                                       ["the generator's values overflow (NaN or inf inside the network) for these "
+                                        "latents"])
+        return {"images": to_uint8_tensor(images)}
 
     def generate(self, num_images, seed, truncation_psi):
         return {"images": self._generate(num_images, seed, truncation_psi)}
@@ -123,7 +121,13 @@ class GeneratorServing:
         )
         with tf.control_dependencies([width, *self._check_count(tf.shape(latent)[0], "the latent batch")]):
             # NaN would come out as black images, a silent success.
-            return tf.debugging.assert_all_finite(latent, "latent values must be finite numbers, not NaN or inf")
+            latent = tf.debugging.assert_all_finite(latent, "latent values must be finite numbers, not NaN or inf")
+        # 1e30 would come out as saturated images (or zeros, where the network normalises z), as silent.
+        bounded = tf.debugging.assert_less_equal(
+            tf.reduce_max(tf.abs(latent)), tf.constant(LATENT_LIMIT, latent.dtype),
+            message=f"latent values must lie within +-{LATENT_LIMIT:g} (they are N(0, 1) samples)")
+        with tf.control_dependencies([bounded]):
+            return tf.identity(latent)
 
     def _generate(self, num_images, seed, truncation_psi):
         with tf.control_dependencies(self._check_count(num_images, "num_images")):
@@ -131,9 +135,68 @@ class GeneratorServing:
                                                  "truncation_psi must be a finite number, not NaN or inf")
             # The package's one seed -> latents mapping: the same faces as GAN.generate(n, seed).
             latents = seeded_latents(num_images, self.latent_dim, seed)
+        # 3e38 would come out as black images, 1e10 as saturated ones
+        bounded = tf.debugging.assert_less_equal(
+            tf.abs(psi), PSI_LIMIT, message=f"truncation_psi must lie within +-{PSI_LIMIT:g} (1: no truncation, 0: the "
+                                            "average face; a few units past them the images saturate)")
+        with tf.control_dependencies([bounded]):
+            psi = tf.identity(psi)
         # The generator's own truncation trick (psi < 1 trades variety for quality), in the style layers
         # below NVIDIA's truncation_cutoff when the export has one.
-        return to_uint8_tensor(generate_images(self.generator, latents, psi, cutoff=self.truncation_cutoff))
+        images = _finite_intermediates(
+            lambda: generate_images(self.generator, latents, psi, cutoff=self.truncation_cutoff), [psi],
+            ["the generator's values overflow (NaN or inf inside the network) for this truncation_psi:", psi])
+        return to_uint8_tensor(images)
+
+
+def _finite_intermediates(compute, sources, message):
+    """`compute()` (TensorFlow ops), guarded: every floating-point value computed from the tensors
+    `sources` must be finite, else INVALID_ARGUMENT with `message` (a list of strings and tensors).
+    In a graph, as in the serving signatures, every intermediate tensor that depends on `sources` is
+    checked, so an overflow that a later tanh, clamp or normalisation would turn into saturated or
+    flat images is caught as well as a NaN output; run eagerly, only the result."""
+    if tf.executing_eagerly():
+        result = compute()
+        checked = [result]
+    else:
+        graph = tf.compat.v1.get_default_graph()
+        start = len(graph.get_operations())
+        result = compute()
+        checked = _dependent_floats(graph.get_operations()[start:], sources) or [result]
+    finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(tensor)) for tensor in checked]))
+    with tf.control_dependencies([tf.debugging.Assert(finite, message, summarize=1)]):
+        return tf.identity(result)
+
+
+def _dependent_floats(operations, sources) -> list:
+    """The floating-point outputs of `operations` (in creation order) that depend on `sources`."""
+    dependent = {id(tensor) for tensor in sources}
+    out = []
+    for operation in operations:
+        if any(id(tensor) in dependent for tensor in operation.inputs):
+            for tensor in operation.outputs:
+                dependent.add(id(tensor))
+                if tensor.dtype.is_floating:
+                    out.append(tensor)
+    return out
+
+
+def response_bytes_per_image(resolution: int) -> int:
+    """The most bytes one image of `resolution` px takes in a PredictResponse: its H*W*3 uint8 pixels
+    (generate, serving_default) or its PNG (generate_png), whichever is larger, the PNG at its worst
+    (incompressible pixels: zlib's deflateBound over the rows and their filter bytes, 8 KiB IDAT
+    chunks, signature, IHDR and IEND), plus the string's field header."""
+    pixels = resolution * resolution * 3
+    rows = resolution * (1 + resolution * 3)
+    deflated = rows + (rows >> 12) + (rows >> 14) + (rows >> 25) + 13
+    png = 8 + 25 + 12 + deflated + 12 * -(-deflated // 8192) + 6
+    return max(pixels, png)
+
+
+def max_images_limit(resolution: int) -> int:
+    """The most images of `resolution` px one response can hold: (RESPONSE_LIMIT - the response's
+    other fields) / `response_bytes_per_image`."""
+    return (RESPONSE_LIMIT - _RESPONSE_ENVELOPE) // response_bytes_per_image(resolution)
 
 
 def serving_archive(serving: GeneratorServing, signatures=SIGNATURES):
@@ -147,97 +210,6 @@ def serving_archive(serving: GeneratorServing, signatures=SIGNATURES):
     for name in signatures:
         archive.add_endpoint(name, getattr(serving, name), input_signature=specs[name])
     return archive
-
-
-# ----------------------------------------------------------------------------- warmup
-
-
-def warmup_requests(serving: GeneratorServing, name, signatures=SIGNATURES) -> list:
-    """One `PredictionLog` per signature, each asking for one image (TF Serving's warmup format)."""
-    generate = {"num_images": np.int32(1), "seed": np.int64(WARMUP_SEED), "truncation_psi": np.float32(1.0)}
-    inputs = {"serving_default": {"latent": seeded_latents(1, serving.latent_dim, WARMUP_SEED).numpy()},
-              "generate": generate, "generate_png": generate}
-    logs = []
-    for signature in signatures:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = name
-        request.model_spec.signature_name = signature
-        for key, value in inputs[signature].items():
-            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
-    return logs
-
-
-def write_warmup_requests(version_dir, logs) -> str:
-    """Write `logs` as the TFRecord file TF Serving replays when it loads the version."""
-    path = os.path.join(version_dir, WARMUP_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tf.io.TFRecordWriter(path) as writer:
-        for log in logs:
-            writer.write(log.SerializeToString())
-    return path
-
-
-# ----------------------------------------------------------------------------- batching parameters
-
-# TF Serving's BatchingParameters (tensorflow_serving/servables/tensorflow/session_bundle_config.proto),
-# which tensorflow-serving-api does not ship: field, number, wrapper type (None: repeated int64 /
-# plain bool).
-_BATCHING_FIELDS = (
-    ("max_batch_size", 1, "Int64Value"), ("batch_timeout_micros", 2, "Int64Value"),
-    ("max_enqueued_batches", 3, "Int64Value"), ("num_batch_threads", 4, "Int64Value"),
-    ("thread_pool_name", 5, "StringValue"), ("allowed_batch_sizes", 6, None), ("pad_variable_length_inputs", 7, None),
-    ("enable_large_batch_splitting", 8, "BoolValue"), ("max_execution_batch_size", 9, "Int64Value"),
-)
-
-
-def batching_parameters_class():
-    """The BatchingParameters message class, built from the fields above."""
-    pool = descriptor_pool.DescriptorPool()
-    wrappers = descriptor_pb2.FileDescriptorProto()
-    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
-    pool.Add(wrappers)
-    proto = descriptor_pb2.FileDescriptorProto(name="keras_anime_gan_batching.proto", package="tensorflow.serving",
-                                               dependency=[wrappers.name], syntax="proto3")
-    message = proto.message_type.add(name="BatchingParameters")
-    field = descriptor_pb2.FieldDescriptorProto
-    for name, number, wrapper in _BATCHING_FIELDS:
-        if wrapper is not None:
-            message.field.add(name=name, number=number, type=field.TYPE_MESSAGE, label=field.LABEL_OPTIONAL,
-                              type_name=f".google.protobuf.{wrapper}")
-        elif name == "allowed_batch_sizes":
-            message.field.add(name=name, number=number, type=field.TYPE_INT64, label=field.LABEL_REPEATED)
-        else:
-            message.field.add(name=name, number=number, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
-    pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
-
-
-def read_batching_parameters(path, max_images) -> str:
-    """The text of a BatchingParameters file, checked to parse and to fit max_images; UserError otherwise."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as error:
-        raise UserError(f"cannot read the batching parameters {path}: {error.strerror}") from None
-    try:
-        params = text_format.Parse(text, batching_parameters_class()())
-    except text_format.ParseError as error:
-        raise UserError(f"{path} is not a BatchingParameters text proto ({error}); see "
-                        "docs/serving/batching_params.pbtxt") from None
-    if not params.HasField("max_batch_size"):
-        raise UserError(f"{path} sets no max_batch_size (the server's default, 1000, exceeds max_images="
-                        f"{max_images}): set it to at most {max_images}")
-    largest = params.max_execution_batch_size.value if params.enable_large_batch_splitting.value else 0
-    largest = largest or params.max_batch_size.value
-    if largest > max_images:
-        raise UserError(f"{path} lets the server run batches of {largest} latents, more than max_images={max_images}: "
-                        "lower max_batch_size (max_execution_batch_size) or raise --max-images")
-    sizes = list(params.allowed_batch_sizes)
-    if sizes and (sizes != sorted(set(sizes)) or sizes[-1] != params.max_batch_size.value):
-        raise UserError(f"{path}: allowed_batch_sizes must increase and end at max_batch_size="
-                        f"{params.max_batch_size.value}, got {sizes}")
-    return text
 
 
 # ----------------------------------------------------------------------------- export
@@ -276,11 +248,23 @@ def export_generator(gan_or_generator, base_dir="saved_models", name="anime_face
     """
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
         raise UserError(f"model name {name!r} may only hold letters, digits, '_', '.' and '-'")
-    if max_images < 1:
-        raise UserError(f"max_images must be >= 1, got {max_images}")
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise UserError(f"max_images must be an integer >= 1, got {max_images!r}")
+    if max_images > max_images_limit(4):  # no resolution fits more
+        raise UserError(f"max_images={max_images:,} is more than any response can hold ({max_images_limit(4):,} "
+                        f"images of 4 px in 2**31 - 1 bytes)")
     read_models_config(os.path.join(base_dir, MODELS_CONFIG))  # a broken file stops us before a version is written
     batching = None if batching_parameters is None else read_batching_parameters(batching_parameters, max_images)
-    serving = GeneratorServing(load_generator(gan_or_generator), max_images, truncation_cutoff)
+    generator = load_generator(gan_or_generator)
+    resolution = image_size(generator)
+    if max_images > max_images_limit(resolution):
+        per_image = response_bytes_per_image(resolution)
+        raise UserError(
+            f"max_images={max_images:,} is more than one response can hold: {resolution} px images take up to "
+            f"{per_image:,} bytes each, and TF Serving sends at most 2**31 - 1 bytes per response (protobuf's limit), "
+            f"so at most {max_images_limit(resolution):,}; a gRPC client's default 4 MiB holds "
+            f"{max(1, (GRPC_CLIENT_DEFAULT - _RESPONSE_ENVELOPE) // per_image):,}")
+    serving = GeneratorServing(generator, max_images, truncation_cutoff)
     signatures = SIGNATURES if batching is None else BATCHED_SIGNATURES
     archive = serving_archive(serving, signatures)
     model_dir = os.path.join(base_dir, name)
@@ -297,77 +281,3 @@ def export_generator(gan_or_generator, base_dir="saved_models", name="anime_face
     return final
 
 
-# ----------------------------------------------------------------------------- models.config
-
-
-def read_models_config(path):
-    """(text, ModelServerConfig) of a models.config; ("", an empty config) where there is none yet.
-    UserError, naming the file, when it does not parse or lists no model_config_list."""
-    config = model_server_config_pb2.ModelServerConfig()
-    if not os.path.exists(path):
-        return "", config
-    with open(path, encoding="utf-8") as file:
-        text = file.read()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as error:
-        raise UserError(f"{path} is not a valid ModelServerConfig text proto ({error}); fix it, or move it away "
-                        "to start a new one") from None
-    if config.HasField("custom_model_config"):
-        raise UserError(f"{path} holds a custom_model_config, not a model_config_list; add the model to it by hand")
-    return text, config
-
-
-def register_model(base_dir, name, serving_base_path=None) -> str:
-    """Add `name` to `base_dir/models.config` (ModelServerConfig text format) if it is not listed.
-
-    The file is read and checked with the ModelServerConfig proto; a new entry is inserted into
-    its text, so the entries already there, hand edits and comments included, stay as they are."""
-    path = os.path.join(base_dir, MODELS_CONFIG)
-    text, config = read_models_config(path)
-    if any(entry.name == name for entry in config.model_config_list.config):
-        return path
-    base_path = (posixpath.join(serving_base_path, name) if serving_base_path
-                 else os.path.join(os.path.abspath(base_dir), name))
-    entry = model_server_config_pb2.ModelConfig(name=name, base_path=base_path, model_platform="tensorflow")
-    updated = _text_with_entry(text, config, entry)
-    expected = model_server_config_pb2.ModelServerConfig()
-    expected.CopyFrom(config)
-    expected.model_config_list.config.append(entry)
-    if text_format.Parse(updated, model_server_config_pb2.ModelServerConfig()) != expected:
-        raise UserError(f"cannot add {name} to {path} without changing its other entries; add it by hand: "
-                        f"config {{ {text_format.MessageToString(entry, as_one_line=True)} }}")
-    write_text_atomic(path, updated)
-    return path
-
-
-def _text_with_entry(text, config, entry) -> str:
-    block = "  config {\n" + text_format.MessageToString(entry, indent=4) + "  }\n"
-    if not config.HasField("model_config_list"):  # a new file, or one of comments only
-        separator = "\n" if text and not text.endswith("\n") else ""
-        return f"{text}{separator}model_config_list {{\n{block}}}\n"
-    end = _last_closing_delimiter(text)
-    return text[:end] + block + text[end:]
-
-
-def _last_closing_delimiter(text) -> int:
-    """Index of the last `}` or `>` outside comments and strings. A ModelServerConfig that parsed
-    and holds model_config_list has no other top-level field, so this closes model_config_list."""
-    last, quote, index = -1, None, 0
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif char in (quote, "\n"):
-                quote = None
-        elif char in "\"'":
-            quote = char
-        elif char == "#":
-            index = text.find("\n", index)
-            if index < 0:
-                break
-        elif char in "}>":
-            last = index
-        index += 1
-    return last

@@ -24,7 +24,6 @@ def load_generator(source):
     """A float32 generator from a GAN (its EMA generator), a Keras model, a run folder, a .keras file
     or an NVIDIA snapshot (its G_ema); a UserError that says what to do for anything else."""
     from .gans import GAN
-    from .gans.stylegan2 import networks  # noqa: F401  (registers StyleGenerator for loading)
 
     if isinstance(source, GAN):
         return float32_model(source.ema_generator)
@@ -45,7 +44,11 @@ def load_generator(source):
 
 
 def load_keras_file(path):
-    """`keras.models.load_model(path)` with one clear UserError for a missing, empty or damaged file."""
+    """`keras.models.load_model(path)` with one clear UserError for a missing, empty or damaged file.
+    Every registered model's classes are registered with Keras first (their modules imported)."""
+    from .gans.registry import import_models
+
+    import_models()
     if not os.path.isfile(path):
         raise UserError(f"{path} does not exist")
     size = os.path.getsize(path)
@@ -78,7 +81,7 @@ def _from_run_folder(run):
 def gan_from_run(run):
     """(the run folder `run`'s GAN holding its newest good checkpoint's weights (checksums verified),
     checkpoint name), or None when it has no config or no good checkpoint."""
-    from .checkpoints import latest_checkpoint, load_gan_weights
+    from .checkpoints import check_format, latest_checkpoint, load_gan_weights
     from .config import saved_config
     from .gans import create_gan
 
@@ -86,7 +89,9 @@ def gan_from_run(run):
     found = latest_checkpoint(os.path.join(run, "checkpoints"), verify=True) if config else None
     if found is None:
         return None
-    gan = create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
+    check_format(run, found[0])
+    gan = create_gan(config.model, config.resolution, seed=config.seed, batch_size=config.batch_size,
+                     **config.model_options)
     gan.compile()  # the checkpoint's weights file holds the optimizers' variables too
     load_gan_weights(gan, os.path.join(found[0], "gan.weights.h5"))
     return gan, os.path.basename(found[0])

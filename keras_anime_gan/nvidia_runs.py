@@ -15,33 +15,55 @@ Snapshots are read by `safe_pickle.read_snapshot`: no code from the file runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, short_repr
 from .nvidia import NETWORKS, read_snapshot, snapshot_options
-from .nvidia.weights import gan_from_nvidia, nvidia_init_kwargs, nvidia_state_dicts
+from .nvidia.configs import nvidia_init_kwargs
+from .nvidia.snapshots import gan_from_nvidia
+from .nvidia.weights import nvidia_state_dicts
 
 INIT_KWARGS_KEY = "init_kwargs"
 
 
+def _augment_probability(pipe):
+    """ADA's p of an augment_pipe record as a float, or None when it has none; a UserError when it is
+    not one finite number (NVIDIA's is a 0-d tensor)."""
+    p = pipe.buffers.get("p")
+    if p is None:
+        return None
+    p = np.asarray(p)
+    if p.size != 1 or not np.issubdtype(p.dtype, np.floating) or not np.isfinite(p).all():
+        raise UserError(f"the snapshot's augment_pipe has p {short_repr(p)} (values "
+                        f"{short_repr(p.ravel()[:4].tolist())}), not one finite number; NVIDIA's is a 0-d tensor")
+    return float(p.reshape(()))
+
+
 def describe_snapshot(snapshot) -> dict:
-    """What a snapshot holds, and what an import leaves out and why (for the command's summary)."""
+    """What a snapshot holds, and what an import leaves out and why (for the command's summary). Every
+    check of the snapshot happens here, before anything is built or written."""
     resolution, options = snapshot_options(snapshot)
     left_out = {}
     pipe = snapshot.networks.get("augment_pipe")
     if pipe is not None:
-        p = pipe.buffers.get("p")
-        left_out["augment_pipe"] = (f"ADA's augmentation pipeline{'' if p is None else f' (p {float(np.asarray(p)):.3f})'}: "
+        p = _augment_probability(pipe)
+        left_out["augment_pipe"] = (f"ADA's augmentation pipeline{'' if p is None else f' (p {p:.3f})'}: "
                                     "ours is configured by --augment options, and ADA's p starts at 0 on training, "
                                     "as when NVIDIA's train.py resumes from a snapshot")
     if snapshot.training_set_kwargs:
-        left_out["training_set_kwargs"] = (f"the dataset it was trained on ({snapshot.training_set_kwargs.get('path')}): "
+        path = snapshot.training_set_kwargs.get("path")
+        shown = path if isinstance(path, str) and path.isprintable() and len(path) <= 300 else short_repr(path)
+        left_out["training_set_kwargs"] = (f"the dataset it was trained on ({shown}): "
                                            "a path on the machine that trained it; give --data to train on")
-    for key in snapshot.other_keys:
-        left_out[key] = "not a network"
+    others = snapshot.other_keys
+    for key in others[:20]:
+        left_out[short_repr(key, 60).strip("'")] = "not a network"
+    if len(others) > 20:
+        left_out[f"{len(others) - 20} more keys"] = "not networks"
     return {"resolution": resolution, "z_dim": options["z_dim"], "w_dim": options["w_dim"],
             "mapping_layers": options["mapping_layers"], "channel_base": options["channel_base"],
             "channel_max": options["channel_max"], "conv_clamp": options["conv_clamp"] or None,
@@ -56,33 +78,50 @@ def import_snapshot(path, out, *, preset="auto", data=None, seed=0, overwrite=Fa
     out/config.json holds a stylegan2-ada TrainConfig whose network options reproduce the snapshot's
     networks (`data` is recorded for `train --resume`; without it a resumed run trains on the
     embedded synthetic faces), out/checkpoints/epoch-0000 their weights with fresh optimizers,
-    out/generator.keras the float32 G_ema, and out/status.json `"state": "imported"`."""
-    from .checkpoints import save_checkpoint, save_generator
-    from .config import TrainConfig
-    from .atomic import write_json_atomic
-    from .locks import folder_lock
-    from .precision import float32_model
+    out/generator.keras the float32 G_ema, and out/status.json `"state": "imported"`.
 
-    path = os.fspath(path)
+    The snapshot is checked whole (`describe_snapshot`: its options, every state-dict shape, finite
+    weights) before anything is written. The run folder's files are written beside their places, in
+    a temporary folder inside `out`, and moved in at the end, status.json last: a failed import
+    leaves `out` as it found it, and removes it when it made it."""
+    from .atomic import filled_folder, remove_stale_directories, write_json_atomic
+    from .locks import folder_lock
+
+    path, out = os.fspath(path), os.fspath(out)
     snapshot = read_snapshot(path)
     summary = describe_snapshot(snapshot)
-    with folder_lock(out, "run folder"):
-        if [name for name in os.listdir(out) if not name.startswith(".")] and not overwrite:
-            raise UserError(f"--out {out} is not empty; choose another folder for the imported run")
-        config = TrainConfig(out=os.fspath(out), model="stylegan2-ada", resolution=summary["resolution"], data=data,
-                             seed=seed, model_options=dict(summary["options"], preset=preset))
-        config.validate()
-        resolution, options, gan = gan_from_nvidia(snapshot.networks, preset=preset, seed=seed)
-        gan.compile()  # fresh optimizers: the snapshot holds none
-        write_json_atomic(os.path.join(out, "config.json"), config.to_json(), indent=2)
-        checkpoint = save_checkpoint(gan, os.path.join(out, "checkpoints"), 0)
-        save_generator(float32_model(gan.ema_generator), os.path.join(out, "generator.keras"))
-        summary = {"out": os.fspath(out), **{k: v for k, v in summary.items() if k != "options"},
-                   "checkpoint": os.path.basename(checkpoint), "generator": "G_ema"}
-        write_json_atomic(os.path.join(out, "status.json"), {"state": "imported", "epoch": 0,
-                                                             "checkpoint": summary["checkpoint"], "checkpoint_epoch": 0,
-                                                             "generator": "G_ema", "imported_from": os.path.abspath(path)},
-                          indent=2)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out} exists and is not a folder; choose a new or empty folder for the imported run")
+    created = not os.path.lexists(out)
+    try:
+        with folder_lock(out, "run folder"):
+            if [name for name in os.listdir(out) if not name.startswith(".")] and not overwrite:
+                raise UserError(f"--out {out} is not empty; choose another folder for the imported run")
+            remove_stale_directories(out, "fill")  # the temporary folder of an import that was killed
+            # TensorFlow only now: a file refused above costs neither its start-up time nor its memory
+            from .checkpoints import save_checkpoint, save_generator
+            from .config import TrainConfig
+            from .precision import float32_model
+
+            config = TrainConfig(out=out, model="stylegan2-ada", resolution=summary["resolution"], data=data,
+                                 seed=seed, model_options=dict(summary["options"], preset=preset)).resolved()
+            resolution, options, gan = gan_from_nvidia(snapshot.networks, preset=preset, seed=seed)
+            gan.compile()  # fresh optimizers: the snapshot holds none
+            with filled_folder(out, last="status.json", replace=overwrite) as tmp:
+                write_json_atomic(os.path.join(tmp, "config.json"), config.to_json(), indent=2)
+                checkpoint = save_checkpoint(gan, os.path.join(tmp, "checkpoints"), 0)
+                save_generator(float32_model(gan.ema_generator), os.path.join(tmp, "generator.keras"))
+                summary = {"out": out, **{k: v for k, v in summary.items() if k != "options"},
+                           "checkpoint": os.path.basename(checkpoint), "generator": "G_ema"}
+                write_json_atomic(os.path.join(tmp, "status.json"),
+                                  {"state": "imported", "epoch": 0, "checkpoint": summary["checkpoint"],
+                                   "checkpoint_epoch": 0, "generator": "G_ema", "imported_from": os.path.abspath(path)},
+                                  indent=2)
+    except BaseException:
+        if created:  # the folder this import made, and only while it is empty (the lock file is gone)
+            with contextlib.suppress(OSError):
+                os.rmdir(out)
+        raise
     return summary
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 REDUCED_DTYPES = ("float16", "bfloat16")
@@ -189,6 +190,23 @@ def float32_model(model):
     if leftover:  # e.g. a subclassed model that clone_model cannot rebuild layer by layer
         raise UserError(f"cannot rebuild {model.name} in float32: {leftover[0].name} still computes in "
                         f"{leftover[0].compute_dtype}")
+    return copy
+
+
+_FLOAT32_COPIES = weakref.WeakKeyDictionary()
+
+
+def float32_view(model):
+    """`float32_model(model)`, cached per model and refreshed with its current weights: what a GAN
+    samples with during and after training, so `generate` gives the pictures the float32 export and
+    `generate --seeds` give, whatever the training precision."""
+    if not reduced_precision_layers(model):
+        return model
+    copy = _FLOAT32_COPIES.get(model)
+    if copy is None:
+        copy = _FLOAT32_COPIES[model] = float32_model(model)
+    else:
+        copy.set_weights(model.get_weights())
     return copy
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 
-from .config import TrainConfig, read_json, saved_config
+from .config import TrainConfig, check_resumable, read_json, saved_config
 from .errors import ConfigError, RunFailed, describe_os_error
 
 log = logging.getLogger(__name__)
+UNTIL_BUDGET = 10**9  # fit's epochs when only a budget (--minutes, --kimg) stops the run
 
 
 # ----------------------------------------------------------------------------- strategy
@@ -70,9 +70,9 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     newest complete one when latest.json is broken or a checkpoint's files do not match their
     checksums. A run folder without one starts over only when nothing would be lost (it stopped
     before its first checkpoint and recorded no epoch), and says so; otherwise it is refused. A
-    resumed run must have epochs left to train."""
-    from .callbacks import history_rows
-    from .checkpoints import checkpoint_folders, latest_checkpoint
+    resumed run must have epochs left to train, and be one this configuration can continue
+    (`config.check_resumable`)."""
+    from .checkpoints import check_format, latest_checkpoint
 
     if not _run_folder_entries(config.out):
         if resume:
@@ -81,46 +81,22 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     previous = saved_config(config.out)
     if previous is None:
         raise ConfigError(f"--out {config.out} exists and is not a run folder; choose another --out")
-    differing = [key for key in ("model", "resolution", "data") if getattr(previous, key) != getattr(config, key)]
-    if not differing:
-        before, now = previous.options(), config.options()
-        differing = [key for key in type(now).fixed_names() if getattr(before, key, None) != getattr(now, key)]
-    if differing:
-        raise ConfigError(
-            f"--out {config.out} holds another run (different {', '.join(differing)}); choose another --out"
-        )
-    status_path = os.path.join(config.out, "status.json")
-    try:
-        status = read_json(status_path) if os.path.exists(status_path) else {}
-    except ValueError:
-        status = {}
-    directory = os.path.join(config.out, "checkpoints")
-    latest = latest_checkpoint(directory, verify=True)  # a file damaged in place is never resumed from
+    check_resumable(config.out, previous, config)
+    status = _read_status(config.out)
+    latest = latest_checkpoint(os.path.join(config.out, "checkpoints"), verify=True)  # never a damaged one
     if status.get("state") == "complete" and not resume:
         raise ConfigError(
             f"--out {config.out} holds a finished run; pass --resume (with a larger --epochs) to continue it, "
             "or choose another --out"
         )
     if latest is None:
-        leftovers = [entry for entry, _ in checkpoint_folders(directory)]
-        if leftovers or os.path.exists(os.path.join(directory, "latest.json")):
-            raise ConfigError(
-                f"--out {config.out} holds checkpoints but none is complete ({', '.join(leftovers) or 'only latest.json'}); "
-                "refusing to start the run over: choose another --out, or delete the folder to start again"
-            )
-        rows = history_rows(os.path.join(config.out, "history.csv"))
-        if rows:
-            raise ConfigError(
-                f"--out {config.out} holds {len(rows)} epoch(s) of history but no checkpoint to resume from; "
-                "refusing to start the run over and overwrite them: choose another --out, or delete the folder"
-            )
+        _check_nothing_to_lose(config.out)
         print(f"WARNING: --out {config.out} holds a run that stopped before its first checkpoint: "
               "starting it again from epoch 0", flush=True)
         return 0, None
     path, epoch = latest
-    if epoch >= config.epochs:
-        raise ConfigError(f"--epochs {config.epochs}: the run in {config.out} has trained {epoch} epoch(s) already; "
-                          f"pass --epochs {epoch + 1} or more to continue it")
+    check_format(config.out, path)
+    _check_left_to_train(config, path, epoch)
     if status.get("state") == "imported":
         print(f"training the imported networks in {config.out} from {os.path.basename(path)}", flush=True)
     elif status.get("state") == "failed":
@@ -129,6 +105,50 @@ def prepare_run_folder(config: TrainConfig, resume: bool) -> tuple[int, str | No
     elif not resume:
         print(f"resuming the interrupted run in {config.out} from {os.path.basename(path)}", flush=True)
     return epoch, path
+
+
+def _check_left_to_train(config, checkpoint, epoch) -> None:
+    """A ConfigError when the checkpoint has reached the run's epochs or its budget already."""
+    from .checkpoints import checkpoint_progress
+
+    if config.epochs is not None and epoch >= config.epochs:
+        raise ConfigError(f"--epochs {config.epochs}: the run in {config.out} has trained {epoch} epoch(s) already; "
+                          f"pass --epochs {epoch + 1} or more to continue it")
+    progress = checkpoint_progress(checkpoint)
+    minutes, kimg = progress["train_seconds"] / 60.0, progress["images_seen"] / 1000.0
+    if config.minutes is not None and minutes >= config.minutes:
+        raise ConfigError(f"--minutes {config.minutes:g}: the run in {config.out} has trained {minutes:.2f} minutes "
+                          "already; pass a larger --minutes to continue it")
+    if config.kimg is not None and kimg >= config.kimg:
+        raise ConfigError(f"--kimg {config.kimg:g}: the run in {config.out} has seen {kimg:g} thousand images "
+                          "already; pass a larger --kimg to continue it")
+
+
+def _read_status(out) -> dict:
+    try:
+        return read_json(os.path.join(out, "status.json"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_nothing_to_lose(out) -> None:
+    """Refuse to start over a run folder whose checkpoints are all broken or whose history has epochs."""
+    from .callbacks import history_rows
+    from .checkpoints import checkpoint_folders
+
+    directory = os.path.join(out, "checkpoints")
+    leftovers = [entry for entry, _ in checkpoint_folders(directory)]
+    if leftovers or os.path.exists(os.path.join(directory, "latest.json")):
+        raise ConfigError(
+            f"--out {out} holds checkpoints but none is complete ({', '.join(leftovers) or 'only latest.json'}); "
+            "refusing to start the run over: choose another --out, or delete the folder to start again"
+        )
+    rows = history_rows(os.path.join(out, "history.csv"))
+    if rows:
+        raise ConfigError(
+            f"--out {out} holds {len(rows)} epoch(s) of history but no checkpoint to resume from; "
+            "refusing to start the run over and overwrite them: choose another --out, or delete the folder"
+        )
 
 
 def _write_json(path, payload):
@@ -174,21 +194,24 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
 
 
 def build_gan(config: TrainConfig):
-    """The run's GAN, uncompiled (in the caller's strategy scope)."""
-    from .gans import create_gan
+    """The run's GAN from its resolved options (nothing derived again), uncompiled (in the caller's
+    strategy scope)."""
+    from .gans import model_class
 
-    return create_gan(config.model, config.resolution, seed=config.seed, **config.model_options)
+    return model_class(config.model).from_options(config.resolution, config.options(), seed=config.seed,
+                                                  batch_size=config.batch_size)
 
 
 def train(config: TrainConfig, resume: bool = False, callbacks: list | None = None) -> dict:
-    """Run (or resume) training as configured; see `_train`. The run folder is locked while it
-    trains (`locks.folder_lock`: a second process is refused), and the global Keras dtype policy is
-    put back afterwards, so a mixed-precision run does not leak into the caller's next models."""
+    """Run (or resume) training as configured (checked and resolved once, `TrainConfig.resolved`);
+    see `_train`. The run folder is locked while it trains (`locks.folder_lock`: a second process
+    is refused), and the global Keras dtype policy is put back afterwards, so a mixed-precision run
+    does not leak into the caller's next models."""
     import keras
 
     from .locks import folder_lock
 
-    config.validate()
+    config = config if config.is_resolved else config.resolved()
     previous_policy = keras.mixed_precision.global_policy()
     try:
         with folder_lock(writer_folder(config), "run folder"):
@@ -218,45 +241,69 @@ def _train(config: TrainConfig, resume: bool = False, callbacks: list | None = N
     strategy = make_strategy(config.strategy)  # first: multi-worker needs an uninitialised runtime
     out = writer_folder(config)
     os.makedirs(out, exist_ok=True)
-    status_path = os.path.join(out, "status.json")
     try:
         return _run(config, strategy, out, initial_epoch, checkpoint, callbacks)
     except (OSError, tf.errors.DataLossError) as error:
-        from .checkpoints import latest_checkpoint
-
-        found = latest_checkpoint(os.path.join(out, "checkpoints"))
-        kept = (f"the last good checkpoint is {os.path.basename(found[0])}, which running the command again resumes "
-                "from" if found else "no checkpoint was written yet")
-        if isinstance(error, OSError):
-            reason = f"{describe_os_error(error)}; {kept}"
-        else:  # a damaged shard: TensorFlow's message names no file, explain_data_loss finds it
-            from .data import explain_data_loss
-
-            reason = f"{explain_data_loss(config.data, error)}; {kept}"
-        try:
-            failure = "os_error" if isinstance(error, OSError) else "data_loss"
-            _write_json(status_path, {"state": "failed", "failure": failure, "reason": reason,
-                                      "checkpoint": found and os.path.basename(found[0]),
-                                      "checkpoint_epoch": found and found[1]})
-        except OSError:
-            reason += " (status.json could not be updated either)"
-        raise RunFailed(reason) from error
+        raise RunFailed(_record_fault(config, out, error)) from error
     except Exception as error:  # a bug or an unforeseen fault: the traceback stays, status.json tells the truth
         try:
-            _write_json(status_path, {"state": "failed", "failure": "error",
-                                      "reason": f"{type(error).__name__}: {error}"[:2000]})
+            _write_json(os.path.join(out, "status.json"), {"state": "failed", "failure": "error",
+                                                           "reason": f"{type(error).__name__}: {error}"[:2000]})
         except OSError:
             pass
         raise
 
 
+def _record_fault(config, out, error) -> str:
+    """status.json "failed" for a fault of the environment; returns the reason it gives."""
+    from .checkpoints import latest_checkpoint
+
+    found = latest_checkpoint(os.path.join(out, "checkpoints"))
+    kept = (f"the last good checkpoint is {os.path.basename(found[0])}, which running the command again resumes "
+            "from" if found else "no checkpoint was written yet")
+    if isinstance(error, OSError):
+        reason = f"{describe_os_error(error)}; {kept}"
+    else:  # a damaged shard: TensorFlow's message names no file, explain_data_loss finds it
+        from .data import explain_data_loss
+
+        reason = f"{explain_data_loss(config.data, error)}; {kept}"
+    try:
+        _write_json(os.path.join(out, "status.json"), {
+            "state": "failed", "failure": "os_error" if isinstance(error, OSError) else "data_loss", "reason": reason,
+            "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1]})
+    except OSError:
+        reason += " (status.json could not be updated either)"
+    return reason
+
+
 def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
+    """The run's steps: start (precision, strategy, config.json, the GAN), fit, finish."""
+    import time
+
+    from . import callbacks as cb
+    from .callbacks import Run
+
+    precision, precision_reason = _start(config, strategy, out, initial_epoch, checkpoint)
+    gan, restored = _build(config, strategy, checkpoint)
+    dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
+    _print_settings(config, gan, precision)
+    run = Run(initial_epoch, history=_history_so_far(config, out, restored, checkpoint, initial_epoch),
+              **restored.get("progress", {}))
+    budget = cb.TrainingBudget(config.batch_size * gan.real_batches_per_step, config.minutes, config.kimg, run)
+    started = time.time()
+    gan.fit(dataset, epochs=config.epochs or UNTIL_BUDGET, initial_epoch=initial_epoch, steps_per_epoch=steps,
+            callbacks=[budget, *(callbacks or []), *_run_callbacks(config, out, run, next(iter(dataset)).numpy())],
+            verbose=config.verbose)
+    return _finish(config, gan, out, run, time.time() - started,
+                   {"precision": precision, "precision_reason": precision_reason})
+
+
+def _start(config, strategy, out, initial_epoch, checkpoint) -> tuple[str, str]:
+    """Precision and seeds set, the strategy checked, config.json and a "running" status.json written."""
     import keras
     import tensorflow as tf
 
-    from . import callbacks as cb
-    from . import checkpoints
-    from .precision import apply_precision, choose_precision, float32_model
+    from .precision import apply_precision, choose_precision
 
     precision, precision_reason = choose_precision(config.precision)
     policy = apply_precision(precision)
@@ -269,22 +316,27 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
                   if isinstance(strategy, getattr(tf.distribute, name))), "default strategy")
     print(f"strategy {label}: global batch {config.batch_size} = {replicas} replica(s) x "
           f"{config.batch_size // replicas}", flush=True)
-
     # The precision as requested ("auto" stays auto: a resumed run chooses again on its machine);
     # status.json records the choice.
     _write_json(os.path.join(out, "config.json"), config.to_json())
-    status_path = os.path.join(out, "status.json")
-    _write_json(status_path, {"state": "running", "epoch": initial_epoch,
-                              "checkpoint": checkpoint and os.path.basename(checkpoint)})
+    _write_json(os.path.join(out, "status.json"), {"state": "running", "epoch": initial_epoch,
+                                                   "checkpoint": checkpoint and os.path.basename(checkpoint)})
+    return precision, precision_reason
+
+
+def _build(config, strategy, checkpoint):
+    """(the compiled GAN, the restored checkpoint's state or {}): from the checkpoint, from the
+    networks of --init-from, or new."""
+    from . import checkpoints
 
     with strategy.scope():
         gan = build_gan(config)
-        gan.compile(jit_compile=config.jit)  # the model's paper optimizers with the options' rates and betas
+        gan.compile(jit_compile=config.jit)  # the objective's optimizers with the options' rates and betas
         restored = {}
         if checkpoint:
-            configured = gan.learning_rates()
+            configured = gan.optimizer.learning_rates()
             restored = checkpoints.restore_checkpoint(gan, checkpoint)
-            gan.set_learning_rates(configured)  # the run's options, which --resume may have changed
+            gan.optimizer.set_learning_rates(configured)  # the run's options, which --resume may have changed
             print(f"restored {checkpoint}: epoch {restored['epoch']}, {restored['g_updates']} generator updates",
                   flush=True)
         elif config.init_from:
@@ -294,53 +346,78 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
             # G, D and G_ema only: fresh optimizers, ADA's p at 0 and counters at 0, as NVIDIA's resume does.
             load_nvidia_state(gan, init_states(config.init_from))
             print(f"started from the networks of {config.init_from} (G, D and G_ema)", flush=True)
-    dataset, steps = build_dataset(config, config.batch_size, config.seed + initial_epoch, gan.real_batches_per_step)
+    return gan, restored
+
+
+def _print_settings(config, gan, precision) -> None:
+    import tensorflow as tf
+
+    from .recipes import advice
+
     network = ", ".join(f"{key} {value}" for key, value in config.options().values("network").items())
     print(f"model {config.model} ({network}) at {config.resolution}px, XLA {'on' if gan.jit_compile else 'off'}, "
           f"{precision}", flush=True)
+    recommended = None if config.model_chosen else advice(config.model, config.resolution, config.minutes,
+                                                          bool(tf.config.list_physical_devices("GPU")))
+    if recommended:
+        print(f"note: {recommended}", flush=True)
     derived = ", ".join(f"{key} {value:.6g}" if isinstance(value, float) else f"{key} {value}"
-                        for key, value in gan.training_settings(config.batch_size).items())
+                        for key, value in gan.training_settings().items())
     print(f"training with {derived}", flush=True)
 
-    tensorboard_dir = os.path.join(out, "tensorboard")
-    real_batch = next(iter(dataset)).numpy()
-    history_csv = os.path.join(out, "history.csv")
+
+def _history_so_far(config, out, restored, checkpoint, initial_epoch) -> list[dict]:
+    """The history rows the run starts from: the checkpoint's, or for a checkpoint from before
+    checkpoints held them, history.csv's up to it."""
+    from .callbacks import history_rows
+
     rows = restored.get("history")
-    if rows is None:  # a checkpoint from before checkpoints held the history: trust history.csv up to it
-        rows = cb.history_rows(history_csv, before_epoch=initial_epoch) if checkpoint else []
-    history_log = cb.HistoryLog(history_csv, rows=rows)
-    checkpointer = cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
-                                    keep=config.keep_checkpoints, history=history_log)
-    monitor = cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
-                                 check_every=config.metric_interval)
-    callbacks = [
-        *(callbacks or []),
-        monitor,  # before the checkpoint, the history and TensorBoard: they record the diversity and metrics it adds
+    if rows is None:
+        rows = history_rows(os.path.join(out, "history.csv"), before_epoch=initial_epoch) if checkpoint else []
+    return rows
+
+
+def _run_callbacks(config, out, run, real_batch) -> list:
+    """The run's callbacks, all sharing `run`. Order matters only in one way: the monitor and the
+    metrics add values to the epoch's logs, so they come before what records the logs (the history,
+    the checkpoint that holds it, TensorBoard)."""
+    import keras
+
+    from . import callbacks as cb
+
+    history_csv = os.path.join(out, "history.csv")
+    samples = os.path.join(out, "samples")
+    tensorboard_dir = os.path.join(out, "tensorboard")
+    return [
+        cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
+                           check_every=config.metric_interval, run=run),
         *_metric_callbacks(config, out),
-        checkpointer,  # stores the epoch's history row: history.csv is rebuilt from it on resume
-        history_log,
-        cb.RunStatus(status_path, checkpointer),
+        cb.HistoryLog(history_csv, run=run),
+        cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
+                         keep=config.keep_checkpoints, run=run),
+        cb.RunStatus(os.path.join(out, "status.json"), run),
         cb.LossPlot(history_csv, os.path.join(out, "losses.png")),
-        cb.SampleGrid(os.path.join(out, "samples"), every=config.sample_interval, seed=config.seed,
-                      tensorboard_dir=tensorboard_dir),
+        cb.SampleGrid(samples, every=config.sample_interval, seed=config.seed, tensorboard_dir=tensorboard_dir),
         keras.callbacks.TensorBoard(tensorboard_dir, update_freq="epoch", write_graph=False),
-        cb.Timelapse(os.path.join(out, "samples"), os.path.join(out, "timelapse.gif")),
+        cb.Timelapse(samples, os.path.join(out, "timelapse.gif")),
     ]
-    started = time.time()
-    gan.fit(dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-            callbacks=callbacks, verbose=config.verbose)
-    elapsed = time.time() - started
-    epochs_done = max(initial_epoch, checkpointer.trained_epochs or 0)  # epochs run to their end
-    interrupted = checkpointer.interrupted_by
-    failure = monitor.failure or checkpointer.failure
-    g_updates = int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations))
-    generator_path = os.path.join(out, "generator.keras")
-    generator_from = None
-    if failure is None and not interrupted:
+
+
+def _finish(config, gan, out, run, elapsed, extra) -> dict:
+    """generator.keras from the right weights (never non-finite ones), status.json's final state
+    (with `extra`); returns the summary."""
+    import keras
+
+    from . import checkpoints
+    from .precision import float32_model
+
+    failure = run.failure
+    if failure is None and not run.interrupted_by:
         bad = checkpoints.non_finite_variables(gan)
         if bad:
             failure = {"kind": "non_finite", "message": f"non-finite weights at the end of training ({', '.join(bad[:3])})"}
     found = checkpoints.latest_checkpoint(os.path.join(out, "checkpoints"), verify=True)
+    generator_path, generator_from = os.path.join(out, "generator.keras"), None
     if failure is not None:
         state = "failed"
         if found is not None:  # the last good weights, never the failed ones
@@ -351,22 +428,22 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
         # A float32 graph whatever the training precision. After an interrupt the weights are those
         # of the interrupt checkpoint (saved only when finite), so a stopped run can generate too.
         checkpoints.save_generator(float32_model(gan.ema_generator), generator_path)
-        if interrupted:
+        if run.interrupted_by:
             state, generator_from = "interrupted", os.path.basename(found[0]) if found else "weights at the interrupt"
         else:
-            state, generator_from = ("complete" if epochs_done >= config.epochs else "stopped"), "final weights"
+            done = run.budget_reached or (config.epochs is not None and run.trained_epochs >= config.epochs)
+            state, generator_from = ("complete" if done else "stopped"), "final weights"
+    images = run.batches_run * gan.real_batches_per_step * config.batch_size  # batches_run counts steps
     summary = {
-        "out": config.out, "state": state, "epoch": epochs_done, "epochs": epochs_done,
-        "g_updates": g_updates, "seconds": round(elapsed, 1), "interrupted": interrupted,
-        "images_per_second": None, "monitor_events": [event["kind"] for event in monitor.events],
+        "out": config.out, "state": state, "epoch": run.trained_epochs, "epochs": run.trained_epochs,
+        "g_updates": int(keras.ops.convert_to_numpy(gan.g_optimizer.iterations)), "seconds": round(elapsed, 1),
+        "interrupted": run.interrupted_by, "images_per_second": round(images / elapsed, 1) if images and elapsed > 0
+        else None, "monitor_events": [event["kind"] for event in run.events],
         "failure": failure and failure["kind"], "reason": failure and failure["message"],
         "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1],
-        "generator": generator_from, "precision": precision, "precision_reason": precision_reason,
-    }
-    if checkpointer.batches_run and elapsed > 0:
-        images = checkpointer.batches_run * gan.real_batches_per_step * config.batch_size  # batches_run counts steps
-        summary["images_per_second"] = round(images / elapsed, 1)
-    _write_json(status_path, summary)
+        "generator": generator_from, "kimg": round(run.images_seen / 1000, 3),
+        "train_minutes": round(run.train_seconds / 60, 3), "budget_reached": run.budget_reached, **extra}
+    _write_json(os.path.join(out, "status.json"), summary)
     if failure is not None:
         print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
               f"{summary['checkpoint'] or 'none'}, which running the command again resumes from", flush=True)

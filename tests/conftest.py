@@ -58,6 +58,7 @@ def tiny_config(out, **values):
     values = {"resolution": 32, "width": 8, "latent_dim": 16, "batch_size": 8, "epochs": 2, "steps_per_epoch": 3,
               "synthetic_images": 64, "metric_images": 32, "verbose": 0, "jit": False, **values}
     options = {key: values.pop(key) for key in list(values) if key not in run_fields}
+    options = {key: value for key, value in options.items() if value is not None}  # None: not an option here
     return TrainConfig.from_json({"out": str(out), **values, "model_options": {**options, **values.pop("model_options", {})}})
 
 
@@ -90,3 +91,85 @@ def global_policy(name):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def mlp(inputs, outputs, width=16, depth=1, final=None):
+    """A small dense network (inputs,) -> (outputs,): the toy generators and discriminators on 2-D points."""
+    import keras
+
+    x = h = keras.Input((inputs,))
+    for _ in range(depth):
+        h = keras.layers.Dense(width, activation="relu")(h)
+    return keras.Model(x, keras.layers.Dense(outputs, activation=final)(h))
+
+
+def dense_generator(latent_dim=4, size=4, scale=None):
+    """A one-layer generator latent -> (size, size, 3) tanh images (`scale`: the kernel's normal std,
+    large for pixels that follow the latent closely)."""
+    import keras
+
+    z = keras.Input((latent_dim,))
+    initializer = "glorot_uniform" if scale is None else keras.initializers.RandomNormal(0, scale)
+    pixels = keras.layers.Dense(size * size * 3, kernel_initializer=initializer)(z)
+    return keras.Model(z, keras.layers.Activation("tanh")(keras.layers.Reshape((size, size, 3))(pixels)))
+
+
+def run_cli_in_process(*args, check=True):
+    """The command line in this process (TensorFlow is loaded already): its exit status and output."""
+    import contextlib
+    import io
+    import types
+
+    from keras_anime_gan.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(arg) for arg in args])
+    if check and status != 0:
+        raise AssertionError(f"exit {status}: {err.getvalue()}")
+    return types.SimpleNamespace(returncode=status, stdout=out.getvalue(), stderr=err.getvalue())
+
+
+# --- TF Serving's REST JSON rules (https://www.tensorflow.org/tfx/serving/api_rest), emulated ---
+
+
+def rest_request_to_tensors(body, signature):
+    """Row format: `instances` is a list with one entry per example (an object per example when the
+    signature has several inputs). Columnar: `inputs` maps input names to whole tensors (or is the
+    tensor itself for a single input). Values are cast to the signature's dtypes."""
+    import numpy as np
+    import tensorflow as tf
+
+    specs = signature.structured_input_signature[1]
+    if "instances" in body:
+        rows = body["instances"]
+        if isinstance(rows[0], dict):
+            values = {name: [row[name] for row in rows] for name in specs}
+        else:
+            (name,) = specs
+            values = {name: rows}
+    else:
+        inputs = body["inputs"]
+        values = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
+    return {name: tf.constant(np.asarray(values[name]), dtype=spec.dtype) for name, spec in specs.items()}
+
+
+def rest_tensors_to_response(outputs, row_format):
+    """Row format answers {"predictions": [...]}, columnar {"outputs": ...}. DT_STRING outputs whose
+    name ends in `_bytes` are written as {"b64": ...}."""
+
+    import base64
+
+    def jsonable(name, tensor):
+        array = tensor.numpy()
+        if name.endswith("_bytes"):
+            return [{"b64": base64.b64encode(item).decode()} for item in array.ravel()]
+        return array.tolist()
+
+    converted = {name: jsonable(name, tensor) for name, tensor in outputs.items()}
+    if row_format:
+        if len(converted) == 1:
+            return {"predictions": next(iter(converted.values()))}
+        count = len(next(iter(converted.values())))
+        return {"predictions": [{name: values[i] for name, values in converted.items()} for i in range(count)]}
+    return {"outputs": next(iter(converted.values())) if len(converted) == 1 else converted}

@@ -19,7 +19,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_anime_gan import DCGAN, WGAN, create_gan  # noqa: E402
-from keras_anime_gan.gans import RegularizationPhase  # noqa: E402
+from keras_anime_gan.gans import DCGANObjective, RegularizationPhase, WGANObjective  # noqa: E402
 from keras_anime_gan.gans.classic import networks as models  # noqa: E402
 
 GLOBAL_BATCH, LATENT = 8, 6
@@ -38,23 +38,27 @@ class FixedLatents:
         return tf.slice(tf.constant(LATENTS), [start, 0], [batch_size, LATENT])
 
 
-class FixedLatentDCGAN(FixedLatents, DCGAN):
-    pass
+class FixedLatentDCGAN(DCGAN):
+    Objective = type("FixedLatentDCGANObjective", (FixedLatents, DCGANObjective), {})
 
 
-class FixedLatentWGAN(FixedLatents, WGAN):
-    pass
+class FixedLatentWGAN(WGAN):
+    Objective = type("FixedLatentWGANObjective", (FixedLatents, WGANObjective), {})
 
 
-class PhasedDCGAN(FixedLatents, DCGAN):
+class PhasedObjective(FixedLatents, DCGANObjective):
     """A lazy discriminator regulariser every 2 steps: its update must sum across replicas as the
     main updates do, with no synchronisation inside control flow."""
 
-    def regularization_phases(self):
+    def phases(self):
         return (RegularizationPhase("d_reg", "discriminator", 2, self._penalty),)
 
     def _penalty(self, real, global_batch):
         return 0.1 * tf.reduce_sum(tf.square(self.run_discriminator(real)), axis=-1)
+
+
+class PhasedDCGAN(DCGAN):
+    Objective = PhasedObjective
 
 
 def phased_steps(strategy):
@@ -172,7 +176,7 @@ def stylegan2_steps(strategy):
                          mbstd_group=1, r1_interval=2, pl_interval=2, ada_interval=2, r1_gamma=1.0,
                          augment="ada", augment_p=0.3, ada_kimg=1.0)
         gan.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
-    gan.rng = gan.augmenter.rng = ReplicaSlicedRandom(gan)
+    gan.objective.nets.rng = gan.objective.augmenter.rng = ReplicaSlicedRandom(gan)
     history = gan.fit(REAL_SG, batch_size=GLOBAL_BATCH, epochs=1, verbose=0, shuffle=False).history
     return gan, {name: float(values[-1]) for name, values in history.items()}
 
@@ -189,11 +193,11 @@ def stylegan2_micro_batch_step(strategy):
                          mbstd_group=1, style_mixing=0.0, augment="none", pl_weight=0.0, r1_interval=2,
                          r1_gamma=1.0, micro_batch=2)
         gan.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05), jit_compile=False)
-    gan.rng = ReplicaSlicedRandom(gan)
+    gan.objective.nets.rng = ReplicaSlicedRandom(gan)
     # The latents get their own stand-in: the draws inside the passes (noise, style mixing) are
     # counted per traced graph, once in a while_loop body but per pass when unrolled.
     latents = ReplicaSlicedRandom(gan)
-    gan.__dict__["sample_latent"] = lambda batch_size: latents.normal((batch_size, gan.latent_dim))
+    gan.objective.sample_latent = lambda batch_size: latents.normal((batch_size, gan.latent_dim))
     history = gan.fit(REAL_SG[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, epochs=1, verbose=0, shuffle=False).history
     return gan, {name: float(values[-1]) for name, values in history.items()}
 
@@ -205,7 +209,7 @@ def compare_stylegan2_micro_batches(mirrored_strategy):
     # its EMA copy (it moves once per pass: 4 passes here, 2 on each replica there).
     skip = {index for index, v in enumerate(one.generator.variables) if "noise_strength" in v.path or "w_avg" in v.path}
     skipped = {id(v) for i, v in enumerate(one.generator.variables) if i in skip}
-    skipped |= {id(one._ema_weights[i]) for i in skip}
+    skipped |= {id(one.ema_generator.variables[i]) for i in skip}
     pairs = [(a.numpy(), b.numpy()) for a, b in zip(one.weights, two.weights) if id(a) not in skipped]
     return {"max_weight_difference": max(float(np.abs(a - b).max()) for a, b in pairs),
             "variables_compared": len(pairs), "logs": [one_logs, two_logs],
@@ -228,9 +232,9 @@ def compare_stylegan2(mirrored_strategy):
         "max_weight_difference": max(float(np.abs(a - b).max()) for a, b in zip(values(one), values(two))),
         "variables_compared": len(one.weights),
         "min_update": min(moved), "median_update": float(np.median(moved)),
-        "ada_p": [float(gan.augmenter.p.numpy()) for gan in (one, two)],
-        "r_t": [float(gan.augmenter.rt.numpy()) for gan in (one, two)],
-        "pl_mean": [float(gan.pl_mean.numpy()) for gan in (one, two)],
+        "ada_p": [float(gan.objective.augmenter.p.numpy()) for gan in (one, two)],
+        "r_t": [float(gan.objective.augmenter.rt.numpy()) for gan in (one, two)],
+        "pl_mean": [float(gan.objective.pl_mean.numpy()) for gan in (one, two)],
         "phase_steps": [int(gan.phase_steps.numpy()) for gan in (one, two)],
         "d_iterations": [int(gan.d_optimizer.iterations.numpy()) for gan in (one, two)],
         "g_iterations": [int(gan.g_optimizer.iterations.numpy()) for gan in (one, two)],
@@ -272,9 +276,11 @@ def main():
         result["dynamic_refused"] = False
     except ValueError as error:
         result["dynamic_refused"] = "single replica" in str(error)
-    for name in sys.argv[1:] or ["dcgan", "wgan-gp"]:
+    small = {"dcgan": {"width": 8}, "wgan-gp": {"width": 8, "n_critic": 2},  # lightweight: DiffAugment and decoders on
+             "lightweight": {"g_channel_max": 16, "d_channel_max": 16}}
+    for name in sys.argv[1:] or list(small):
         with mirrored_strategy.scope():
-            gan = create_gan(name, 32, 16, width=8, seed=0, **({"n_critic": 2} if name == "wgan-gp" else {}))
+            gan = create_gan(name, 32, 16, seed=0, **small.get(name, {}))
             gan.compile()
         logs = gan.fit(faces, batch_size=16, epochs=1, verbose=0).history
         result[name] = {key: float(values[-1]) for key, values in logs.items()}

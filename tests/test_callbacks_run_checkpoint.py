@@ -10,6 +10,7 @@ import pytest
 
 from keras_anime_gan import create_gan
 from keras_anime_gan.callbacks.history import HistoryLog, history_columns, history_rows
+from keras_anime_gan.callbacks.run import Run
 from keras_anime_gan.callbacks.run_checkpoint import RunCheckpoint
 from keras_anime_gan.checkpoints import latest_checkpoint, restore_checkpoint, save_checkpoint
 
@@ -71,7 +72,7 @@ def test_an_epoch_that_ends_with_non_finite_weights_is_not_checkpointed(gan, tmp
     assert _folders(directory) == ["epoch-0001"]
     path, epoch = latest_checkpoint(str(directory))
     assert os.path.basename(path) == "epoch-0001" and epoch == 1 and _restored_weights_are_finite(path)
-    assert checkpointer.failure["kind"] == "non_finite" and "epoch-0001" in checkpointer.failure["message"]
+    assert checkpointer.run.failure["kind"] == "non_finite" and "epoch-0001" in checkpointer.run.failure["message"]
     assert gan.stop_training
 
 
@@ -84,7 +85,7 @@ def test_an_epoch_cut_short_is_not_checkpointed_as_complete(gan, tmp_path):
     checkpointer.on_train_batch_end(0, {"d_loss": 0.7})
     checkpointer.on_train_batch_end(1, {"d_loss": 0.7})
     checkpointer.on_epoch_end(1, {"d_loss": 0.7})
-    assert _folders(directory) == ["epoch-0001"] and checkpointer.trained_epochs == 1
+    assert _folders(directory) == ["epoch-0001"] and checkpointer.run.trained_epochs == 1
 
 
 def test_an_interrupt_never_checkpoints_non_finite_weights(gan, tmp_path):
@@ -98,7 +99,7 @@ def test_an_interrupt_never_checkpoints_non_finite_weights(gan, tmp_path):
     assert gan.stop_training and _folders(directory) == ["epoch-0001"]
     path, _ = latest_checkpoint(str(directory))
     assert _restored_weights_are_finite(path)
-    assert checkpointer.failure["kind"] == "non_finite"
+    assert checkpointer.run.failure["kind"] == "non_finite"
     with pytest.raises(ValueError, match="non-finite weights"):
         save_checkpoint(gan, str(directory), 1)
 
@@ -135,8 +136,9 @@ def test_checkpointer_and_history_in_a_real_fit(tmp_path):
     model = create_gan("dcgan", 32, 16, width=8, seed=0)
     model.compile(jit_compile=False)
     faces = np.random.default_rng(0).uniform(-1, 1, (24, 32, 32, 3)).astype(np.float32)
-    history = HistoryLog(str(tmp_path / "history.csv"))
-    checkpointer = RunCheckpoint(str(tmp_path / "checkpoints"), every=2, history=history)
+    run = Run()  # what the two share: the history rows the checkpoint holds
+    history = HistoryLog(str(tmp_path / "history.csv"), run=run)
+    checkpointer = RunCheckpoint(str(tmp_path / "checkpoints"), every=2, run=run)
     model.fit(faces, batch_size=8, epochs=3, verbose=0, callbacks=[checkpointer, history])
     assert _folders(tmp_path / "checkpoints") == ["epoch-0002", "epoch-0003"]  # every 2, and the last epoch
     state = json.loads((tmp_path / "checkpoints" / "epoch-0003" / "state.json").read_text())

@@ -102,7 +102,7 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
     faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
     gan.fit(faces, batch_size=8, epochs=1, verbose=0)
     path = checkpoints.save_checkpoint(gan, str(tmp_path / "ckpt"), 1)
-    expected_latents = gan.sample_latent(4).numpy()  # the stream continues from the saved state
+    expected_latents = gan.objective.sample_latent(4).numpy()  # the stream continues from the saved state
 
     clone = create_gan("dcgan", 32, 16, width=8, seed=99, ema=0.9)
     clone.compile(jit_compile=False)
@@ -113,7 +113,7 @@ def test_checkpoint_restores_weights_optimizers_and_random_stream(tmp_path):
     for optimizer_a, optimizer_b in ((gan.d_optimizer, clone.d_optimizer), (gan.g_optimizer, clone.g_optimizer)):
         for a, b in zip(optimizer_a.variables, optimizer_b.variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_array_equal(clone.sample_latent(4).numpy(), expected_latents)
+    np.testing.assert_array_equal(clone.objective.sample_latent(4).numpy(), expected_latents)
     # the next training step is identical
     gan.fit(faces[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)
     clone.fit(faces[:8], batch_size=8, epochs=1, verbose=0, shuffle=False)

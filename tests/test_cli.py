@@ -1,7 +1,6 @@
 """The command line as a thin layer: flags -> TrainConfig, resuming from a run's saved settings."""
 
 import json
-import os
 
 import pytest
 

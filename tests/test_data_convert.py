@@ -234,7 +234,7 @@ def test_dedupe_zip_input_and_deterministic_shuffle(faces_dir, tmp_path):
 def test_worker_processes_write_the_same_files_as_one_process(shared_faces_dir, tmp_path, capsys, format):
     """84 files in worker processes: shards are assembled from several workers' parts, later
     copies are dropped, and every file is byte-identical to a conversion in this process."""
-    from keras_anime_gan.data import convert
+    from keras_anime_gan.data.convert_workers import _chunk_size, _pool_context
 
     source = tmp_path / "src"
     source.mkdir()
@@ -243,7 +243,7 @@ def test_worker_processes_write_the_same_files_as_one_process(shared_faces_dir, 
     for index in range(4):
         shutil.copy(source / f"{index:03d}.jpg", source / f"copy-{index}.jpg")
     options = dict(format=format, shard_size=50, dedupe=True, seed=3)
-    assert convert._pool_context() is not None and convert._chunk_size(50, 84, 2) == 32  # 2-3 parts a shard
+    assert _pool_context() is not None and _chunk_size(50, 84, 2) == 32  # 2-3 parts a shard
     pool, one = tmp_path / "pool" / "out", tmp_path / "one" / "out"  # StyleGAN files are named after the folder
     pooled = convert_folder(str(source), str(pool), 32, workers=2, progress=True, **options)
     bar = capsys.readouterr().err
@@ -344,7 +344,7 @@ def _running(pid):
 def test_a_worker_dies_with_the_converting_process():
     script = (
         "import os, time\n"
-        "from keras_anime_gan.data.convert import _die_with_parent\n"
+        "from keras_anime_gan.data.convert_workers import _die_with_parent\n"
         "parent = os.getpid()\n"
         "if os.fork() == 0:\n"
         "    _die_with_parent(parent)\n"
@@ -521,3 +521,88 @@ def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_
         resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert _shard_checksums_match(dest)["num_images"] == 600
+
+
+# ----------------------------------------------------------------------------- --overwrite in a hostile folder
+
+
+def test_overwrite_removes_only_the_converters_regular_files(faces_dir, tmp_path):
+    dest = tmp_path / "out"
+    convert_folder(str(faces_dir), str(dest), 32, shard_size=16, progress=False)
+    (dest / "notes.tfrecords").write_text("mine")  # a user's file with our extension
+    (dest / "data.tmp").write_text("mine")  # and with our temporary extension
+    (dest / "older.tfrecords").mkdir()  # a folder that ends like a shard
+    (dest / "older.tfrecords" / "x").write_text("mine")
+    (dest / ".progress").mkdir()
+    (dest / ".progress" / "00001.json").write_text("{}")  # a record of an earlier conversion: ours
+    (dest / ".progress" / "mine.txt").write_text("mine")  # not ours
+    (dest / f"dataset.json.{os.getpid() + 1}.tmp").write_text("{")  # an unfinished manifest: ours
+    manifest = convert_folder(str(faces_dir), str(dest), 32, shard_size=40, overwrite=True, progress=False)
+    assert [shard["file"] for shard in manifest["shards"]] == ["shard-00000-of-00001.tfrecords"]
+    assert sorted(os.listdir(dest)) == [".progress", "data.tmp", "dataset.json", "notes.tfrecords", "older.tfrecords",
+                                        "shard-00000-of-00001.tfrecords"]
+    assert sorted(os.listdir(dest / ".progress")) == ["mine.txt"] and (dest / "older.tfrecords" / "x").exists()
+    assert (dest / "notes.tfrecords").read_text() == "mine" and (dest / "data.tmp").read_text() == "mine"
+
+
+@pytest.mark.parametrize("plant, named", [
+    (lambda dest, victim: os.symlink(victim, dest / "shard-00001-of-00003.tfrecords"),
+     "shard-00001-of-00003.tfrecords"),
+    (lambda dest, victim: (dest / "shard-00009-of-00010.tfrecords").mkdir(), "shard-00009-of-00010.tfrecords"),
+    (lambda dest, victim: os.symlink(victim.parent, dest / ".progress"), ".progress"),
+    (lambda dest, victim: os.mkfifo(dest / "dataset.json.123.tmp"), "dataset.json.123.tmp"),
+])
+def test_overwrite_decides_before_it_removes_and_never_follows_a_link(faces_dir, tmp_path, plant, named):
+    dest = tmp_path / "out"
+    convert_folder(str(faces_dir), str(dest), 32, shard_size=16, progress=False)
+    victim = tmp_path / "victims" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("the user's file\n")
+    if named == "shard-00001-of-00003.tfrecords":
+        (dest / named).unlink()
+    plant(dest, victim)
+    before = sorted(os.listdir(dest))
+    with pytest.raises(ConversionError) as refused:
+        convert_folder(str(faces_dir), str(dest), 32, shard_size=16, overwrite=True, progress=False)
+    assert str(refused.value).startswith(f"{dest / named} is ") and "move it away and rerun" in str(refused.value)
+    assert sorted(os.listdir(dest)) == before  # nothing removed, the manifest included
+    assert victim.read_text() == "the user's file\n" and sorted(os.listdir(victim.parent)) == ["victim.txt"]
+
+
+def test_a_damaged_resume_state_or_progress_record_is_no_traceback(synthetic_pngs, tmp_path):
+    dest = tmp_path / "out"
+    convert_folder(str(synthetic_pngs), str(dest), 32, shard_size=100, progress=False, workers=1)
+    manifest = json.loads((dest / "dataset.json").read_text())
+    # an unfinished conversion whose state file is damaged: a clear refusal
+    os.remove(dest / "dataset.json")
+    (dest / ".convert-state.json").write_text("[" * 100_000)
+    with pytest.raises(ConversionError, match="unfinished conversion of other inputs or options"):
+        convert_folder(str(synthetic_pngs), str(dest), 32, shard_size=100, progress=False, workers=1)
+    # a progress record pointing outside the folder, or malformed: that shard is converted again
+    shutil.rmtree(dest)
+    convert_folder(str(synthetic_pngs), str(dest), 32, shard_size=100, progress=False, workers=1)
+    os.remove(dest / "dataset.json")
+    (dest / ".progress").mkdir()
+    for index in range(len(manifest["shards"])):
+        (dest / ".progress" / f"{index:05d}.json").write_text(json.dumps({"file": "../../escape", "num_images": 1}))
+    (dest / ".convert-state.json").write_text(json.dumps(_state_of(synthetic_pngs)))
+    again = convert_folder(str(synthetic_pngs), str(dest), 32, shard_size=100, progress=False, workers=1)
+    assert [shard["file"] for shard in again["shards"]] == [shard["file"] for shard in manifest["shards"]]
+    assert [shard["sha256"] for shard in again["shards"]] == [shard["sha256"] for shard in manifest["shards"]]
+
+
+def _state_of(source):
+    """The resume state convert_folder writes for `source` with the options used above."""
+    import hashlib as _hashlib
+    from dataclasses import asdict
+
+    from keras_anime_gan.data.convert_options import ConvertOptions, list_sources
+
+    source = os.path.abspath(str(source))
+    names, _ = list_sources(source)
+    order = np.random.default_rng(0).permutation(len(names))
+    names = [names[i] for i in order]
+    options = ConvertOptions(resolution=32, format="raw", transform="center-crop", resize_filter="lanczos",
+                             min_size=None, shard_size=100, seed=0, dedupe=False, max_pixels=None)
+    return {"source": source, "listing_sha256": _hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "options": asdict(options)}

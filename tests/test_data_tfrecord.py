@@ -82,3 +82,16 @@ print("tensorflow" in sys.modules)
     result = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_shard_is_never_written_through_a_link_planted_at_its_name(tmp_path):
+    import os
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file\n")
+    part = tmp_path / "shard-00000-of-00001.tfrecords.part0000.tmp"
+    os.symlink(victim, part)
+    with TFRecordFile(str(part)) as file:
+        file.write(b"record")
+    assert victim.read_text() == "the user's file\n" and not part.is_symlink()
+    assert part.read_bytes() == frame_record(b"record")

@@ -105,3 +105,90 @@ def test_describing_and_verifying_need_no_tensorflow(converted):
               "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- dataset.json from a hostile folder
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("../shard.tfrecords",
+     "names '../shard.tfrecords', a path rather than a plain file name inside the dataset folder"),
+    ("/etc/passwd", "names '/etc/passwd', a path rather than a plain file name inside the dataset folder"),
+    ("sub/shard.tfrecords", "names 'sub/shard.tfrecords', a path rather than a plain file name"),
+    ("..", "names '..', not a file name"),
+    ("", "names '', not a file name"),
+    (7, "names 7, not a file name"),
+    ("x" * 300, "names a name of 300 characters, longer than a file name can be"),
+])
+def test_shard_names_that_leave_the_folder_are_damage_named_by_entry(converted, name, reason):
+    import json
+
+    manifest_path = converted / "dataset.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["shards"][1]["file"] = name
+    manifest_path.write_text(json.dumps(manifest))
+    expected = f"{manifest_path} is damaged (shard entry 1 {reason}"
+    with pytest.raises(DatasetError) as opened:
+        load_dataset(str(converted), 8)
+    assert str(opened.value).startswith(expected), str(opened.value)
+    report = verify_dataset(str(converted), progress=False)
+    assert not report["ok"] and report["bad"][0]["file"] == "dataset.json"
+    assert report["bad"][0]["reason"].startswith(expected) and report["bytes_checked"] == 0
+
+
+def test_malformed_manifest_entries_are_damage_not_a_traceback(converted):
+    import json
+
+    manifest_path = converted / "dataset.json"
+    good = json.loads(manifest_path.read_text())
+    for change, reason in [
+        (lambda m: m["shards"].append("shard.tfrecords"), "shard entry 3 is 'shard.tfrecords', not a shard"),
+        (lambda m: m["shards"].append(["x"] * 10**5), r"shard entry 3 is \['x', 'x', .*\.\.\., not a shard"),
+        (lambda m: m["shards"][0].update(num_images="16"), "has num_images '16', not a count"),
+        (lambda m: m["shards"][0].update(bytes=-1), "has bytes -1, not a size"),
+        (lambda m: m["shards"][0].pop("sha256"), "has no sha256"),
+        (lambda m: m["shards"].append(dict(m["shards"][0])), "is listed twice"),
+        (lambda m: m.update(num_images=True), "num_images is True, not a count"),
+        (lambda m: m.update(format="jpeg"), "format is 'jpeg', not one of raw, png, stylegan"),
+    ]:
+        manifest = json.loads(json.dumps(good))
+        change(manifest)
+        manifest_path.write_text(json.dumps(manifest))
+        with pytest.raises(DatasetError, match="is damaged .*" + reason.replace("(", r"\(").replace(")", r"\)")):
+            load_dataset(str(converted), 8)
+    manifest_path.write_text("[" * 100_000 + "]" * 100_000)  # deeper than json's recursion
+    with pytest.raises(DatasetError, match="is damaged"):
+        load_dataset(str(converted), 8)
+
+
+def test_shards_that_link_outside_or_are_no_regular_files_are_never_read(converted, tmp_path):
+    outside = tmp_path / "secret.tfrecords"
+    outside.write_bytes((converted / SHARD).read_bytes())  # even a valid shard: not the dataset's
+    (converted / SHARD).unlink()
+    os.symlink(outside, converted / SHARD)
+    with pytest.raises(DatasetError, match=f"shard {SHARD} is a symbolic link to a file outside the dataset folder"):
+        load_dataset(str(converted), 8)
+    report = verify_dataset(str(converted), progress=False)
+    assert report["bad"] == [{"file": SHARD,
+                              "reason": "a symbolic link to a file outside the dataset folder (not read)"}]
+    (converted / SHARD).unlink()
+    os.symlink("shard-00000-of-00003.tfrecords", converted / SHARD)  # a link inside the folder is allowed ...
+    reason = verify_dataset(str(converted), progress=False)["bad"][0]["reason"]
+    assert reason.startswith("SHA-256 differs")  # (it is another shard)
+    (converted / SHARD).unlink()
+    os.mkfifo(converted / SHARD)  # ... a FIFO would block every reader
+    report = verify_dataset(str(converted), progress=False)
+    assert report["bad"] == [{"file": SHARD, "reason": "not a regular file (not read)"}]
+    with pytest.raises(DatasetError, match="not a regular file"):
+        load_dataset(str(converted), 8)
+
+
+def test_stylegan_levels_are_regular_files_inside_the_folder(faces_dir, tmp_path):
+    dest = tmp_path / "sg"
+    convert_folder(str(faces_dir), str(dest), 32, format="stylegan", progress=False)
+    os.remove(dest / "dataset.json")
+    os.mkfifo(dest / "other-r06.tfrecords")  # a FIFO level would block the count and the reader
+    os.symlink(tmp_path / "elsewhere-r07.tfrecords", dest / "link-r07.tfrecords")
+    (tmp_path / "elsewhere-r07.tfrecords").write_bytes(b"")
+    report = verify_dataset(str(dest), progress=False)
+    assert report["ok"] and report["files_checked"] == 4

@@ -3,7 +3,6 @@ with tf.saved_model.load, call every signature, inspect with saved_model_cli, pa
 as the ModelServerConfig text proto, and push requests through TF Serving's documented REST JSON
 rules (emulated below) and the client helpers."""
 
-import base64
 import io
 import json
 import os
@@ -17,12 +16,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import run_cli
+from conftest import rest_request_to_tensors, rest_tensors_to_response, run_cli
 from keras_anime_gan import DCGAN, create_gan
 from keras_anime_gan.sampling import to_uint8
 from keras_anime_gan.errors import UserError
 from keras_anime_gan.export import export_generator
-from keras_anime_gan.serving import decode_predictions, predict_request
+from keras_anime_gan.rest_client import decode_predictions, predict_request
 
 LATENT = 16
 
@@ -175,59 +174,6 @@ def test_saved_model_cli_lists_the_documented_signatures(exported):
             assert line in section, (block, line, section)
 
 
-def _parse_models_config(path):
-    """models.config parsed with TF Serving's own ModelServerConfig, as the model server reads it."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    return text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
-
-
-def test_models_config_parses_as_the_text_proto_and_lists_each_model_once(gan, tmp_path):
-    base = tmp_path / "models"
-    export_generator(gan, str(base), "faces")
-    written = (base / "models.config").read_text()
-    export_generator(gan, str(base), "faces")
-    assert (base / "models.config").read_text() == written  # listed already: the file is not touched
-    export_generator(gan, str(base), "portraits", serving_base_path="/models")
-    config = _parse_models_config(base / "models.config")
-    entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
-    assert entries == [("faces", str(base / "faces"), "tensorflow"), ("portraits", "/models/portraits", "tensorflow")]
-
-
-HAND_EDITED_CONFIG = """# Served by the office box; edited by hand.
-model_config_list: {
-  config: {
-    name: 'faces'   # the stable one
-    base_path: "/srv/models/faces"
-    model_platform: "tensorflow"
-    model_version_policy { specific { versions: 1 versions: 2 } }
-    version_labels { key: "stable" value: 1 }
-  }
-  config < name: "resnet" base_path: "/srv/models/res}net" model_platform: "tensorflow" >
-}
-# end of file, with a } in a comment
-"""
-
-
-def test_models_config_keeps_hand_edits_and_comments(gan, tmp_path):
-    base = tmp_path / "models"
-    base.mkdir()
-    (base / "models.config").write_text(HAND_EDITED_CONFIG)
-    before = _parse_models_config(base / "models.config")
-    export_generator(gan, str(base), "faces")  # listed already, with its version policy: left alone
-    assert (base / "models.config").read_text() == HAND_EDITED_CONFIG
-    export_generator(gan, str(base), "portraits")
-    portraits = base / "portraits"
-    block = f'  config {{\n    name: "portraits"\n    base_path: "{portraits}"\n    model_platform: "tensorflow"\n'
-    block += "  }\n"
-    assert (base / "models.config").read_text().replace(block, "", 1) == HAND_EDITED_CONFIG  # inserted, nothing else
-    after = _parse_models_config(base / "models.config")
-    assert list(after.model_config_list.config)[:2] == list(before.model_config_list.config)
-    assert list(after.model_config_list.config[0].model_version_policy.specific.versions) == [1, 2]
-    assert [(c.name, c.base_path) for c in after.model_config_list.config[2:]] == [("portraits", str(portraits))]
-
-
 @pytest.mark.parametrize("text, message", [
     ("model_config_list {\n  config {\n    name: \"faces\"\n    base_pth: \"/x\"\n  }\n}\n", "4:5 .*base_pth"),
     ("model_config_list {\n  config { name: \"faces\" }\n", "Expected \"}\""),
@@ -266,46 +212,6 @@ def test_cli_export_from_a_run_folder(tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
-# --- TF Serving's REST JSON rules (https://www.tensorflow.org/tfx/serving/api_rest), emulated ---
-
-
-def rest_request_to_tensors(body, signature):
-    """Row format: `instances` is a list with one entry per example (an object per example when the
-    signature has several inputs). Columnar: `inputs` maps input names to whole tensors (or is the
-    tensor itself for a single input). Values are cast to the signature's dtypes."""
-    specs = signature.structured_input_signature[1]
-    if "instances" in body:
-        rows = body["instances"]
-        if isinstance(rows[0], dict):
-            values = {name: [row[name] for row in rows] for name in specs}
-        else:
-            (name,) = specs
-            values = {name: rows}
-    else:
-        inputs = body["inputs"]
-        values = inputs if isinstance(inputs, dict) else {next(iter(specs)): inputs}
-    return {name: tf.constant(np.asarray(values[name]), dtype=spec.dtype) for name, spec in specs.items()}
-
-
-def rest_tensors_to_response(outputs, row_format):
-    """Row format answers {"predictions": [...]}, columnar {"outputs": ...}. DT_STRING outputs whose
-    name ends in `_bytes` are written as {"b64": ...}."""
-
-    def jsonable(name, tensor):
-        array = tensor.numpy()
-        if name.endswith("_bytes"):
-            return [{"b64": base64.b64encode(item).decode()} for item in array.ravel()]
-        return array.tolist()
-
-    converted = {name: jsonable(name, tensor) for name, tensor in outputs.items()}
-    if row_format:
-        if len(converted) == 1:
-            return {"predictions": next(iter(converted.values()))}
-        count = len(next(iter(converted.values())))
-        return {"predictions": [{name: values[i] for name, values in converted.items()} for i in range(count)]}
-    return {"outputs": next(iter(converted.values())) if len(converted) == 1 else converted}
-
-
 @pytest.mark.parametrize("signature, row_format", [
     ("serving_default", True), ("serving_default", False), ("generate", False), ("generate_png", False),
 ])
@@ -341,3 +247,77 @@ def test_a_full_disk_during_export_is_one_line_and_leaves_no_version(tmp_path):
         errors = [line for line in result.stderr.splitlines() if line.startswith(("error", "Traceback"))]
         assert result.returncode == 1 and errors == [f"error: disk full while writing {disk / 'saved' / 'faces' / '1'}"]
         assert os.listdir(disk / "saved" / "faces") == []  # no version, no temporary folder
+
+
+# ----------------------------------------------------------------------------- hostile inputs (issue 33)
+
+
+def test_huge_latents_and_psi_fail_clearly_instead_of_saturated_images(exported):
+    _, _, loaded = exported
+    latents = np.random.default_rng(3).normal(size=(2, LATENT)).astype(np.float32)
+    for scale in (1e30, 3e3):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"latent values must lie within \+-1000"):
+            loaded.signatures["serving_default"](latent=tf.constant(latents * scale))
+    assert loaded.signatures["serving_default"](latent=tf.constant(latents * 100))["images"].shape == (2, 32, 32, 3)
+    for psi in (3.4e38, 1e10, -101.0):
+        for name in ("generate", "generate_png"):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=r"truncation_psi must lie within \+-100"):
+                _generate(loaded, name, 2, 1, psi=psi)
+    assert _generate(loaded, "generate", 2, 1, psi=-100.0)["images"].shape == (2, 32, 32, 3)
+
+
+def test_an_overflow_inside_the_generator_is_refused_naming_the_input(gan):
+    """Weights that overflow float32 inside the network, which its tanh turns into saturated (finite)
+    images: without the guard a success, with it INVALID_ARGUMENT naming the input."""
+    from keras_anime_gan.export import GeneratorServing
+
+    generator = keras.Sequential([
+        keras.Input((LATENT,)),
+        keras.layers.Dense(32 * 32 * 3, use_bias=False, kernel_initializer=keras.initializers.Constant(1e20)),
+        keras.layers.Activation(keras.ops.square),  # about 1e40: inf in float32
+        keras.layers.Activation("tanh"),  # tanh(inf) = 1: the overflow leaves no trace in the images
+        keras.layers.Reshape((32, 32, 3)),
+    ])
+    latents = np.random.default_rng(4).normal(size=(2, LATENT)).astype(np.float32)
+    unguarded = generator(latents, training=False).numpy()
+    assert np.isfinite(unguarded).all() and np.abs(unguarded).min() > 0.99  # saturated, not NaN
+    serving = GeneratorServing(generator, max_images=4)
+    signatures = serving.input_signatures()
+    default = tf.function(serving.serving_default, input_signature=signatures["serving_default"])
+    generate = tf.function(serving.generate, input_signature=signatures["generate"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"overflow \(NaN or inf inside the network\) for these "
+                                                             r"latents"):
+        default(tf.constant(latents))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"overflow .* for this truncation_psi:\] \[0.5\]"):
+        generate(tf.constant(2), tf.constant(1, tf.int64), tf.constant(0.5))
+    healthy = GeneratorServing(gan.ema_generator, max_images=4)
+    healthy_default = tf.function(healthy.serving_default, input_signature=signatures["serving_default"])
+    np.testing.assert_array_equal(healthy_default(tf.constant(latents))["images"].numpy(),
+                                  to_uint8(gan.ema_generator(latents, training=False).numpy()))
+
+
+def test_max_images_is_bounded_by_what_one_response_holds(gan, tmp_path, capsys):
+    from keras_anime_gan.cli import build_parser
+    from keras_anime_gan.export import RESPONSE_LIMIT, max_images_limit, response_bytes_per_image
+
+    with pytest.raises(UserError, match=r"max_images=2,000,000,000 is more than any response can hold"):
+        export_generator("never-loaded", str(tmp_path), "faces", max_images=2_000_000_000)
+    limit = max_images_limit(32)
+    with pytest.raises(UserError, match=fr"32 px images take up to 3,180 bytes each.* so at most {limit:,}; a gRPC "
+                                        r"client's default 4 MiB holds 1,298"):
+        export_generator(gan, str(tmp_path), "faces", max_images=limit + 1)
+    assert not os.path.exists(tmp_path / "faces")
+    # The derivation: the most images whose bytes, and the rest of the response, fit one message ...
+    for resolution in (8, 32, 64, 1024):
+        count, per_image = max_images_limit(resolution), response_bytes_per_image(resolution)
+        assert count * per_image < RESPONSE_LIMIT < (count + 1) * per_image + 64 * 1024
+    # ... where a PNG of incompressible pixels stays within its bound
+    for resolution in (8, 32, 64):
+        noise = np.random.default_rng(resolution).integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
+        assert len(tf.io.encode_png(noise).numpy()) <= response_bytes_per_image(resolution) - 6
+    # and --help states the bound
+    with pytest.raises(SystemExit):
+        build_parser("export").parse_args(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"{max_images_limit(64):,} images at 64 px and {max_images_limit(1024):,} at 1024 px" in text
+    assert "(331 images at 64 px)" in text

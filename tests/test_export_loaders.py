@@ -28,8 +28,9 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from conftest import global_policy
 from keras_anime_gan import create_gan
-from keras_anime_gan.export import (BATCHING_PARAMS_FILE, SIGNATURES, WARMUP_FILE, batching_parameters_class,
-                                    export_generator, read_batching_parameters)
+from keras_anime_gan.export import export_generator
+from keras_anime_gan.serving_config import (BATCHING_PARAMS_FILE, SIGNATURES, WARMUP_FILE, batching_parameters_class,
+                                            read_batching_parameters)
 from keras_anime_gan.loading import load_generator
 from keras_anime_gan.precision import reduced_precision_layers
 from keras_anime_gan.sampling import latents_for_seed, seeded_latents, to_uint8
@@ -84,7 +85,7 @@ def _bfloat16_stylegan():
         gan = create_gan("stylegan2-ada", 16, preset="tiny", seed=0, channel_max=8, z_dim=8, w_dim=8)
     # w_avg away from 0, in the EMA generator that is exported, so "toward w_avg" is not "toward 0".
     index = next(i for i, v in enumerate(gan.generator.variables) if v is gan.generator.w_avg)
-    gan._ema_weights[index].assign(np.random.default_rng(0).normal(size=8).astype(np.float32))
+    gan.ema_generator.variables[index].assign(np.random.default_rng(0).normal(size=8).astype(np.float32))
     return gan
 
 
@@ -333,7 +334,7 @@ def test_an_export_for_batching_serves_latents_only_and_carries_its_parameters(e
 
 
 def test_the_client_helper_refuses_what_the_served_model_refuses():
-    from keras_anime_gan.serving import predict_request
+    from keras_anime_gan.rest_client import predict_request
 
     with pytest.raises(ValueError, match="truncation_psi must be finite numbers"):
         predict_request("generate", num_images=2, seed=1, truncation_psi=float("nan"))

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_anime_gan import DCGAN, LSGAN, WGAN, WGANGP, DynamicGAN, create_gan
+from keras_anime_gan import DCGAN, WGAN, WGANGP, DynamicGAN, create_gan
 from keras_anime_gan import gans
 from keras_anime_gan.data import synthetic_faces
 from keras_anime_gan.sampling import latents_for_seed, render
+
+from conftest import mlp
 
 LOGITS_REAL = np.array([[2.0], [-1.0], [0.3], [0.0], [-4.0]], np.float32)
 LOGITS_FAKE = np.array([[-3.0], [0.5], [1.5], [-0.2], [6.0]], np.float32)
@@ -28,21 +30,21 @@ def np_bce(logits, target):
 @pytest.mark.parametrize("smoothing, one_sided, real_t, fake_t", [(0.0, False, 1.0, 0.0), (0.1, False, 0.9, 0.1), (0.1, True, 0.9, 0.0)])
 def test_dcgan_losses_with_label_smoothing_match_numpy(smoothing, one_sided, real_t, fake_t):
     gan = create_gan("dcgan", 32, 8, width=4, label_smoothing=smoothing, one_sided=one_sided)
-    d = gan.discriminator_loss(tf.constant(LOGITS_REAL), tf.constant(LOGITS_FAKE)).numpy()
+    d = gan.objective.discriminator_loss(tf.constant(LOGITS_REAL), tf.constant(LOGITS_FAKE)).numpy()
     expected = 0.5 * (np_bce(LOGITS_REAL, real_t) + np_bce(LOGITS_FAKE, fake_t))[:, 0]
     np.testing.assert_allclose(d, expected, rtol=1e-5)
-    g = gan.generator_loss(tf.constant(LOGITS_FAKE)).numpy()
+    g = gan.objective.generator_loss(tf.constant(LOGITS_FAKE)).numpy()
     np.testing.assert_allclose(g, np_bce(LOGITS_FAKE, 1.0)[:, 0], rtol=1e-5)
 
 
 def test_lsgan_and_wasserstein_losses_match_numpy():
     r, f = LOGITS_REAL.astype(np.float64), LOGITS_FAKE.astype(np.float64)
     ls = create_gan("lsgan", 32, 8, width=4)
-    np.testing.assert_allclose(ls.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), (0.5 * (r - 1) ** 2 + 0.5 * f**2)[:, 0], rtol=1e-6)
-    np.testing.assert_allclose(ls.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(ls.objective.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), (0.5 * (r - 1) ** 2 + 0.5 * f**2)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(ls.objective.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
     w = create_gan("wgan", 32, 8, width=4)
-    np.testing.assert_allclose(w.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), (f - r)[:, 0], rtol=1e-6)
-    np.testing.assert_allclose(w.generator_loss(LOGITS_FAKE), -f[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(w.objective.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), (f - r)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(w.objective.generator_loss(LOGITS_FAKE), -f[:, 0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("smoothing, one_sided, real_t, fake_t", [(0.1, False, 0.9, 0.1), (0.2, True, 0.8, 0.0)])
@@ -50,8 +52,8 @@ def test_lsgan_label_smoothing_moves_the_least_squares_targets(smoothing, one_si
     ls = create_gan("lsgan", 32, 8, width=4, label_smoothing=smoothing, one_sided=one_sided)
     r, f = LOGITS_REAL.astype(np.float64), LOGITS_FAKE.astype(np.float64)
     expected = (0.5 * (r - real_t) ** 2 + 0.5 * (f - fake_t) ** 2)[:, 0]
-    np.testing.assert_allclose(ls.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), expected, rtol=1e-6)
-    np.testing.assert_allclose(ls.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(ls.objective.discriminator_loss(LOGITS_REAL, LOGITS_FAKE), expected, rtol=1e-6)
+    np.testing.assert_allclose(ls.objective.generator_loss(LOGITS_FAKE), (0.5 * (f - 1) ** 2)[:, 0], rtol=1e-6)
 
 
 def test_each_gan_says_how_low_its_discriminator_loss_can_go_and_whether_it_is_a_critic():
@@ -59,21 +61,22 @@ def test_each_gan_says_how_low_its_discriminator_loss_can_go_and_whether_it_is_a
     h = lambda p: -(p * np.log(p) + (1 - p) * np.log(1 - p))  # noqa: E731
     models = {name: create_gan(name, 32, 8, width=4) for name in ("dcgan", "lsgan", "wgan", "wgan-gp", "dynamic")}
     assert set(models) <= set(gans.MODELS)
-    assert {name: gan.discriminator_loss_minimum() for name, gan in models.items()} == {
+    assert {name: gan.objective.discriminator_loss_minimum() for name, gan in models.items()} == {
         "dcgan": 0.0, "lsgan": 0.0, "wgan": None, "wgan-gp": None, "dynamic": 0.0}
     bound = 2 * np.sqrt(32 * 32 * 3)  # the most a 1-Lipschitz critic can give on [-1, 1] images
-    bounds = {name: gan.critic_divergence_bound() for name, gan in models.items()}
+    bounds = {name: gan.objective.critic_divergence_bound() for name, gan in models.items()}
     assert bounds == {"dcgan": None, "lsgan": None, "wgan": pytest.approx(bound), "wgan-gp": pytest.approx(bound),
                       "dynamic": None}
     # Label smoothing s: BCE targets 1 - s and s (0 one-sided) cannot be met with zero loss; least squares can.
-    assert create_gan("dcgan", 32, 16, width=8, label_smoothing=0.1).discriminator_loss_minimum() == pytest.approx(
+    assert create_gan("dcgan", 32, 16, width=8, label_smoothing=0.1).objective.discriminator_loss_minimum() == pytest.approx(
         h(0.9)) == pytest.approx(0.3251, abs=1e-4)
     assert create_gan("dcgan", 32, 16, width=8, label_smoothing=0.1,
-                      one_sided=True).discriminator_loss_minimum() == pytest.approx(0.5 * h(0.9))
-    assert create_gan("dynamic", 32, 8, width=4, label_smoothing=0.1).discriminator_loss_minimum() == pytest.approx(h(0.9))
-    assert create_gan("lsgan", 32, 8, width=4, label_smoothing=0.1).discriminator_loss_minimum() == 0.0
+                      one_sided=True).objective.discriminator_loss_minimum() == pytest.approx(0.5 * h(0.9))
+    assert create_gan("dynamic", 32, 8, width=4, label_smoothing=0.1).objective.discriminator_loss_minimum() == pytest.approx(h(0.9))
+    assert create_gan("lsgan", 32, 8, width=4, label_smoothing=0.1).objective.discriminator_loss_minimum() == 0.0
     # A critic whose input shape is unknown has no bound.
-    assert WGAN.critic_divergence_bound(types.SimpleNamespace(discriminator=types.SimpleNamespace())) == math.inf
+    unknown = types.SimpleNamespace(nets=types.SimpleNamespace(discriminator=types.SimpleNamespace()))
+    assert gans.WGANObjective.critic_divergence_bound(unknown) == math.inf
 
 
 def _faces_dataset(count=32, resolution=32, batch=8):
@@ -145,7 +148,7 @@ def test_every_gan_trains_and_reloads(name, jit, tmp_path):
     before = [w.copy() for w in gan.generator.get_weights()]
     k = gan.real_batches_per_step  # one real batch per discriminator update
     history = gan.fit(_faces_dataset(count=8 * 2 * k), epochs=1, verbose=0).history
-    assert set(gans.model_class(name).metric_names) == set(history)
+    assert set(gans.model_class(name).Objective.metric_names) == set(history)
     assert all(np.isfinite(values[-1]) for values in history.values()), history
     assert any(not np.array_equal(a, b) for a, b in zip(before, gan.generator.get_weights()))
     # 2 steps of k batches each: an epoch is one pass over the data.
@@ -242,7 +245,7 @@ def test_dynamic_schedule_performs_exactly_the_reported_number_of_updates(jit, r
     assert int(gan.g_optimizer.iterations) == g1 + g2
     assert logs["d_acc"][-1] == pytest.approx((initial + acc) / 2)
     assert logs["d_steps"][-1] == pytest.approx((d1 + d2) / 2) and logs["g_steps"][-1] == pytest.approx((g1 + g2) / 2)
-    assert float(gan.last_correct.numpy() / gan.last_total.numpy()) == pytest.approx(acc)
+    assert float(gan.objective.last_correct.numpy() / gan.objective.last_total.numpy()) == pytest.approx(acc)
 
 
 def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_generator():
@@ -290,13 +293,6 @@ def _sliced_wasserstein(a, b, projections=64, seed=0):
     return float(np.abs(pa - pb).mean())
 
 
-def _mlp(inputs, outputs, final=None):
-    x = keras.Input((inputs,))
-    h = keras.layers.Dense(64, activation="relu")(x)
-    h = keras.layers.Dense(64, activation="relu")(h)
-    return keras.Model(x, keras.layers.Dense(outputs, activation=final)(h))
-
-
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("cls, options, learning_rate, beta_2, bound", [
     # Measured on this CPU over 600 generator updates (seeds 0-2): DCGAN 1.64 -> ratio 0.24-0.50
@@ -311,7 +307,7 @@ def test_gan_moves_toward_a_2d_mixture(cls, options, learning_rate, beta_2, boun
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy({"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision])
     try:  # networks whose every layer computes in the precision, outputs included: the GAN casts the logits
-        gan = cls(_mlp(8, 2), _mlp(2, 1), 8, seed=0, **options)
+        gan = cls(mlp(8, 2, width=64, depth=2), mlp(2, 1, width=64, depth=2), 8, seed=0, **options)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     assert gan.generator.layers[-1].compute_dtype == precision
@@ -329,7 +325,7 @@ def test_gan_moves_toward_a_2d_mixture(cls, options, learning_rate, beta_2, boun
 
 
 def test_fit_checks_the_range_of_images_but_not_of_vectors():
-    wgan = WGANGP(_mlp(8, 2), _mlp(2, 1), 8, seed=0, n_critic=2)
+    wgan = WGANGP(mlp(8, 2, width=64, depth=2), mlp(2, 1, width=64, depth=2), 8, seed=0, n_critic=2)
     wgan.compile(jit_compile=False)
     history = wgan.fit(_mixture(64, np.random.default_rng(0)), batch_size=16, epochs=1, verbose=0)  # values up to ~2.5
     assert np.isfinite(history.history["d_loss"]).all()
@@ -356,8 +352,9 @@ def test_two_replica_mirrored_step_equals_one_replica_step():
     assert report["max_weight_difference"] < 1e-6  # ...and identically on 1 and 2 replicas
     assert report["jit_compile_mirrored"] is False  # compile chose no XLA under 2 replicas
     assert report["dynamic_refused"] is True
-    for name in ("dcgan", "wgan-gp"):
+    for name in ("dcgan", "wgan-gp", "lightweight"):
         assert all(np.isfinite(value) for value in report[name].values()), report[name]
+    assert report["lightweight"]["recon"] > 0 and report["lightweight"]["d_iterations"] == 2
     assert report["wgan-gp"]["d_iterations"] == 2  # 32 images / 16 = 2 batches: 1 step of n_critic 2
     # The package's networks: synchronized BatchNorm gives the one-device update on 2 replicas, and
     # the clip constraint holds on every replica's copy of the critic.

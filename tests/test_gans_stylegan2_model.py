@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from keras_anime_gan import create_gan
 from keras_anime_gan.errors import ConfigError
-from keras_anime_gan.gans.stylegan2.regularizers import r1_penalty
+from keras_anime_gan.gans import fitting
+from keras_anime_gan.gans.losses import r1_penalty
 from keras_anime_gan.config import TrainConfig
 
 
@@ -19,16 +20,17 @@ def _tiny(**options):
 
 
 def test_optimizers_follow_the_lazy_regularisation_adjustment_and_the_ema_its_half_life():
-    gan = _tiny()
-    d, g = gan.default_optimizers()
+    gan = _tiny(batch_size=32)
+    d, g = gan.objective.optimizers()
     np.testing.assert_allclose(float(d.learning_rate), 0.0025 * 16 / 17, rtol=1e-6)
     np.testing.assert_allclose(float(g.learning_rate), 0.0025 * 4 / 5, rtol=1e-6)
     assert d.beta_1 == 0.0 and np.isclose(d.beta_2, 0.99 ** (16 / 17)) and np.isclose(g.beta_2, 0.99 ** (4 / 5))
     # ema_kimg auto = 32 * 10 / 32 = 10; the ramp-up limits the half-life to 5% of the images seen.
-    assert float(gan.ema_decay_now(tf.constant(0.0), 32)) == 0.0
-    np.testing.assert_allclose(float(gan.ema_decay_now(tf.constant(100.0), 32)), 0.5 ** (32 / (100 * 32 * 0.05)), rtol=1e-5)
-    np.testing.assert_allclose(float(gan.ema_decay_now(tf.constant(1e6), 32)), 0.5 ** (32 / 10000), rtol=1e-5)
-    with pytest.raises(ConfigError, match="augment: must be one of ada, fixed, none"):
+    assert gan.ema.kimg == 10.0 and float(gan.ema(tf.constant(0.0), 32)) == 0.0
+    np.testing.assert_allclose(float(gan.ema(tf.constant(100.0), 32)), 0.5 ** (32 / (100 * 32 * 0.05)), rtol=1e-5)
+    np.testing.assert_allclose(float(gan.ema(tf.constant(1e6), 32)), 0.5 ** (32 / 10000), rtol=1e-5)
+    assert _tiny(batch_size=8).ema.kimg == 2.5  # NVIDIA's auto: batch * 10 / 32
+    with pytest.raises(ConfigError, match="augment: must be one of none, ada, fixed, diffaugment"):
         _tiny(augment="always")
     with pytest.raises(ConfigError, match="resolution 24 is not supported by"):
         create_gan("stylegan2-ada", 24, preset="tiny")
@@ -44,8 +46,8 @@ def test_one_step_runs_every_phase_and_moves_ada_p():
     assert int(gan.phase_steps.numpy()) == 1
     assert int(gan.d_optimizer.iterations.numpy()) == 2 and int(gan.g_optimizer.iterations.numpy()) == 2  # main + reg
     assert logs["r1"][0] > 0 and logs["pl"][0] > 0 and np.isfinite(logs["d_loss"][0])
-    assert float(gan.augmenter.p.numpy()) in (0.0, 0.5)  # 0.1 +- 4 images / 10 images, clipped
-    assert float(gan.pl_mean.numpy()) > 0
+    assert float(gan.objective.augmenter.p.numpy()) in (0.0, 0.5)  # 0.1 +- 4 images / 10 images, clipped
+    assert float(gan.objective.pl_mean.numpy()) > 0
     # Truncation at psi 0 is w_avg for every seed: the same face (constant noise at inference).
     faces = gan.generate(2, seed=3, truncation=0.0)
     np.testing.assert_array_equal(faces[0], faces[1])
@@ -98,11 +100,11 @@ def test_logs_show_the_current_p_and_r_t():
     real = np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)).astype(np.float32)
     p_seen = []
     callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: p_seen.append(
-        float(gan.augmenter.p.numpy())))
+        float(gan.objective.augmenter.p.numpy())))
     logs = gan.fit(real, batch_size=4, epochs=1, verbose=0, callbacks=[callback]).history
     assert len(set(p_seen)) > 1  # p moved during the epoch
-    assert logs["ada_p"][-1] == p_seen[-1] == float(gan.augmenter.p.numpy())
-    assert logs["r_t"][-1] == float(gan.augmenter.rt.numpy())
+    assert logs["ada_p"][-1] == p_seen[-1] == float(gan.objective.augmenter.p.numpy())
+    assert logs["r_t"][-1] == float(gan.objective.augmenter.rt.numpy())
 
 
 def test_ada_p_stays_a_probability():
@@ -122,7 +124,7 @@ def test_ada_p_stays_a_probability():
 def test_a_sustained_high_p_warns_once_and_a_low_p_never():
     from keras_anime_gan.gans.stylegan2.model import LEAK_CHECKS, AugmentationLeakWarning
 
-    high = _tiny(augment="fixed", augment_p=0.9)
+    high = _tiny(augment="fixed", augment_p=0.9).objective
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AugmentationLeakWarning)
         warned = [high.check_augmentation() for _ in range(LEAK_CHECKS + 2)]
@@ -130,7 +132,7 @@ def test_a_sustained_high_p_warns_once_and_a_low_p_never():
     caught = [w for w in caught if w.category is AugmentationLeakWarning]
     assert len(caught) == 1
     assert "leak into the generated images" in str(caught[0].message) and "--augment-p" in str(caught[0].message)
-    ada = _tiny()  # ada mode: one dip below 0.8 restarts the count; the advice names --ada-target
+    ada = _tiny().objective  # ada mode: one dip below 0.8 restarts the count; the advice names --ada-target
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AugmentationLeakWarning)
         assert not any(ada.check_augmentation(p) for p in (0.85, 0.9, 0.5, 0.85, 0.9))
@@ -140,7 +142,7 @@ def test_a_sustained_high_p_warns_once_and_a_low_p_never():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AugmentationLeakWarning)
         low, none = _tiny(augment="fixed", augment_p=0.5), _tiny(augment="none", augment_p=0.9)
-        assert not any(gan.check_augmentation() for gan in (low, none) for _ in range(2 * LEAK_CHECKS))
+        assert not any(gan.objective.check_augmentation() for gan in (low, none) for _ in range(2 * LEAK_CHECKS))
     assert not [w for w in caught if w.category is AugmentationLeakWarning]
 
 
@@ -152,11 +154,11 @@ def test_fit_watches_p_between_steps():
     real = np.random.default_rng(0).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32)
     with pytest.warns(AugmentationLeakWarning, match="stayed at 0.8 or more"):
         gan.fit(real, batch_size=4, epochs=3, verbose=0)  # a check at each epoch's end: the third warns
-    mine = AugmentationWatch(every=1)
-    assert gan._with_training_callbacks((), {"callbacks": [mine]})["callbacks"] == [mine]  # not doubled
-    assert [type(c) for c in gan._with_training_callbacks((), {})["callbacks"]] == [AugmentationWatch]
+    mine, own = AugmentationWatch(every=1), gan.objective.training_callbacks()
+    assert fitting.with_callbacks(own, (), {"callbacks": [mine]}, "gan")["callbacks"] == [mine]  # not doubled
+    assert [type(c) for c in fitting.with_callbacks(own, (), {}, "gan")["callbacks"]] == [AugmentationWatch]
     with pytest.raises(TypeError, match="keyword"):  # callbacks by position are not parsed out of *args
-        gan._with_training_callbacks((None, 4, 1, 0, [mine]), {})
+        fitting.with_callbacks(own, (None, 4, 1, 0, [mine]), {}, "gan")
 
 
 # -- learning on the faces --------------------------------------------------------------------------
@@ -190,13 +192,14 @@ def _stylegan2_learning_run(faces_folder, **overrides):
     keras.utils.set_random_seed(0)  # the networks' initial weights
     options = dict(preset="tiny", seed=0, channel_max=32, r1_interval=4, ema_rampup=0.25)
     gan = create_gan("stylegan2-ada", LEARN_RESOLUTION, **{**options, **overrides})
-    assert gan.augment_mode == "ada" and {phase.name for phase in gan.regularization_phases()} == {"r1", "pl", "ada"}
+    objective = gan.objective
+    assert objective.augment_mode == "ada" and {phase.name for phase in objective.phases()} == {"r1", "pl", "ada"}
     gan.compile()
     before = metrics.compute_metrics(real, gan.generate(LEARN_EVAL, seed=1), ("swd", "color"))
     gan.fit(train, batch_size=LEARN_BATCH, epochs=LEARN_EPOCHS, verbose=0, shuffle=True)
     after = metrics.compute_metrics(real, gan.generate(LEARN_EVAL, seed=1), ("swd", "color"))
     floor = metrics.noise_floor(real, other_real, ("swd", "color"))
-    return {"before": before, "after": after, "floor": floor, "p": float(gan.augmenter.p.numpy()),
+    return {"before": before, "after": after, "floor": floor, "p": float(gan.objective.augmenter.p.numpy()),
             "steps": int(gan.phase_steps.numpy())}
 
 
@@ -304,24 +307,24 @@ def test_micro_batch_must_divide_the_batch():
 
 def test_non_finite_gradients_become_nvidias_nan_to_num():
     gradient = tf.constant([np.nan, np.inf, -np.inf, 2e5, -1.5], tf.float32)
-    cleaned = _tiny().clean_gradients([gradient, None])
+    cleaned = _tiny().objective.clean_gradients([gradient, None])
     np.testing.assert_array_equal(cleaned[0].numpy(), [0.0, 1e5, -1e5, 2e5, -1.5])
     assert cleaned[1] is None
 
 
 def test_lazy_regularisers_carry_gamma_the_intervals_and_half_the_batch():
-    gan = _tiny(augment="none", pl_decay=0.02)
-    gan.compile(jit_compile=False)
     real = tf.constant(np.random.default_rng(2).uniform(-1, 1, (4, 8, 8, 3)).astype(np.float32))
-    penalty = r1_penalty(gan.run_discriminator, real).numpy()
-    for global_batch in (4, 8):  # auto gamma = 0.0002 * res^2 / the global batch
+    for global_batch in (4, 8):  # auto gamma = 0.0002 * res^2 / the global batch, resolved once
+        gan = _tiny(augment="none", pl_decay=0.02, batch_size=global_batch)
+        objective = gan.objective
+        penalty = r1_penalty(objective.run_discriminator, real).numpy()
         gamma = 0.0002 * 8**2 / global_batch
-        np.testing.assert_allclose(gan._r1_loss(real, tf.constant(global_batch)).numpy(), penalty * gamma / 2 * 16,
-                                   rtol=1e-5)
+        assert objective.r1_gamma == pytest.approx(gamma, rel=1e-7)
+        np.testing.assert_allclose(objective._r1_loss(real, global_batch).numpy(), penalty * gamma / 2 * 16, rtol=1e-5)
     # Path length on batch / 2: penalty_i = weight 2 * interval 4 * (L_i - a)^2, a = pl_decay * mean(L).
-    loss = gan._path_length_loss(real, 4).numpy()
+    loss = objective._path_length_loss(real, 4).numpy()
     assert loss.shape == (2,)
-    mean = float(gan.pl_mean.numpy())
+    mean = float(objective.pl_mean.numpy())
     lengths = mean + np.sqrt(loss / 8.0)
     assert mean > 0
     np.testing.assert_allclose(mean, 0.02 * lengths.mean(), rtol=1e-4)
@@ -332,11 +335,11 @@ def test_presets_and_overrides_follow_nvidias_rules():
         return create_gan("stylegan2-ada", 8, preset=preset, seed=0, channel_max=8, z_dim=8, w_dim=8, **options)
 
     paper, auto = gan("paper256"), gan("auto")
-    assert paper.ema_kimg == 20.0 and not paper.ema_rampup  # the paper presets fix the EMA, no ramp-up
-    np.testing.assert_allclose(float(paper.ema_decay_now(tf.constant(0.0), 64)), 0.5 ** (64 / 20_000), rtol=1e-6)
-    assert auto.ema_rampup == 0.05 and gan("auto", ema_rampup=0.1).ema_rampup == 0.1
+    assert paper.ema.kimg == 20.0 and not paper.ema.rampup  # the paper presets fix the EMA, no ramp-up
+    np.testing.assert_allclose(float(paper.ema(tf.constant(0.0), 64)), 0.5 ** (64 / 20_000), rtol=1e-6)
+    assert auto.ema.rampup == 0.05 and gan("auto", ema_rampup=0.1).ema.rampup == 0.1
     # A given learning rate or beta is adjusted by c = k / (k + 1) as the defaults are (NVIDIA's --lrate).
-    d, g = gan("tiny", d_learning_rate=0.01, beta_2=0.9).default_optimizers()
+    d, g = gan("tiny", d_learning_rate=0.01, beta_2=0.9).objective.optimizers()
     np.testing.assert_allclose(float(d.learning_rate), 0.01 * 16 / 17, rtol=1e-6)
     np.testing.assert_allclose(float(g.learning_rate), 0.0025 * 4 / 5, rtol=1e-6)
     assert np.isclose(d.beta_2, 0.9 ** (16 / 17)) and np.isclose(g.beta_2, 0.9 ** (4 / 5)) and d.beta_1 == 0.0
@@ -345,12 +348,10 @@ def test_presets_and_overrides_follow_nvidias_rules():
                                              ("stylegan2-ada", "paper256", 64, 64), ("stylegan2-ada", "tiny", 32, 16),
                                              ("dcgan", None, 64, 128)):
         config = TrainConfig(model=model, resolution=resolution,
-                             model_options={"preset": preset} if preset else {})
-        config.validate()
+                             model_options={"preset": preset} if preset else {}).resolved()
         assert config.batch_size == batch, (model, preset, resolution)
-    config = TrainConfig(model="stylegan2-ada", resolution=64, batch_size=8)
-    config.validate()
-    assert config.batch_size == 8
+    config = TrainConfig(model="stylegan2-ada", resolution=64, batch_size=8).resolved()
+    assert config.batch_size == 8 and config.model_options["r1_gamma"] == pytest.approx(0.0002 * 64**2 / 8)
 
 
 def test_resolve_options_fills_the_preset_once(monkeypatch):
@@ -363,26 +364,31 @@ def test_resolve_options_fills_the_preset_once(monkeypatch):
                                                                                                   512)
     assert (auto.mbstd_group, auto.mbstd_channels, auto.conv_clamp, auto.reduced_precision_res) == (4, 1, 256.0, 4)
     assert (auto.mapping_lr, auto.w_avg_beta, auto.ema_rampup) == (0.01, 0.995, 0.05)
-    assert auto.r1_gamma is None and auto.ema_kimg is None  # NVIDIA's formulas of the run's batch
+    # NVIDIA's formulas of the batch (the preset's, 32, when none is given), and the preset's rates.
+    assert (auto.r1_gamma, auto.ema_kimg, auto.d_learning_rate, auto.beta_1, auto.beta_2) == (
+        pytest.approx(0.0256), 10.0, 0.0025, 0.0, 0.99)
+    assert cls.resolve_options(64, model_options("stylegan2-ada", {}), batch_size=8).r1_gamma == pytest.approx(0.1024)
     paper = cls.resolve_options(256, model_options("stylegan2-ada", {"preset": "paper256", "conv_clamp": 0}))
     assert (paper.r1_gamma, paper.ema_kimg, paper.ema_rampup, paper.mbstd_group, paper.mapping_layers) == (
         1.0, 20.0, 0.0, 8, 8)
     assert paper.conv_clamp == 0.0 and M.generator_kwargs(256, paper)["conv_clamp"] is None  # 0: no clamp
 
-    # Resolved options are final: building, the batch and the model read them, not the preset.
+    # Resolved options are final: resolving them again changes nothing, and building, the batch and
+    # the model read them, not the preset.
+    tiny = dict(preset="tiny", channel_max=8, z_dim=8, w_dim=8, conv_clamp=0, mbstd_channels=2, mapping_lr=0.1,
+                w_avg_beta=0.9, reduced_precision_res=1, mbstd_group=2, mapping_layers=3, channel_base=1024,
+                ema_rampup=0.0)
+    options = cls.resolve_options(8, model_options("stylegan2-ada", tiny))
+    assert cls.resolve_options(8, options) == options
+
     def no_preset(*args, **kwargs):
         raise AssertionError("the preset was read again")
 
     monkeypatch.setattr(M, "preset", no_preset)
-    tiny = dict(preset="tiny", channel_max=8, z_dim=8, w_dim=8, conv_clamp=0, mbstd_channels=2, mapping_lr=0.1,
-                w_avg_beta=0.9, reduced_precision_res=1, mbstd_group=2, mapping_layers=3, channel_base=1024,
-                ema_rampup=0.0)
-    options = model_options("stylegan2-ada", tiny)
-    assert cls.resolve_options(8, options) is options
     assert cls.default_batch_size(8, options) == 16
     gan = cls.from_options(8, options, seed=0)
     g, d = gan.generator, gan.discriminator
-    assert gan.resolution == 8 and g.conv_clamp is None and d.conv_clamp is None
+    assert g.resolution == 8 and g.conv_clamp is None and d.conv_clamp is None
     assert (d.mbstd_channels, d.mbstd_group_size, g.mapping_lr_multiplier, g.w_avg_beta, g.mapping_layers) == (
         2, 2, 0.1, 0.9, 3)
     assert g.num_reduced_precision_res == d.num_reduced_precision_res == 1

@@ -54,14 +54,14 @@ def _scalar(variable):
 
 def gan_state(gan) -> dict:
     """Everything issue 13 says a resume restores, as NumPy arrays (lists of them per network)."""
-    augmenter = gan.augmenter
+    augmenter = gan.objective.augmenter
     return {
         "generator": _values(gan.generator.variables),
         "discriminator": _values(gan.discriminator.variables),
-        "ema": _values(gan._ema_weights),
+        "ema": _values(gan.ema_generator.variables),
         "ema_updates": _scalar(gan.ema_updates),
         "w_avg": _scalar(gan.generator.w_avg),
-        "pl_mean": _scalar(gan.pl_mean),
+        "pl_mean": _scalar(gan.objective.pl_mean),
         "ada_p": _scalar(augmenter.p),
         "ada_sign_sum": _scalar(augmenter.sign_sum),
         "ada_sign_count": _scalar(augmenter.sign_count),

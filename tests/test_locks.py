@@ -81,3 +81,45 @@ def test_a_forked_child_does_not_keep_the_lock_after_its_parent_is_killed(tmp_pa
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# ----------------------------------------------------------------------------- what a hostile folder holds at .lock
+
+
+@pytest.mark.parametrize("plant, what", [
+    (lambda lock, victim: os.symlink(victim, lock), "a symbolic link"),
+    (lambda lock, victim: os.symlink(victim.parent / "made-through-the-link", lock), "a symbolic link"),
+    (lambda lock, victim: os.link(victim, lock), "a file with 2 names (a hard link to another file)"),
+    (lambda lock, victim: os.mkdir(lock), "a folder"),
+    (lambda lock, victim: os.mkfifo(lock), "a FIFO (named pipe)"),
+])
+def test_a_lock_file_that_is_not_a_regular_file_of_its_own_is_refused_and_never_written(tmp_path, plant, what):
+    from keras_anime_gan.locks import LockFileError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the user's file\n")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    plant(folder / LOCK_NAME, victim)
+    started = time.time()
+    with pytest.raises(LockFileError) as refused:
+        with folder_lock(str(folder), "run folder"):
+            pass
+    assert time.time() - started < 2  # a FIFO never blocks us
+    assert str(refused.value) == (f"{folder / LOCK_NAME} is {what}, not a lock file; remove it (nothing was "
+                                  "written through it)")
+    assert victim.read_text() == "the user's file\n"
+    assert not (tmp_path / "made-through-the-link").exists()
+    assert os.path.lexists(folder / LOCK_NAME)  # left for the user to look at
+
+
+def test_the_holder_is_read_from_a_few_kilobytes_of_its_lock_file(tmp_path):
+    from keras_anime_gan.locks import _describe_holder
+
+    lock = tmp_path / LOCK_NAME
+    lock.write_text('{"pid": 7, "command": "' + "x" * (10 << 20) + '", "started": 0}')  # 10 MB: not JSON in 4 KiB
+    assert _describe_holder(str(lock)) == "another process"
+    lock.write_text('{"pid": 7, "command": "train\\nrm -rf /", "started": 1e300}')  # overflows localtime
+    assert _describe_holder(str(lock)) == "another process"
+    lock.write_text('{"pid": 7, "command": "train\\n--out x", "started": 0}')
+    assert _describe_holder(str(lock)).startswith("process 7 (train --out x, since ")  # one line

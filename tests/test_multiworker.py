@@ -110,7 +110,7 @@ def _stylegan2_worker(out):
         values.update({f"{optimizer.name} {index:03d} {v.path}": np.asarray(v.numpy())
                        for index, v in enumerate(optimizer.variables)})
     np.savez(out, **values)
-    print(json.dumps({"ada_p": float(gan.augmenter.p.numpy()), "pl_mean": float(gan.pl_mean.numpy()),
+    print(json.dumps({"ada_p": float(gan.objective.augmenter.p.numpy()), "pl_mean": float(gan.objective.pl_mean.numpy()),
                       "phase_steps": int(gan.phase_steps.numpy()),
                       "d_iterations": int(gan.d_optimizer.iterations.numpy()),
                       "g_iterations": int(gan.g_optimizer.iterations.numpy()),

@@ -1,6 +1,6 @@
 """Our StyleGAN2-ADA networks with NVIDIA's weights compute NVIDIA's function.
 
-The oracle: /work/shared/nvidia-stylegan2-ada (tiny32 and small64, snapshots made with NVIDIA's own
+The oracle: ../shared/nvidia-stylegan2-ada (tiny32 and small64, snapshots made with NVIDIA's own
 code with every weight perturbed, G != G_ema, and their outputs on fixed inputs; see its README).
 Tolerances are the issue's: mapping relative error <= 1e-4; images max |error| <= 2e-3 and mean
 |error| <= 1e-4; discriminator logits relative error <= 1e-3. The errors measured on this CPU
@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 from conftest import NVIDIA_FIXTURES
-from keras_anime_gan.nvidia import weights as W
+from keras_anime_gan.nvidia.configs import (SOURCE_ADA_NETWORKS, SOURCE_SG3_NETWORKS_STYLEGAN2,
+                                             SOURCE_SG3_NETWORKS_STYLEGAN3, UnsupportedNetworkError, model_options,
+                                             nvidia_init_kwargs)
+from keras_anime_gan.nvidia.snapshots import check_networks, check_state_dicts, gan_from_nvidia, nvidia_state_shapes
+from keras_anime_gan.nvidia.weights import (StateDictError, discriminator_entries, generator_entries,
+                                             load_nvidia_state, nvidia_state_dicts)
 
 FIXTURES = NVIDIA_FIXTURES
 NAMES = ("tiny32", "small64")
@@ -38,7 +43,7 @@ def _fixture(name):
 @pytest.fixture(scope="module", params=NAMES)
 def imported(request):
     snapshot, reference, description = _fixture(request.param)
-    resolution, options, gan = W.gan_from_nvidia(snapshot.networks, seed=0)
+    resolution, options, gan = gan_from_nvidia(snapshot.networks, seed=0)
     return dict(name=request.param, snapshot=snapshot, reference=reference, description=description,
                 resolution=resolution, options=options, gan=gan, ema=gan.ema_generator)
 
@@ -79,8 +84,8 @@ def test_the_import_rebuilds_nvidias_shapes(imported):
         assert (blocks[resolution].in_channels, blocks[resolution].out_channels) == (block["in_channels"],
                                                                                      block["out_channels"])
     # ... and back: NVIDIA constructor arguments for our networks map to the same options.
-    kwargs = W.nvidia_init_kwargs(gan.generator, gan.discriminator)
-    assert W.model_options(kwargs["G"], kwargs["D"]) == (imported["resolution"], options)
+    kwargs = nvidia_init_kwargs(gan.generator, gan.discriminator)
+    assert model_options(kwargs["G"], kwargs["D"]) == (imported["resolution"], options)
 
 
 # ----------------------------------------------------------------------------- parity
@@ -134,7 +139,7 @@ def test_discriminator_equals_nvidias(imported):
 def test_export_gives_back_nvidias_state_dicts_exactly(imported):
     """Import, then `nvidia_state_dicts`: every array of G, D and G_ema (buffers included: w_avg,
     every noise_const and resample_filter) equals the snapshot's own state_dict(), key order too."""
-    exported = W.nvidia_state_dicts(imported["gan"])
+    exported = nvidia_state_dicts(imported["gan"])
     for name in ("G", "D", "G_ema"):
         original = imported["snapshot"].networks[name].state_dict()
         assert list(exported[name]) == list(original), name
@@ -179,8 +184,8 @@ def _edited(records, name, edit):
 
 
 def _options(records):
-    W.check_networks(records)
-    return W.model_options(records["G"].init_kwargs, records["D"].init_kwargs)
+    check_networks(records)
+    return model_options(records["G"].init_kwargs, records["D"].init_kwargs)
 
 
 REFUSALS = [
@@ -220,7 +225,7 @@ REFUSALS = [
 @pytest.mark.parametrize("name,edit,message", REFUSALS, ids=[r[2][:40] for r in REFUSALS])
 def test_what_we_cannot_compute_is_refused_by_name(tiny_records, name, edit, message):
     assert _options(tiny_records)[0] == 32  # the fixture itself imports
-    with pytest.raises(W.UnsupportedNetworkError, match=message):
+    with pytest.raises(UnsupportedNetworkError, match=message):
         _options(_edited(tiny_records, name, edit))
 
 
@@ -234,29 +239,29 @@ def test_stylegan3_and_other_classes_are_refused(tiny_records):
     from keras_anime_gan.nvidia import safe_pickle
 
     # The labels the reader gives are the ones the mapper reads.
-    assert (W.SOURCE_ADA_NETWORKS, W.SOURCE_SG3_NETWORKS_STYLEGAN2, W.SOURCE_SG3_NETWORKS_STYLEGAN3) == (
+    assert (SOURCE_ADA_NETWORKS, SOURCE_SG3_NETWORKS_STYLEGAN2, SOURCE_SG3_NETWORKS_STYLEGAN3) == (
         safe_pickle.SOURCE_ADA_NETWORKS, safe_pickle.SOURCE_SG3_NETWORKS_STYLEGAN2,
         safe_pickle.SOURCE_SG3_NETWORKS_STYLEGAN3)
-    assert tiny_records["G"].source == W.SOURCE_ADA_NETWORKS
+    assert tiny_records["G"].source == SOURCE_ADA_NETWORKS
     stylegan3 = copy.copy(tiny_records["G"])
-    stylegan3.source = W.SOURCE_SG3_NETWORKS_STYLEGAN3
-    with pytest.raises(W.UnsupportedNetworkError, match="StyleGAN3 \\(alias-free\\) network"):
-        W.check_networks({**tiny_records, "G": stylegan3})
+    stylegan3.source = SOURCE_SG3_NETWORKS_STYLEGAN3
+    with pytest.raises(UnsupportedNetworkError, match="StyleGAN3 \\(alias-free\\) network"):
+        check_networks({**tiny_records, "G": stylegan3})
     unknown = copy.copy(tiny_records["G_ema"])
     unknown.source = "unknown"
-    with pytest.raises(W.UnsupportedNetworkError, match="not one of NVIDIA's StyleGAN2 network files"):
-        W.check_networks({**tiny_records, "G_ema": unknown})
+    with pytest.raises(UnsupportedNetworkError, match="not one of NVIDIA's StyleGAN2 network files"):
+        check_networks({**tiny_records, "G_ema": unknown})
     other = copy.copy(tiny_records["D"])
     other.class_name = "Generator"
-    with pytest.raises(W.UnsupportedNetworkError, match="expected StyleGAN2-ADA's Discriminator class, the file has "
-                                                        "'Generator'"):
-        W.check_networks({**tiny_records, "D": other})
-    with pytest.raises(W.UnsupportedNetworkError, match="no G_ema network"):
-        W.check_networks({"G": tiny_records["G"], "D": tiny_records["D"]})
+    with pytest.raises(UnsupportedNetworkError, match="expected StyleGAN2-ADA's Discriminator class, the file has "
+                                                      "'Generator'"):
+        check_networks({**tiny_records, "D": other})
+    with pytest.raises(UnsupportedNetworkError, match="no G_ema network"):
+        check_networks({"G": tiny_records["G"], "D": tiny_records["D"]})
     unlike = _edited(tiny_records, "G", lambda k: None)
     unlike["G_ema"].init_kwargs = {**unlike["G_ema"].init_kwargs, "w_dim": 32}
-    with pytest.raises(W.UnsupportedNetworkError, match="G_ema is not built like G"):
-        W.check_networks(unlike)
+    with pytest.raises(UnsupportedNetworkError, match="G_ema is not built like G"):
+        check_networks(unlike)
 
 
 def test_state_dicts_that_do_not_fit_are_refused_before_anything_is_set(imported):
@@ -267,15 +272,15 @@ def test_state_dicts_that_do_not_fit_are_refused_before_anything_is_set(imported
     del bad["synthesis.b4.conv1.noise_const"]
     bad["synthesis.b4.extra"] = np.zeros(3, np.float32)
     bad["mapping.fc0.weight"] = bad["mapping.fc0.weight"].T[:, :-1]
-    with pytest.raises(W.StateDictError, match=r"missing keys: synthesis.b4.conv1.noise_const; unexpected keys: "
-                                               r"synthesis.b4.extra; mapping.fc0.weight has shape"):
-        W.load_nvidia_state(gan, {**states, "G": bad})
+    with pytest.raises(StateDictError, match=r"missing keys: synthesis.b4.conv1.noise_const; unexpected keys: "
+                                             r"synthesis.b4.extra; mapping.fc0.weight has shape"):
+        load_nvidia_state(gan, {**states, "G": bad})
     filtered = dict(states["D"])
     filtered["b4.conv.resample_filter"] = np.full((4, 4), 1 / 16, np.float32)
-    with pytest.raises(W.UnsupportedNetworkError, match="b4.conv.resample_filter is not the standard"):
-        W.load_nvidia_state(gan, {**states, "D": filtered})
-    with pytest.raises(W.StateDictError, match="no G_ema state dict"):
-        W.load_nvidia_state(gan, {"G": states["G"], "D": states["D"]})
+    with pytest.raises(UnsupportedNetworkError, match="b4.conv.resample_filter is not the standard"):
+        load_nvidia_state(gan, {**states, "D": filtered})
+    with pytest.raises(StateDictError, match="no G_ema state dict"):
+        load_nvidia_state(gan, {"G": states["G"], "D": states["D"]})
     for variable, value in zip(gan.generator.variables, before):
         np.testing.assert_array_equal(variable.numpy(), value)
 
@@ -295,9 +300,9 @@ def test_our_weights_go_through_nvidias_state_dicts_and_back():
     included; the keys are NVIDIA's, with the constant resampling filters it keeps."""
     source = _tiny_gan(0, conv_clamp=0)
     rng = np.random.default_rng(1)
-    for variable in source.generator.variables + source.discriminator.variables + source._ema_weights:
+    for variable in source.generator.variables + source.discriminator.variables + source.ema_generator.variables:
         variable.assign(rng.normal(size=variable.shape).astype(np.float32))  # G_ema differs from G
-    states = W.nvidia_state_dicts(source)
+    states = nvidia_state_dicts(source)
     assert list(states["G"]) == list(states["G_ema"])
     assert [key for key in states["G"] if "noise_const" in key] == [
         "synthesis.b4.conv1.noise_const", "synthesis.b8.conv0.noise_const", "synthesis.b8.conv1.noise_const"]
@@ -309,10 +314,10 @@ def test_our_weights_go_through_nvidias_state_dicts_and_back():
     np.testing.assert_array_equal(states["D"]["b8.skip.resample_filter"],
                                   np.outer([1, 3, 3, 1], [1, 3, 3, 1]).astype(np.float32) / 64)
     target = _tiny_gan(5, conv_clamp=0)
-    W.load_nvidia_state(target, states)
+    load_nvidia_state(target, states)
     for mine, theirs in ((target.generator.variables, source.generator.variables),
                          (target.discriminator.variables, source.discriminator.variables),
-                         (target._ema_weights, source._ema_weights)):
+                         (target.ema_generator.variables, source.ema_generator.variables)):
         for a, b in zip(mine, theirs):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     z = rng.normal(size=(2, 8)).astype(np.float32)
@@ -325,9 +330,9 @@ def test_nvidia_constructor_arguments_of_ours_map_back_to_the_same_options():
 
     for extra in ({}, {"conv_clamp": 0, "reduced_precision_res": 0, "mbstd_channels": 2, "mapping_lr": 0.1}):
         gan = _tiny_gan(0, **extra)
-        kwargs = W.nvidia_init_kwargs(gan.generator, gan.discriminator)
+        kwargs = nvidia_init_kwargs(gan.generator, gan.discriminator)
         assert kwargs["G"]["synthesis_kwargs"]["conv_clamp"] == (None if extra else 256)
-        resolution, options = W.model_options(kwargs["G"], kwargs["D"], preset="tiny")
+        resolution, options = model_options(kwargs["G"], kwargs["D"], preset="tiny")
         resolved = StyleGAN2ADA.resolve_options(8, registry_options("stylegan2-ada", {
             "preset": "tiny", "channel_max": 8, "z_dim": 8, "w_dim": 8, "mbstd_group": 2, **extra}))
         assert resolution == 8
@@ -341,11 +346,116 @@ def test_stylegan3_repositorys_stylegan2_networks_are_read_in_their_own_layout(t
     g, d = tiny_records["G"].init_kwargs, tiny_records["D"].init_kwargs
     flat = {key: value for key, value in g.items() if key != "synthesis_kwargs"}
     flat.update(g["synthesis_kwargs"], fused_modconv_default="inference_only")
-    port = dict(generator_source=W.SOURCE_SG3_NETWORKS_STYLEGAN2, discriminator_source=W.SOURCE_SG3_NETWORKS_STYLEGAN2)
+    port = dict(generator_source=SOURCE_SG3_NETWORKS_STYLEGAN2, discriminator_source=SOURCE_SG3_NETWORKS_STYLEGAN2)
     mapping = {**g["mapping_kwargs"], "w_avg_beta": 0.995}  # stated: it is not stylegan3's default
-    stated = W.model_options({**flat, "mapping_kwargs": mapping}, d, **port)
-    assert stated == W.model_options(g, d)
+    stated = model_options({**flat, "mapping_kwargs": mapping}, d, **port)
+    assert stated == model_options(g, d)
     defaults = {key: value for key, value in flat.items() if key not in ("num_fp16_res", "conv_clamp")}
-    _, options = W.model_options(defaults, {k: v for k, v in d.items() if k not in ("num_fp16_res", "conv_clamp")},
-                                 **port)
+    _, options = model_options(defaults, {k: v for k, v in d.items() if k not in ("num_fp16_res", "conv_clamp")},
+                               **port)
     assert (options["w_avg_beta"], options["reduced_precision_res"], options["conv_clamp"]) == (0.998, 4, 256)
+
+
+# ----------------------------------------------------------------------------- hostile options (issue 33)
+
+
+HOSTILE_OPTIONS = [
+    ("G", lambda k: k.update(z_dim=np.array(64)), r"generator z_dim=<a int64 array of shape \(\)> is not supported"),
+    ("G", lambda k: k.update(w_dim=8192),
+     r"generator w_dim=8192 is not supported \(supported: a positive integer up to 4,096\)"),
+    ("G", lambda k: k.update(w_dim=True), r"generator w_dim=True is not supported"),
+    ("G", lambda k: k.update(mapping_kwargs=5), r"the generator's mapping_kwargs is 5, not a dict of named arguments"),
+    ("G", lambda k: k.update(synthesis_kwargs=[1]), r"synthesis_kwargs is \[1\], not a dict of named arguments"),
+    ("G", lambda k: k["synthesis_kwargs"].update(resample_filter="1331"), r"resample_filter='1331' is not supported"),
+    ("G", lambda k: k["synthesis_kwargs"].update(resample_filter=np.ones(4)), r"resample_filter=<a float64 array"),
+    ("G", lambda k: k.update(img_resolution=[32]), r"img_resolution=\[32\] is not supported"),
+    ("G", lambda k: k.update(img_resolution=2**20),
+     r"img_resolution=1048576 is not supported \(a power of two >= 4, up to 4096\)"),
+    ("G", lambda k: k["synthesis_kwargs"].update(conv_clamp=float("nan")), r"conv_clamp=nan is not supported"),
+    ("G", lambda k: k["synthesis_kwargs"].update(conv_clamp=float("inf")), r"conv_clamp=inf is not supported"),
+    ("G", lambda k: k["mapping_kwargs"].update(num_layers=10**6), r"num_layers=1000000 is not supported \(supported: 1 "
+                                                                  r"or more, up to 64\)"),
+    ("G", lambda k: k["mapping_kwargs"].update(lr_multiplier=float("nan")), r"lr_multiplier=nan is not supported"),
+    ("G", lambda k: k["mapping_kwargs"].update(w_avg_beta=float("nan")), r"w_avg_beta=nan is not supported"),
+    ("G", lambda k: k["synthesis_kwargs"].update(channel_base=2**40), r"channel_base=1099511627776 is not supported"),
+    ("G", lambda k: k["synthesis_kwargs"].update(channel_base=16), r"channel_base=16 leaves its 32 px layers no "
+                                                                   r"channels"),
+    ("G", lambda k: k.update(c_dim=np.zeros(3)), r"c_dim=<a float64 array of shape \(3,\)> is not supported"),
+    ("G", lambda k: k["mapping_kwargs"].update({7: 1}), r"mapping_kwargs is \{'num_layers': 2, 7: 1\}, not a dict of "
+                                                        r"named arguments"),
+    ("D", lambda k: k["epilogue_kwargs"].update(mbstd_group_size=10**9),
+     r"mbstd_group_size=1000000000 is not supported"),
+    ("D", lambda k: k.update(channel_max=2**30), r"discriminator channel_max=1073741824 is not supported"),
+    ("D", lambda k: k.update(block_kwargs="x"), r"block_kwargs is 'x', not a dict of named arguments"),
+]
+
+
+@pytest.mark.parametrize("name,edit,message", HOSTILE_OPTIONS, ids=[r[2][:40] for r in HOSTILE_OPTIONS])
+def test_options_of_the_wrong_type_or_beyond_the_bounds_are_one_line_refusals(tiny_records, name, edit, message):
+    with pytest.raises(UnsupportedNetworkError, match=message) as refused:
+        _options(_edited(tiny_records, name, edit))
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 400
+
+
+@pytest.mark.parametrize("resolution, options", [
+    (8, dict(preset="tiny", channel_max=8, z_dim=8, w_dim=8, mbstd_group=2)),
+    (16, dict(preset="tiny", channel_base=64, channel_max=16, z_dim=12, w_dim=10, mapping_layers=3, mbstd_channels=2)),
+])
+def test_the_state_dict_shapes_known_before_building_are_those_of_the_built_networks(resolution, options):
+    from keras_anime_gan import create_gan
+
+    gan = create_gan("stylegan2-ada", resolution, seed=0, **options)
+    g, d = gan.generator, gan.discriminator
+    expected = nvidia_state_shapes(resolution, dict(
+        z_dim=g.z_dim, w_dim=g.w_dim, channel_base=g.channel_base, channel_max=g.channel_max,
+        mapping_layers=g.mapping_layers, mbstd_channels=d.mbstd_channels))
+    # the same keys, in NVIDIA's order, with the same shapes
+    assert list(expected["G"].items()) == [(entry.key, entry.nvidia_shape()) for entry in generator_entries(g)]
+    assert list(expected["D"].items()) == [(entry.key, entry.nvidia_shape()) for entry in discriminator_entries(d)]
+
+
+def test_the_fixtures_state_dicts_are_checked_whole_before_any_network_is_built(tiny_records, monkeypatch):
+    from keras_anime_gan.gans import registry
+
+    resolution, options = _options(tiny_records)
+    expected = nvidia_state_shapes(resolution, options)
+    for name, kind in (("G", "G"), ("G_ema", "G"), ("D", "D")):
+        state = tiny_records[name].state_dict()
+        assert {key: tuple(value.shape) for key, value in state.items()} == dict(expected[kind])
+    check_state_dicts(tiny_records, resolution, options)  # the fixture passes
+
+    def never(*args, **kwargs):
+        raise AssertionError("a network was built")
+
+    monkeypatch.setattr(registry, "create_gan", never)
+
+    class Edited:
+        def __init__(self, record, key, value):
+            self.record, self.key, self.value = record, key, value
+            self.class_name, self.source = record.class_name, record.source
+            self.init_args, self.init_kwargs = record.init_args, record.init_kwargs
+
+        def state_dict(self):
+            return {**self.record.state_dict(), self.key: self.value}
+
+    w_avg = tiny_records["G_ema"].state_dict()["mapping.w_avg"].copy()
+    w_avg[3] = np.inf
+    for name, key, value, message in [
+        ("G_ema", "mapping.w_avg", w_avg, r"the generator moving average \(G_ema\)'s state dict does not fit: "
+                                          r"mapping.w_avg holds NaN or inf \(1 of 64 values\)"),
+        ("D", "b4.out.bias", np.array([np.nan], np.float32), r"discriminator's state dict does not fit: b4.out.bias "
+                                                             r"holds NaN or inf"),
+        ("G", "mapping.fc0.weight", np.zeros((64, 8192), np.float32), r"mapping.fc0.weight has shape \[64, 8192\], "
+                                                                      r"expected \[64, 64\]"),
+        ("G", "mapping.fc9.weight", np.zeros(1, np.float32), r"unexpected keys: mapping.fc9.weight"),
+        ("D", "b4.fc.weight", tiny_records["D"].state_dict()["b4.conv.weight"][:1].reshape(1, -1)[:, :0].reshape(64, 0),
+         r"b4.fc.weight has shape \[64, 0\], expected \[64, 1024\]"),
+    ]:
+        networks = {**tiny_records, name: Edited(tiny_records[name], key, value)}
+        with pytest.raises(StateDictError, match=message):
+            gan_from_nvidia(networks)
+    shared = tiny_records["G"].state_dict()["mapping.fc1.weight"]
+    networks = {**tiny_records, "G_ema": Edited(tiny_records["G_ema"], "mapping.fc1.weight", shared)}
+    with pytest.raises(StateDictError, match=r"G mapping.fc1.weight and G_ema mapping.fc1.weight share their data|"
+                                             r"G_ema mapping.fc1.weight and G mapping.fc1.weight share their data"):
+        gan_from_nvidia(networks)

@@ -77,7 +77,7 @@ def test_load_nvidia_pickle_is_a_stylegan2_ada_model_with_g_d_and_g_ema(fixture)
 
     _, outputs = fixture
     gan = keras_anime_gan.load_nvidia_pickle(TINY)
-    assert type(gan).__name__ == "StyleGAN2ADA" and gan.resolution == 32
+    assert type(gan).__name__ == "StyleGAN2ADA" and gan.generator.resolution == 32
     g_ema, g = np.asarray(gan.ema_generator(outputs["z"])), np.asarray(gan.generator(outputs["z"]))
     assert np.abs(g_ema - _nhwc(outputs["img"])).max() <= 2e-3
     assert np.abs(g - _nhwc(outputs["img_G"])).max() <= 2e-3
@@ -123,8 +123,8 @@ def test_init_from_starts_a_new_run_from_the_networks_with_fresh_training_state(
             self.same &= all(np.array_equal(a, b) for a, b in zip(gan.discriminator.get_weights(),
                                                                    expected.discriminator.get_weights()))
             self.same &= all(np.array_equal(np.asarray(a), np.asarray(b))
-                             for a, b in zip(gan._ema_weights, expected._ema_weights))
-            self.fresh = (float(gan.augmenter.p.numpy()), int(gan.g_optimizer.iterations.numpy()),
+                             for a, b in zip(gan.ema_generator.variables, expected.ema_generator.variables))
+            self.fresh = (float(gan.objective.augmenter.p.numpy()), int(gan.g_optimizer.iterations.numpy()),
                           int(gan.d_optimizer.iterations.numpy()))
 
     probe = AtStart()
@@ -155,3 +155,38 @@ def test_a_hostile_pickle_is_refused_by_the_command_with_one_line_and_runs_nothi
         assert result.returncode == 2 and len(errors) == 1, result.stderr[-2000:]
         assert "refusing NVIDIA pickle: it references" in errors[0] and "which a network file never needs" in errors[0]
         assert not marker.exists()
+
+
+def test_a_failed_import_leaves_no_run_folder_and_an_empty_one_as_it_was(fixture, tmp_path, monkeypatch):
+    import errno
+
+    from keras_anime_gan import checkpoints
+    from keras_anime_gan.nvidia_runs import import_snapshot
+
+    def full_disk(model, path):  # the last large file written: everything before it is in place
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(checkpoints, "save_generator", full_disk)
+    new = tmp_path / "new"
+    with pytest.raises(OSError) as failed:
+        import_snapshot(TINY, new)
+    assert failed.value.errno == errno.ENOSPC
+    assert not new.exists()  # made by the import, removed by it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OSError):
+        import_snapshot(TINY, empty)
+    assert os.listdir(empty) == []  # as it was: the next import will take it, not call it "not empty"
+
+
+def test_the_summary_of_a_snapshot_is_one_line_whatever_its_paths(fixture):
+    import copy
+
+    from keras_anime_gan.nvidia_runs import describe_snapshot
+
+    snapshot = copy.copy(fixture[0])
+    snapshot.training_set_kwargs = {"path": "/data/faces\nerror: injected" + "x" * 10_000}
+    snapshot.other_keys = ["progress\nline", *[f"key{i}" for i in range(100)]]
+    left_out = describe_snapshot(snapshot)["not_imported"]
+    assert all("\n" not in key and "\n" not in text and len(text) < 400 for key, text in left_out.items())
+    assert left_out["81 more keys"] == "not networks" and "progress\\nline" in left_out

@@ -17,6 +17,7 @@ import pickletools
 import struct
 import subprocess
 import sys
+import time
 import types
 import zipfile
 from pathlib import Path
@@ -716,3 +717,99 @@ def test_reading_imports_neither_torch_nor_nvidia_code(fixtures_dir):
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, env=dict(os.environ, PYTHONPATH=str(root)),
                    timeout=60)
+
+
+# --- bounds (issue 33) -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["tiny32", "small64"])
+def test_real_snapshots_stay_far_inside_every_bound(name, fixtures_dir, monkeypatch):
+    """The bounds are set for NVIDIA's largest published snapshots (1024 px: about four times the opcodes,
+    containers, memo entries and values of small64, the same nesting, tensors up to 16.8 MB): each fixture
+    uses at most a tenth of each count bound, a quarter of the nesting, a hundredth of the string bound."""
+    data = (fixtures_dir / f"{name}.pkl").read_bytes()
+    stats = {}
+    assert safe_pickle._scan_pickle(data, 0, len(data), stats) == len(data)
+    assert stats["opcodes"] * 10 <= safe_pickle.MAX_OPCODES and stats["containers"] * 10 <= safe_pickle.MAX_CONTAINERS
+    assert stats["memo"] * 10 <= safe_pickle.MAX_MEMO and stats["nesting"] * 4 <= safe_pickle.MAX_NESTING
+    assert stats["string"] * 100 <= safe_pickle.MAX_STRING and stats["bytes"] * 16 <= safe_pickle.MAX_BYTES
+    converters = []
+
+    class Counting(safe_pickle._Converter):
+        def __init__(self):
+            super().__init__()
+            converters.append(self)
+
+    monkeypatch.setattr(safe_pickle, "_Converter", Counting)
+    read_snapshot(fixtures_dir / f"{name}.pkl")
+    assert converters[0].visits * 10 <= safe_pickle.MAX_VISITS
+    if name == "small64":  # the numbers docs/security.md and the module give
+        assert (stats["opcodes"], stats["memo"], stats["nesting"], stats["string"], stats["bytes"]) == (
+            23_798, 5_276, 32, 37_391, 1_048_830)
+        assert 6_000 < stats["containers"] < 7_000 and converters[0].visits == 2_896
+
+
+def test_bounds_are_checked_before_the_c_unpickler_sees_a_byte(tmp_path, monkeypatch):
+    def never(self):
+        raise AssertionError("the unpickler ran")
+
+    monkeypatch.setattr(safe_pickle._SnapshotUnpickler, "load", never)
+    for data, message in [
+        (b"\x80\x04Nr\x00\xe1\xf5\x05.", "byte 3 uses memo entry 100,000,000; a network file needs fewer than 250,000"),
+        (b"\x80\x04}" + b")" + b"\x85" * 2_000_000 + b"Ns.", "a value is nested more than 128 levels deep (byte 131)"),
+        (b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b".",
+         "byte 2 starts a bytes object of 4,611,686,018,427,387,904"),
+        (b"\x80\x04\x95" + struct.pack("<Q", 2**60) + b"N.", "byte 2 starts a frame of"),
+        (b"\x80\x04" + b"\x8f" * 300_000 + b".", "it makes more than 250,000 containers and objects"),
+        (b"\x80\x04I1\n.", "it uses the opcode INT (byte 2), which network pickles of protocol 2-5 never use"),
+        (b"\x80\x04\xff.", "byte 2 holds b'\\xff', which is no pickle opcode"),
+        (b"\x80\x04h\x07.", "byte 2 uses memo entry 7 before it is defined"),
+    ]:
+        path = write(tmp_path, data)
+        with pytest.raises(NvidiaPickleError) as caught:
+            read_snapshot(path)
+        assert str(caught.value).startswith(f"{path} is not a readable NVIDIA network pickle: {message}"), caught.value
+    path = write(tmp_path, b"\x80\x04\x8e" + struct.pack("<Q", 100) + b"abc")
+    with pytest.raises(NvidiaPickleError, match=r"is truncated: its pickle stops before its end \(14 bytes\)"):
+        read_snapshot(path)
+
+
+def test_views_of_one_storage_copied_over_and_over_are_refused_within_the_files_size(tmp_path):
+    memory = np.arange(1 << 16, dtype=np.float32)  # 256 KiB
+    views = {f"t{i}": Tensor(memory.reshape(256, 256).T, False, memory=memory, size=(256, 256), stride=(1, 256))
+             for i in range(20)}  # 20 copies of 256 KiB: 5 MiB from a file of about 5 MiB (one blob per tensor) ...
+    read_snapshot(write(tmp_path, dumps(small_snapshot(views))))  # ... is within the budget
+    shared = Storage(storage_blob(memory))
+
+    class View:
+        def __reduce__(self):
+            return REBUILD_TENSOR, (shared, 0, (256, 256), (1, 256), False, collections.OrderedDict())
+
+    data = dumps(small_snapshot({}, attributes={"views": [View() for _ in range(200)]}))  # one blob, 200 views
+    assert len(data) < 300_000
+    with pytest.raises(NvidiaPickleError, match=r"its tensors would be copied to more than [\d,]+ bytes, more than the "
+                                                r"file holds: one storage viewed many times over\?"):
+        read_snapshot(write(tmp_path, data))
+
+
+def test_values_shared_exponentially_end_after_a_bounded_walk(tmp_path):
+    shared = []
+    for _ in range(60):
+        shared = [shared, shared]
+    started = time.perf_counter()
+    with pytest.raises(NvidiaPickleError, match=r"it holds more than 100,000 values \(shared ones counted each time "
+                                                r"they are used\), which no network file does"):
+        read_snapshot(write(tmp_path, dumps(small_snapshot({}, attributes={"cache": shared}))))
+    assert time.perf_counter() - started < 3
+    child = small_network({})
+    parent = Persistent("Generator", {"_parameters": {}, "_buffers": {}, "_modules": {"a": child, "b": child}}, "x")
+    with pytest.raises(NvidiaPickleError, match="network module Generator is held by more than one module; NVIDIA's "
+                                                "networks share none"):
+        read_snapshot(write(tmp_path, dumps({"G": parent, "D": parent, "G_ema": parent})))
+
+
+def test_a_fifo_or_device_is_refused_without_opening_it(tmp_path):
+    fifo = tmp_path / "network-snapshot.pkl"
+    os.mkfifo(fifo)
+    with pytest.raises(NvidiaPickleError, match=r"is not a regular file \(a FIFO, socket or device\)"):
+        read_snapshot(fifo)

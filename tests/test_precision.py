@@ -127,7 +127,7 @@ def test_reduced_precision_computes_in_it_and_keeps_everything_else_float32(poli
     for model in (gan, dcgan):
         # weights, EMA weights, BatchNorm statistics and every optimizer state are float32
         assert {v.dtype for v in model.weights} == {"float32"}
-        assert model._ema_weights and {v.dtype for v in model._ema_weights} == {"float32"}
+        assert model.ema_generator is not model.generator and {v.dtype for v in model.ema_generator.variables} == {"float32"}
         for optimizer in (model.d_optimizer, model.g_optimizer):
             assert {v.dtype for v in optimizer.variables} <= {"float32", "int64"}
             assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "float16")
@@ -140,7 +140,7 @@ def test_reduced_precision_computes_in_it_and_keeps_everything_else_float32(poli
     real, fake = tf.constant(faces(4)), tf.constant(faces(4)[::-1])
     penalty = gans.gradient_penalty(gan.discriminator, real, fake, tf.fill([4, 1, 1, 1], 0.5))
     assert penalty.dtype == tf.float32 and np.isfinite(penalty.numpy()).all()
-    assert gan.run_discriminator(real).dtype == tf.float32
+    assert gan.objective.run_discriminator(real).dtype == tf.float32
 
 
 def test_a_discriminator_with_reduced_precision_logits_still_gives_float32_losses(policy):
@@ -153,7 +153,7 @@ def test_a_discriminator_with_reduced_precision_logits_still_gives_float32_losse
     gan = gans.DCGAN(generator, discriminator, 4, seed=0)
     gan.compile(jit_compile=False)
     assert discriminator(np.zeros((1, 2), np.float32)).dtype == "bfloat16"
-    assert gan.run_discriminator(np.zeros((1, 2), np.float32)).dtype == tf.float32
+    assert gan.objective.run_discriminator(np.zeros((1, 2), np.float32)).dtype == tf.float32
     history = gan.fit(np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32), batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["d_loss"]).all()
 
@@ -372,7 +372,7 @@ def test_stylegan2_ada_trains_in_reduced_precision_with_every_phase(policy, prec
             assert not np.array_equal(weight.numpy(), old), weight.path
     for name in ("d_loss", "g_loss", "r1", "pl"):
         assert np.isfinite(history[name]).all() and history[name][-1] != 0, (name, history[name])
-    assert float(gan.pl_mean.numpy()) > 0 and float(gan.augmenter.p.numpy()) != 0.5
+    assert float(gan.objective.pl_mean.numpy()) > 0 and float(gan.objective.augmenter.p.numpy()) != 0.5
 
 
 def test_float32_model_leaves_a_float32_model_alone(policy):

@@ -65,7 +65,7 @@ def test_tiny_run_writes_figures_and_sane_numbers(showcase, shared_faces_dir, tm
 
     machine = results["machine"]
     assert machine["cpu_model"] and machine["usable_cores"] >= 1 and isinstance(machine["cpu_flags"], list)
-    assert 0 < results["wall_minutes"] < 5 and results["cpu_minutes"] > 0
+    assert results["wall_minutes"] > 0 and results["cpu_minutes"] > 0
 
     data = results["data"]
     assert data["files"] == 96 and data["heldout_files"] == 32
@@ -89,10 +89,18 @@ def test_tiny_run_writes_figures_and_sane_numbers(showcase, shared_faces_dir, tm
     assert row["wall_seconds"] >= row["train_seconds"] and math.isfinite(row["metrics"]["swd"])
 
     assert set(FIGURES) <= set(results["figures"]) and sum(results["figures"].values()) < 3e6
+    # The page says what results.json holds: the headline numbers, the noise floor, the Versus row.
     page = (out / "results.md").read_text()
-    assert "| *real vs real (noise floor, n=" in page and "![dcgan](versus-dcgan.png)" in page
-    assert showcase.README_START in page and f"{main['images']:,} real images seen" in page
-    assert "weights missing" in page or "kid" in main["final_metrics"]
+    fmt, final = showcase._fmt, main["final_metrics"]
+    assert (f"{main['images']:,} real images seen, {main['g_updates']:,} generator updates" in page
+            and f"SWD {fmt(final['swd'])} (real-vs-real floor {fmt(floor['swd_floor'])})" in page
+            and f"colour distance {fmt(final['color'], 2)} (floor {fmt(floor['color_floor'], 2)})" in page)
+    assert (f"| *real vs real (noise floor, n={results['num_images']})* | {fmt(floor['swd_floor'])} | "
+            f"{fmt(floor['color_floor'], 2)} |") in page
+    assert (f"| {row['model']} | {fmt(row['metrics']['swd'])} | {fmt(row['metrics']['color'], 2)} |" in page
+            and f"{row['g_updates']:,} | {row['d_updates']:,} | ![dcgan](versus-dcgan.png) |" in page)
+    assert showcase.README_START in page and ("weights missing" in page or "kid" in final)
+    assert all(f"({name})" in page for name in FIGURES)  # every figure shown (or linked) on the page
 
     # --markdown-only renders the same page from results.json alone.
     (out / "results.md").unlink()
@@ -108,8 +116,7 @@ def test_stylegan2_ada_is_a_versus_row_trained_through_train_config(showcase):
     assert slug == model == "stylegan2-ada" and "StyleGAN2" in label
     values = versus.run_values(None, "runs/x", model, 16, 32, 32, 0, 0.999, options)
     assert values["model_options"] == {"preset": "tiny"}  # no width (it has none), no ema (its own half-life)
-    config = TrainConfig.from_json(values)
-    config.validate()
+    config = TrainConfig.from_json(values).resolved()
     assert config.model_options["preset"] == "tiny" and config.model_options["z_dim"] == 64  # resolved preset values
     # The classic rows' options go into model_options; run-level ones stay run-level.
     dcgan = TrainConfig.from_json(versus.run_values(None, "runs/y", "dcgan", 32, 32, 64, 0, 0.999,

@@ -17,7 +17,6 @@ from keras_anime_gan import create_gan
 from keras_anime_gan.checkpoints import latest_checkpoint
 from keras_anime_gan.data import convert_folder
 from keras_anime_gan.errors import RunFailed, UserError
-from keras_anime_gan.config import TrainConfig
 from keras_anime_gan.training import train
 
 TINY = ["--resolution", "32", "--width", "8", "--latent-dim", "16", "--batch-size", "8", "--synthetic-images", "64",
@@ -30,6 +29,7 @@ def test_cli_run_leaves_every_artifact(tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["epochs"] == 3 and summary["g_updates"] == 6 and summary["interrupted"] is None
     assert "global batch 8 = 1 replica(s) x 8" in result.stdout
+    assert "dcgan is the default (the reports' baseline)" in result.stdout  # no --model: the advice
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == "dcgan" and config["resolution"] == 32 and config["epochs"] == 3
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
@@ -99,7 +99,7 @@ def test_empty_data_and_foreign_run_folders_are_refused(tmp_path):
     with pytest.raises(UserError, match="no images"):
         train(tiny_config(tmp_path / "a", data=str(tmp_path / "empty")))
     train(tiny_config(tmp_path / "done", epochs=1))
-    with pytest.raises(UserError, match="another run"):
+    with pytest.raises(UserError, match="cannot continue with --model lsgan \\(the run has dcgan\\)"):
         train(tiny_config(tmp_path / "done", model="lsgan", epochs=1))
     with pytest.raises(UserError, match="finished run"):
         train(tiny_config(tmp_path / "done", epochs=1))
@@ -134,7 +134,7 @@ class ResumeProbe(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         gan = self.model
-        self.begin = {"weights": gan.get_weights(), "ema": [w.numpy() for w in gan._ema_weights],
+        self.begin = {"weights": gan.get_weights(), "ema": [w.numpy() for w in gan.ema_generator.variables],
                       "d_optimizer": [v.numpy() for v in gan.d_optimizer.variables],
                       "g_optimizer": [v.numpy() for v in gan.g_optimizer.variables],
                       "rng": gan.rng.state.numpy().copy()}
@@ -149,7 +149,7 @@ class ResumeProbe(keras.callbacks.Callback):
             gan = self.model
             self.after_one = {"g_iterations": int(gan.g_optimizer.iterations.numpy()),
                               "d_iterations": int(gan.d_optimizer.iterations.numpy()),
-                              "ema": [w.numpy() for w in gan._ema_weights],
+                              "ema": [w.numpy() for w in gan.ema_generator.variables],
                               "generator": [v.numpy() for v in gan.generator.variables]}
 
 
@@ -182,7 +182,7 @@ def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp
     assert probe.first_epoch == saved_epoch
     for a, b in zip(probe.begin["weights"], expected.get_weights()):  # generator, discriminator, EMA
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(probe.begin["ema"], [w.numpy() for w in expected._ema_weights]):
+    for a, b in zip(probe.begin["ema"], [w.numpy() for w in expected.ema_generator.variables]):
         np.testing.assert_array_equal(a, b)
     for name in ("d_optimizer", "g_optimizer"):
         arrays = optimizers[name]
@@ -257,6 +257,27 @@ def test_resume_takes_changed_learning_rates_and_refuses_fewer_epochs_than_done(
     assert json.loads((out / "config.json").read_text())["model_options"]["d_learning_rate"] == 1e-5
 
 
+def test_a_budget_stops_with_a_final_checkpoint_and_a_larger_one_resumes(tmp_path):
+    """--kimg 0.04: 40 images, 5 steps of 8 (epochs of 3 steps: the budget falls inside the second);
+    then --kimg 0.08 goes on from there to 80 images."""
+    out = tmp_path / "run"
+    summary = train(tiny_config(out, epochs=None, kimg=0.04, metrics="none"))
+    assert (summary["state"], summary["budget_reached"], summary["kimg"]) == ("complete", "kimg", 0.04)
+    assert summary["g_updates"] == 5 and summary["checkpoint"] == "epoch-0001-budget-b0002"
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "complete" and status["generator"] == "final weights" and status["train_minutes"] > 0
+    assert (out / "generator.keras").stat().st_size > 0
+    with pytest.raises(UserError, match="has seen 0.04 thousand images already; pass a larger --kimg"):
+        train(tiny_config(out, epochs=None, kimg=0.04, metrics="none"), resume=True)
+    more = train(tiny_config(out, epochs=None, kimg=0.08, metrics="none"), resume=True)
+    assert (more["state"], more["kimg"], more["g_updates"]) == ("complete", 0.08, 10)
+    assert json.loads((out / "config.json").read_text())["kimg"] == 0.08
+    timed = train(tiny_config(tmp_path / "timed", epochs=None, minutes=0.001, metrics="none"))
+    assert timed["budget_reached"] == "minutes" and timed["g_updates"] >= 1 and timed["train_minutes"] >= 0.001
+    with pytest.raises(UserError, match="needs --epochs, --minutes or --kimg"):
+        train(tiny_config(tmp_path / "endless", epochs=None))
+
+
 def test_a_full_disk_while_checkpointing_ends_in_one_line_and_a_failed_status(tmp_path, monkeypatch):
     import errno
 
@@ -314,53 +335,6 @@ def test_generator_keras_is_replaced_atomically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_generator(generator, str(path))
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["generator.keras"]
-
-
-def _broken_gan(**kwargs):
-    gan = create_gan("dcgan", 32, 16, width=8, seed=0, **kwargs)
-    return gan
-
-
-@pytest.mark.parametrize("smoothing", [0.0, 0.1])
-def test_monitor_flags_a_discriminator_that_wins(smoothing):
-    gan = _broken_gan(label_smoothing=smoothing)
-    # Frozen generator, fast discriminator: D separates real from fake at once and its loss goes to its
-    # minimum: 0, or H(0.9) = 0.325 with targets 0.9 / 0.1.
-    gan.compile(d_optimizer=keras.optimizers.Adam(2e-3), g_optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
-    faces = np.random.default_rng(0).uniform(-0.25, 1, (8 * 40, 32, 32, 3)).astype(np.float32)  # bright: easy to tell apart
-    monitor = cb.TrainingMonitor(0.01, patience=5, stop_on_failure=True)  # within 0.01 of the minimum
-    history = gan.fit(faces, batch_size=8, epochs=20, verbose=0, callbacks=[monitor])
-    assert "d_won" in [event["kind"] for event in monitor.events]
-    assert len(history.epoch) < 20  # stopped early
-
-
-def test_monitor_flags_mode_collapse_and_non_finite_losses():
-    gan = _broken_gan()
-    faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
-    monitor = cb.TrainingMonitor(real_images=faces)
-    monitor.set_model(gan)
-    monitor.on_epoch_end(0, {})  # a healthy (untrained) generator: no warning
-    assert monitor.events == [] and monitor.peak_diversity > 0
-    # The generator collapses: it starts ignoring z, every sample is the same image.
-    first = gan.generator.layers[1]
-    first.kernel.assign(np.zeros(first.kernel.shape, np.float32))
-    logs = {}
-    monitor.on_epoch_end(1, logs)
-    assert logs["diversity"] < 1e-6 and [event["kind"] for event in monitor.events] == ["mode_collapse"]
-
-    exploding = _broken_gan()
-    exploding.compile(d_optimizer=keras.optimizers.SGD(1e30), g_optimizer=keras.optimizers.SGD(1e30), jit_compile=False)
-    guard = cb.TrainingMonitor()
-    history = exploding.fit(faces, batch_size=8, epochs=5, verbose=0, callbacks=[guard])
-    assert "non_finite" in [event["kind"] for event in guard.events] and len(history.epoch) < 5
-
-
-def test_sample_diversity_matches_a_direct_computation():
-    images = np.random.default_rng(0).integers(0, 256, (5, 4, 4, 3), dtype=np.uint8)
-    flat = images.reshape(5, -1) / 255.0
-    direct = np.mean([np.sqrt(((flat[i] - flat[j]) ** 2).mean()) for i in range(5) for j in range(i + 1, 5)])
-    assert cb.sample_diversity(images) == pytest.approx(direct, rel=1e-9)
-    assert cb.sample_diversity(np.repeat(images[:1], 4, axis=0)) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_mixed_precision_run_trains_and_leaves_the_policy_as_it_was(tmp_path):
@@ -521,3 +495,22 @@ def test_a_checkpoint_damaged_in_place_is_skipped_on_resume(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "restored " in printed.out and "epoch-0001: epoch 1" in printed.out
     assert summary["state"] == "complete" and summary["epochs"] == 3
+
+
+def test_a_run_folder_from_before_the_loop_redesign_is_refused_in_one_line_and_still_generates(tmp_path):
+    """Checkpoints of format 1 (keras-anime-gan before the loop and the objective were split) hold the
+    EMA and the models' state in another layout: resuming, --init-from and export-nvidia refuse them
+    in one line, and the run's generator.keras still serves generate."""
+    out = tmp_path / "old"
+    train(tiny_config(out, epochs=1, metrics="none"))
+    (latest,) = [path for path in (out / "checkpoints").iterdir() if path.is_dir()]
+    state = json.loads((latest / "state.json").read_text())
+    assert state.pop("format") == 2
+    (latest / "state.json").write_text(json.dumps(state))  # what the 0.1 loop wrote
+    result = run_cli("train", *TINY, "--epochs", "2", "--out", out, "--resume", "--quiet", check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "Traceback" not in result.stderr
+    assert "trained by an earlier keras-anime-gan (checkpoint format 1" in errors[0]
+    assert "generator.keras still works" in errors[0]
+    run_cli("generate", out, "--seeds", "0", "--out", tmp_path / "pngs")
+    assert (tmp_path / "pngs" / "seed0000.png").is_file()

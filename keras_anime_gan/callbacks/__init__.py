@@ -8,18 +8,22 @@
 - `run_checkpoint`: `RunCheckpoint`, when to checkpoint (`keras_anime_gan.checkpoints` is how);
 - `metric`: `MetricCallback`, sample-quality metrics during training;
 - `plotting`: `LossPlot` / `plot_history` (history.csv), `plot_metrics` (metrics.jsonl);
-- `status`: `RunStatus`, status.json's epoch kept current while a run trains.
+- `status`: `RunStatus`, status.json's epoch kept current while a run trains;
+- `run`: `Run`, the state of one run, which the other callbacks of `training.train` share;
+- `budget`: `TrainingBudget`, the run's images and minutes, and the budget that stops it.
 """
 
+from .budget import TrainingBudget
 from .history import HistoryLog, history_columns, history_rows
 from .metric import MetricCallback
 from .monitor import TrainingMonitor, sample_diversity
 from .pictures import SampleGrid, Timelapse, make_timelapse
 from .plotting import LossPlot, plot_history, plot_metrics
+from .run import Run
 from .run_checkpoint import RunCheckpoint
 from .status import RunStatus
 
 __all__ = [
-    "HistoryLog", "LossPlot", "MetricCallback", "RunCheckpoint", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
+    "HistoryLog", "LossPlot", "MetricCallback", "Run", "RunCheckpoint", "TrainingBudget", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
     "history_columns", "history_rows", "make_timelapse", "plot_history", "plot_metrics", "sample_diversity",
 ]

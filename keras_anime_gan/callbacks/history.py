@@ -11,7 +11,8 @@ import os
 import keras
 
 from ..atomic import write_atomic
-from ._logs import _EpochProgress, _scalar
+from ._logs import _EpochProgress
+from .run import Run
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -20,28 +21,23 @@ class HistoryLog(keras.callbacks.Callback):
 
     - a column that appears later (a metric computed every few epochs) is added to the header,
       with empty cells where it was not computed; there are no empty `val_*` columns;
-    - `rows` (from a checkpoint: `RunCheckpoint(history=...)` stores them) are the history so far:
-      the file is rewritten from them when training begins, so a resumed run has exactly one row
-      per epoch, whatever a killed process had written after its checkpoint or not yet written;
+    - the run's history rows (`run.history`, from a checkpoint when the run resumes, which
+      `RunCheckpoint` saves) are the history so far: the file is rewritten from them when training
+      begins, so a resumed run has exactly one row per epoch, whatever a killed process had
+      written after its checkpoint or not yet written; `rows` starts a run of its own with them;
     - an epoch cut short by a stop at a batch gets no row: its numbers cover part of an epoch.
 
     The whole file is rewritten atomically after each epoch (it is small)."""
 
-    def __init__(self, path, rows=None):
+    def __init__(self, path, rows=None, run=None):
         super().__init__()
         self.path = path
-        self.rows: list[dict] = sorted((dict(row) for row in rows or []), key=lambda row: row["epoch"])
+        self.run = run or Run(history=rows or [])
         self._progress = _EpochProgress()
 
-    def record(self, epoch, logs) -> dict:
-        """Make `logs` the row of `epoch` (0-based), dropping any rows from it on."""
-        row = {"epoch": int(epoch)}
-        for key, value in (logs or {}).items():
-            number = _scalar(value)
-            if number is not None and key != "epoch":
-                row[key] = number
-        self.rows = [old for old in self.rows if int(old["epoch"]) < epoch] + [row]
-        return row
+    @property
+    def rows(self) -> list[dict]:
+        return self.run.history
 
     def columns(self) -> list[str]:
         return _column_names(self.rows)
@@ -72,7 +68,7 @@ class HistoryLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._progress.complete(self.params):
-            self.record(epoch, logs)
+            self.run.record_epoch(epoch, logs)
             self.write()
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..sampling import as_uint8_images, latents_for_seed, render
 from ._logs import _non_finite_logs, _scalar
+from .run import Run
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,11 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     - any metric NaN or infinite: warns, and always stops (nothing useful follows);
     - the discriminator has won: D's loss stays within `d_loss_margin` of the lowest value it can
-      reach, the model's `discriminator_loss_minimum()`, for `patience` consecutive batches. That
+      reach, the objective's `discriminator_loss_minimum()`, for `patience` consecutive batches. That
       minimum is 0 for most losses, but DCGAN's label smoothing s moves its BCE targets to 1 - s
       and s (0 when one-sided), which cannot be hit with zero loss: its minimum is
       0.5 * (H(1 - s) + H(s)), about 0.325 for s = 0.1. No rule where the model has no minimum;
-    - a Wasserstein critic (a model whose `critic_divergence_bound()` is not None) has no floor,
+    - a Wasserstein critic (an objective whose `critic_divergence_bound()` is not None) has no floor,
       so "D has won" means nothing there; instead the critic has diverged when its Wasserstein
       estimate |d_loss| stays above `critic_bound` for `patience` consecutive batches. By default
       that is the model's bound, the most a 1-Lipschitz critic can give on its images,
@@ -50,13 +51,14 @@ class TrainingMonitor(keras.callbacks.Callback):
     Diversity is added to the epoch logs as `diversity`, and with `real_images` the colour distance
     of the same samples to them (`metrics.color_distance`) as `sample_color`. Each kind of warning is logged once (a
     `logging` warning, shown on stderr when logging is not configured), every occurrence is kept
-    in `events`, and it stops training when `stop_on_failure` is set; `failure` holds the event
-    that stopped training.
+    in `run.events`, and it stops training when `stop_on_failure` is set; `run.failure` holds the
+    event that stopped training.
     """
 
     def __init__(self, d_loss_margin=0.01, patience=50, collapse_ratio=0.25, real_images=None, num_samples=64,
-                 seed=1234, stop_on_failure=False, check_every=1, warmup_epochs=5, critic_bound=None):
+                 seed=1234, stop_on_failure=False, check_every=1, warmup_epochs=5, critic_bound=None, run=None):
         super().__init__()
+        self.run = run or Run()
         self.d_loss_margin = d_loss_margin
         self.patience, self.collapse_ratio = patience, collapse_ratio
         self.critic_bound = critic_bound
@@ -67,32 +69,37 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.num_samples, self.seed, self.stop_on_failure, self.check_every = num_samples, seed, stop_on_failure, check_every
         self.warmup_epochs = warmup_epochs
         self.peak_diversity = 0.0
-        self.events: list[dict] = []
-        self.failure: dict | None = None
         self._streak = 0
         self._rule = None
         self._reported = set()
 
+    @property
+    def events(self) -> list[dict]:
+        return self.run.events
+
+    @property
+    def failure(self) -> dict | None:
+        return self.run.failure
+
     def _event(self, kind, message, stop):
-        event = {"kind": kind, "message": message, "time": time.time()}
-        self.events.append(event)
+        self.run.events.append({"kind": kind, "message": message, "time": time.time()})
         if kind not in self._reported:
             log.warning("training monitor: %s", message)
             self._reported.add(kind)
         if stop:
-            if self.failure is None:
-                self.failure = event
+            self.run.fail(kind, message)
             self.model.stop_training = True
 
     def _discriminator_rule(self):
-        """(critic, threshold), asked of the model once: a critic has diverged above the bound, any
-        other discriminator has won below its minimum + `d_loss_margin` (None: no rule)."""
+        """(critic, threshold), asked of the model's objective once: a critic has diverged above the
+        bound, any other discriminator has won below its minimum + `d_loss_margin` (None: no rule)."""
         if self._rule is None:
-            bound = self.model.critic_divergence_bound()
+            objective = self.model.objective
+            bound = objective.critic_divergence_bound()
             if bound is not None:
                 self._rule = (True, self.critic_bound if self.critic_bound is not None else bound)
             else:
-                self._rule = (False, self.model.discriminator_loss_minimum())
+                self._rule = (False, objective.discriminator_loss_minimum())
         return self._rule
 
     def on_train_begin(self, logs=None):

@@ -1,5 +1,7 @@
 """Figures of a run: the losses and tracked metrics of history.csv (`LossPlot`, `plot_history`), and
-the sample-quality metrics of metrics.jsonl (`plot_metrics`, drawn by `MetricCallback`)."""
+the sample-quality metrics of metrics.jsonl (`plot_metrics`, drawn by `MetricCallback`). Each figure
+is built by a function that returns it (`history_figure`, `metrics_figure`; None: nothing to draw),
+so what it shows can be checked, and written by one that saves it atomically and closes it."""
 
 from __future__ import annotations
 
@@ -26,15 +28,36 @@ class LossPlot(keras.callbacks.Callback):
         plot_history(self.history_csv, self.output_path)
 
 
-def plot_history(history_csv, output_path) -> bool:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, output_path) -> bool:
+    if figure is None:
+        return False
+    figure.tight_layout()
+    write_atomic(output_path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
+    _pyplot().close(figure)
+    return True
+
+
+def plot_history(history_csv, output_path) -> bool:
+    """Write `history_figure(history_csv)` as a PNG; False (nothing written) when there is nothing to draw."""
+    return _save(history_figure(history_csv), output_path)
+
+
+def history_figure(history_csv):
+    """G and D losses over epochs in the first panel, every other column with a value in a panel of
+    its own (only the epochs that have one); None without an epoch."""
+    plt = _pyplot()
     history = history_columns(history_rows(history_csv))
     if not history.get("epoch"):
-        return False
+        return None
     epochs = [value + 1 for value in history["epoch"]]
     others = [key for key in history if key not in ("epoch", "d_loss", "g_loss")
               and not all(math.isnan(value) for value in history[key])]  # only NaN values: nothing to draw
@@ -53,29 +76,28 @@ def plot_history(history_csv, output_path) -> bool:
         axis.plot(*zip(*points), color="tab:green", marker="." if len(points) < 30 else None)
         axis.set_ylabel(key)
         axis.set_xlabel("epoch")
-    figure.tight_layout()
-    write_atomic(output_path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
-    plt.close(figure)
-    return True
+    return figure
 
 
 def plot_metrics(jsonl_path, output_path, records=None) -> bool:
-    """Each metric of a metrics.jsonl (or of `records`) over epochs, one panel each."""
-    import matplotlib
+    """Write `metrics_figure(...)` as a PNG; False (nothing written) when there is nothing to draw."""
+    return _save(metrics_figure(jsonl_path, records), output_path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def metrics_figure(jsonl_path, records=None):
+    """Each headline metric of a metrics.jsonl (or of `records`) over epochs, one panel each, with the
+    latest real-vs-real noise floor as a dashed line; None when no record has an epoch."""
+    plt = _pyplot()
     if records is None:
         if not jsonl_path or not os.path.exists(jsonl_path):
-            return False
+            return None
         with open(jsonl_path, encoding="utf-8") as file:
             records = [json.loads(line) for line in file if line.strip()]
     records = [record for record in records if "epoch" in record]
     # The headline value of each metric; per-level and per-part keys (swd_64, color_hist, kid_std) stay in the file.
     names = sorted({key for record in records for key in record["results"] if "_" not in key})
     if not names:
-        return False
+        return None
     figure, axes = plt.subplots(len(names), 1, figsize=(7, 2.6 * len(names)), squeeze=False)
     for axis, name in zip(axes[:, 0], names):
         points = [(record["epoch"], record["results"][name]) for record in records if name in record["results"]]
@@ -88,7 +110,4 @@ def plot_metrics(jsonl_path, output_path, records=None) -> bool:
         axis.set_ylabel({"swd": "SWD x1e3", "color": "colour distance"}.get(name, name.upper()))
         axis.set_xlabel("epoch")
     axes[0, 0].set_title("Sample quality during training (lower is better)")
-    figure.tight_layout()
-    write_atomic(output_path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
-    plt.close(figure)
-    return True
+    return figure

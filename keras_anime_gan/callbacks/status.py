@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import time
-
 import keras
 
 from ..atomic import write_json_atomic
 
 
 class RunStatus(keras.callbacks.Callback):
-    """At each epoch's end, writes `{"state": "running", "epoch": epochs done, "checkpoint": the newest,
-    "checkpoint_epoch", "updated"}` to `path` (atomically), reading what `checkpointer` (a
-    `RunCheckpoint` placed before it) has done. `training.train` writes the final state itself."""
+    """At each epoch's end, writes `run.running_status()` (`{"state": "running", "epoch": epochs done,
+    "checkpoint": the newest, "checkpoint_epoch", "updated"}`) to `path`, atomically. Place it after
+    the run's `RunCheckpoint`, which records the epoch; `training.train` writes the final state."""
 
-    def __init__(self, path, checkpointer):
+    def __init__(self, path, run):
         super().__init__()
-        self.path, self.checkpointer = path, checkpointer
+        self.path, self.run = path, run
 
     def on_epoch_end(self, epoch, logs=None):
-        latest = self.checkpointer.last_checkpoint
-        write_json_atomic(self.path, {"state": "running", "epoch": self.checkpointer.trained_epochs or epoch + 1,
-                                      "checkpoint": latest and os.path.basename(latest),
-                                      "checkpoint_epoch": self.checkpointer.completed_epochs if latest else None,
-                                      "updated": time.time()}, indent=2)
+        write_json_atomic(self.path, self.run.running_status(), indent=2)

@@ -4,7 +4,8 @@ TensorFlow is imported only when the pipeline is used, so converter workers, `sy
 `describe_source` and `verify_dataset` start fast.
 """
 
-from .convert import ConversionError, ConversionFailed, convert_folder
+from .convert import convert_folder
+from .convert_options import ConversionError, ConversionFailed
 from .imaging import SUPPORTED_EXTENSIONS, ImageSkipped, load_image
 from .sources import DatasetError, describe_source, list_image_files
 from .synthetic import synthetic_faces

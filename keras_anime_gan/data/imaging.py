@@ -134,7 +134,7 @@ def decode_plain_jpeg(data: bytes) -> Image.Image | None:
     """The common case, a YCbCr or greyscale JPEG with no APP1 (so no orientation to apply), decoded
     with simplejpeg: the libjpeg-turbo Pillow uses, with the same settings (accurate integer IDCT,
     fancy upsampling), so the same pixels, in one C call instead of Pillow's Python header parsing
-    (a fifth of the time a small image takes; see the README's benchmarks). Anything else, or any doubt, gives None and the
+    (a fifth of the time a small image takes; see docs/benchmarks.md). Anything else, or any doubt, gives None and the
     caller decodes with Pillow, which then also reports what is wrong with the file."""
     if data[:3] != b"\xff\xd8\xff" or _has_app1(data):
         return None

@@ -55,34 +55,47 @@ def load_dataset(
         dataset = _folder_images(path, source["files"], target, min_size, shuffle, seed, repeat)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     else:
-        if kind == "converted":
-            manifest = source["manifest"]
-            files = [os.path.join(path, shard["file"]) for shard in manifest["shards"]]
-            stored, count = manifest["resolution"], manifest["num_images"]
-            decode = _raw_batch_decoder(stored) if manifest["format"] == "raw" else None
-            per_image = _png_decoder(stored) if manifest["format"] == "png" else None
-        else:
-            levels = source["levels"]
-            stored = target if target in levels else max(levels)
-            files, count = [levels[stored]], source["num_images"]
-            _check_level(path, levels[stored], count)
-            decode, per_image = _stylegan_batch_decoder(stored), None
-        dataset = _records(files, shuffle, seed)
-        if shuffle:
-            dataset = dataset.shuffle(max(1, min(SHUFFLE_BUFFER, count)), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            dataset = dataset.repeat()
-        if per_image is not None:
-            dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE)
-            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        else:
-            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-            dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
-        if not repeat:
-            # A known length: with an unknown one, Keras 3.15's fit performs one extra optimizer update
-            # (without a batch) at the end of every epoch.
-            batches = count // batch_size if drop_remainder else -(-count // batch_size)
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+        dataset = _record_batches(path, source, target, batch_size, shuffle, seed, repeat, drop_remainder)
+    return _finish_pipeline(dataset, target, flip, seed, shuffle)
+
+
+def _record_batches(path, source, target, batch_size, shuffle, seed, repeat, drop_remainder) -> tf.data.Dataset:
+    """Decoded uint8 batches of converted TFRecords or of the StyleGAN level `target` (else the
+    largest), with a known length unless `repeat`."""
+    if source["kind"] == "converted":
+        manifest = source["manifest"]
+        files = [os.path.join(path, shard["file"]) for shard in manifest["shards"]]
+        stored, count = manifest["resolution"], manifest["num_images"]
+        decode = _raw_batch_decoder(stored) if manifest["format"] == "raw" else None
+        per_image = _png_decoder(stored) if manifest["format"] == "png" else None
+    else:
+        levels = source["levels"]
+        stored = target if target in levels else max(levels)
+        files, count = [levels[stored]], source["num_images"]
+        _check_level(path, levels[stored], count)
+        decode, per_image = _stylegan_batch_decoder(stored), None
+    dataset = _records(files, shuffle, seed)
+    if shuffle:
+        dataset = dataset.shuffle(max(1, min(SHUFFLE_BUFFER, count)), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if per_image is not None:
+        dataset = dataset.map(per_image, num_parallel_calls=AUTOTUNE)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE)
+    if not repeat:
+        # A known length: with an unknown one, Keras 3.15's fit performs one extra optimizer update
+        # (without a batch) at the end of every epoch.
+        batches = count // batch_size if drop_remainder else -(-count // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset
+
+
+def _finish_pipeline(dataset, target, flip, seed, shuffle) -> tf.data.Dataset:
+    """Image batches -> float32 [-1, 1] batches of `target` px (`_finish_batch`, with a seed pair per
+    batch), with the options every pipeline shares, prefetched."""
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     dataset = tf.data.Dataset.zip((dataset, seeds))
     dataset = dataset.map(

@@ -5,6 +5,11 @@ runtime starts), and `keras-anime-gan verify` should not pay for importing it.
 Cheap checks happen here, every time a dataset is opened: each shard of a converted dataset must
 exist and have the size `dataset.json` records (a stat each), and a folder of images must hold
 files that decode (a bounded sample is decoded with Pillow). `verify.py` does the expensive ones.
+
+`dataset.json` is data from the folder, not trusted: each shard it lists must be a plain file name
+(no separator, no `..`, not absolute; `layout.shard_name_problem`) whose entry is a regular file,
+or a link to one inside the dataset folder. Anything else is damage, named, and nothing outside
+the folder is read.
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ import json
 import os
 import re
 
-from ..errors import UserError
+from ..errors import UserError, short_repr
 from . import imaging, tfrecord
-from .layout import MANIFEST_NAME, STATE_NAME
+from .layout import FORMATS, MANIFEST_NAME, STATE_NAME, shard_name_problem
 
 STYLEGAN_FILE = re.compile(r"-r(\d\d)\.tfrecords$")
 # Image files decoded to check a folder: spread over its listing, so a few seconds at most even
@@ -92,9 +97,66 @@ def read_manifest(path: str) -> dict | None:
         missing = sorted({"num_images", "resolution", "format"} - set(manifest))
         if missing:
             raise ValueError(f"it lacks {', '.join(missing)}")
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{manifest_path} is damaged ({error}); reconvert the images") from None
+        _check_manifest(manifest)
+    except (OSError, ValueError, RecursionError) as error:
+        reason = error if not isinstance(error, RecursionError) else "it is nested too deeply to be a manifest"
+        raise DatasetError(f"{manifest_path} is damaged ({reason}); reconvert the images") from None
     return manifest
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_manifest(manifest: dict) -> None:
+    """ValueError naming the first entry of a manifest that the readers could not use safely."""
+    if not _count(manifest["num_images"]):
+        raise ValueError(f"num_images is {_shown(manifest['num_images'])}, not a count")
+    if not _count(manifest["resolution"]) or manifest["resolution"] < 1:
+        raise ValueError(f"resolution is {_shown(manifest['resolution'])}, not a size in pixels")
+    if manifest["format"] not in FORMATS:
+        raise ValueError(f"format is {_shown(manifest['format'])}, not one of {', '.join(FORMATS)}")
+    seen = set()
+    for index, shard in enumerate(manifest["shards"]):
+        if not isinstance(shard, dict) or "file" not in shard:
+            raise ValueError(f"shard entry {index} is {_shown(shard)}, not a shard")
+        problem = shard_name_problem(shard["file"])
+        if problem is not None:
+            raise ValueError(f"shard entry {index} names {problem}")
+        if shard["file"] in seen:
+            raise ValueError(f"shard {shard['file']} is listed twice")
+        seen.add(shard["file"])
+        if not _count(shard.get("num_images")):
+            raise ValueError(f"shard {shard['file']} has num_images {_shown(shard.get('num_images'))}, not a count")
+        if shard.get("bytes") is not None and not _count(shard["bytes"]):
+            raise ValueError(f"shard {shard['file']} has bytes {_shown(shard['bytes'])}, not a size")
+        if not isinstance(shard.get("sha256"), str):
+            raise ValueError(f"shard {shard['file']} has no sha256")
+
+
+def _shown(value, limit=60) -> str:
+    return short_repr(value, limit)
+
+
+def outside_folder(path: str, file: str) -> bool:
+    """Whether `file` (an entry of the dataset folder `path`) is a link that leads outside it."""
+    if not os.path.islink(file):
+        return False
+    folder = os.path.realpath(path)
+    return os.path.commonpath([folder, os.path.realpath(file)]) != folder
+
+
+def entry_problem(path: str, name: str) -> str | None:
+    """Why the shard `name` of the dataset folder `path` cannot be read (missing, not a regular
+    file, a link out of the folder), or None."""
+    file = os.path.join(path, name)
+    if outside_folder(path, file):
+        return "a symbolic link to a file outside the dataset folder (not read)"
+    if not os.path.exists(file):
+        return f"missing (listed in {MANIFEST_NAME})"
+    if not os.path.isfile(file):
+        return "not a regular file (not read)"
+    return None
 
 
 def shard_problems(path: str, manifest: dict) -> list[dict]:
@@ -103,6 +165,10 @@ def shard_problems(path: str, manifest: dict) -> list[dict]:
     problems = []
     for shard in manifest["shards"]:
         file = os.path.join(path, shard["file"])
+        problem = entry_problem(path, shard["file"])
+        if problem is not None:
+            problems.append({"file": shard["file"], "reason": problem})
+            continue
         try:
             size = os.path.getsize(file)
         except OSError:
@@ -126,10 +192,12 @@ def check_shards(path: str, manifest: dict) -> None:
 
 
 def stylegan_levels(directory: str) -> dict[int, str]:
+    """{resolution: file} of the folder's StyleGAN `-rNN.tfrecords` files: regular files (or links
+    to them inside the folder) only, so a FIFO never blocks a reader and nothing outside is read."""
     levels = {}
     for file in sorted(glob.glob(os.path.join(directory, "*.tfrecords"))):
         match = STYLEGAN_FILE.search(file)
-        if match:
+        if match and os.path.isfile(file) and not outside_folder(directory, file):
             levels[2 ** int(match.group(1))] = file
     return levels
 

@@ -19,6 +19,8 @@ import struct
 
 import google_crc32c
 
+from ..atomic import open_new
+
 # A TFRecord entry: uint64 length, masked CRC-32C of the length, data, masked CRC-32C of the data.
 _LENGTH = struct.Struct("<Q")
 _CRC_BYTES = 4
@@ -163,7 +165,7 @@ class TFRecordFile:
         self.durable = durable
         self.size = 0
         with naming(path):
-            self._file = open(path, "wb")
+            self._file = open_new(path)  # never through a link or hard link planted at the name
         self._sha256 = hashlib.sha256()
 
     def write_framed(self, framed: bytes) -> None:

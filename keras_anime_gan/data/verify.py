@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 
 from . import imaging, tfrecord
 from .layout import MANIFEST_NAME, STATE_NAME
-from .sources import STYLEGAN_FILE, DatasetError, describe_source, list_image_files, read_manifest, stylegan_levels
+from .sources import (STYLEGAN_FILE, DatasetError, describe_source, entry_problem, list_image_files, read_manifest,
+                      stylegan_levels)
 
 _BLOCK = 1 << 24
 
@@ -91,7 +92,8 @@ def _repair_hint(path: str) -> str:
         manifest = read_manifest(path)
     except DatasetError:
         manifest = None
-    if manifest and manifest.get("source"):
+    source = manifest.get("source") if manifest else None
+    if isinstance(source, str) and source.isprintable() and len(source) <= 4096:
         return (f"reconvert it (keras-anime-gan convert {manifest['source']} {path} --overwrite, with the options "
                 f"in {MANIFEST_NAME}) or restore the damaged files from a copy")
     return "restore the damaged files from a copy, or recreate the dataset"
@@ -107,7 +109,7 @@ def _bytes_bar(total: int, progress: bool):
 
 
 def _sizes(path: str, names) -> int:
-    return sum(os.path.getsize(os.path.join(path, name)) for name in names if os.path.isfile(os.path.join(path, name)))
+    return sum(os.path.getsize(os.path.join(path, name)) for name in names if entry_problem(path, name) is None)
 
 
 def _sha256(file: str, bar) -> str:
@@ -134,8 +136,9 @@ def _verify_shards(path: str, manifest: dict, progress: bool) -> dict:
     with _bytes_bar(_sizes(path, [shard["file"] for shard in shards]), progress) as bar:
         for shard in shards:
             file = os.path.join(path, shard["file"])
-            if not os.path.isfile(file):
-                bad.append({"file": shard["file"], "reason": f"missing (listed in {MANIFEST_NAME})"})
+            problem = entry_problem(path, shard["file"])
+            if problem is not None:  # missing, a FIFO or folder, a link out of the folder: never read
+                bad.append({"file": shard["file"], "reason": problem})
                 continue
             size, expected = os.path.getsize(file), shard.get("bytes")
             checked += size

@@ -7,8 +7,8 @@ definition.
         margin: float = option(1.0, "hinge margin of the discriminator", minimum=0.0, exclusive=True)
 
 `kind` says which part of the model owns an option: "network" (read by the model's network
-builder), "model" or "optimizer" (passed to the GAN class's constructor; optimizer options end in
-`GAN.default_optimizers`). `fixed` options cannot change when a run resumes (all network options).
+builder), "model" or "optimizer" (passed to the GAN class's constructor, which hands the objective
+its own; optimizer options end in `Objective.optimizers`). `fixed` options cannot change when a run resumes (all network options).
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ class ModelOptions:
         return {item.name: getattr(self, item.name) for item in self.fields()
                 if kind is None or item.metadata.get("kind", "model") == kind}
 
+    @classmethod
+    def checked(cls, values: dict, model: str = "this model") -> dict:
+        """`values` (some of the options) after the same checks as `from_values`."""
+        cls.from_values(values, model)
+        return values
+
     def to_json(self) -> dict:
         return self.values()
 
@@ -93,6 +99,12 @@ class ModelOptions:
     def fixed_names(cls) -> list[str]:
         """Options a resumed run must keep (its checkpoints depend on them)."""
         return [item.name for item in cls.fields() if item.metadata.get("fixed")]
+
+
+def _check_augment(value, others=()):
+    from .diffaugment import check_augment  # TensorFlow: only once a value is checked
+
+    return check_augment(value, others)
 
 
 def _closest(name, known):
@@ -138,3 +150,55 @@ def _check_value(value, item, hint) -> str | None:
     if meta.get("check") is not None:
         return meta["check"](value)
     return None
+
+
+@dataclasses.dataclass
+class GANOptions(ModelOptions):
+    """What every GAN of the family takes."""
+
+    ema: float | None = option(None, "decay of the generator's weight moving average, e.g. 0.999 (none: off)",
+                               minimum=0.0, maximum=1.0, exclusive=True, fixed=True)
+    augment: str = option("none", "augmentation of every image the discriminator sees: none, or diffaugment[:POLICY] "
+                                  "(DiffAugment: POLICY a comma-separated list of color, translation, cutout; all "
+                                  "three by default)", check=lambda value: _check_augment(value))
+    micro_batch: int | None = option(None, "images per forward/backward pass; a divisor of the per-replica batch "
+                                           "accumulates gradients over batch / micro_batch passes, for less memory "
+                                           "(NVIDIA's batch_gpu; default: the whole batch)", minimum=1)
+    d_learning_rate: float | None = option(None, "discriminator learning rate (default: the model's paper value)",
+                                           minimum=0.0, kind="optimizer", aliases=("--d-lr",))
+    g_learning_rate: float | None = option(None, "generator learning rate (default: the model's paper value)",
+                                           minimum=0.0, kind="optimizer", aliases=("--g-lr",))
+    beta_1: float | None = option(None, "Adam beta_1 of both optimizers (default: the model's paper value)",
+                                  minimum=0.0, maximum=1.0, kind="optimizer")
+    beta_2: float | None = option(None, "Adam beta_2 of both optimizers (default: the model's paper value)",
+                                  minimum=0.0, maximum=1.0, kind="optimizer")
+
+
+class MadeFromOptions:
+    """How the registry makes a model from its options (`registry.create_gan`); `GAN` has it, a model
+    overrides what it needs."""
+
+    @classmethod
+    def build_networks(cls, resolution: int, options):
+        """(generator, discriminator) for `resolution` from this model's resolved `Options`."""
+        raise NotImplementedError(f"{cls.__name__} does not build its own networks; pass them to the constructor")
+
+    @classmethod
+    def resolve_options(cls, resolution: int, options, batch_size=None):
+        """`options` with every value the model derives filled in, so that config.json and the start-up
+        line show the values in use: here the objective's paper learning rates and betas."""
+        paper = {name: getattr(cls.Objective, name) for name in ("d_learning_rate", "g_learning_rate", "beta_1",
+                                                                 "beta_2")}
+        return dataclasses.replace(options, **{name: value for name, value in paper.items()
+                                               if getattr(options, name) is None and value is not None})
+
+    @classmethod
+    def from_options(cls, resolution: int, options, seed=None, batch_size=None):
+        """The GAN with networks built from resolved `options` (`registry.resolved_options`)."""
+        generator, discriminator = cls.build_networks(resolution, options)
+        return cls(generator, discriminator, seed=seed, **options.values("model"), **options.values("optimizer"))
+
+    @classmethod
+    def default_batch_size(cls, resolution: int, options) -> int:
+        """The global batch a run trains with when none is given: the DCGAN paper's 128."""
+        return 128

@@ -1,5 +1,5 @@
 """Every model the package trains, by name. A new model is one module with its GAN class (its
-`Options` dataclass and `build_networks`) plus one line here; `create_gan`, `train.py` (its flags
+`Options` dataclass, `build_networks` and `Objective`) plus one line here; `create_gan`, `train.py` (its flags
 appear in `--help` by themselves), `--config` files and resumed runs then know it.
 """
 
@@ -17,11 +17,19 @@ MODELS = {  # name -> "module:class"
     "dynamic": "keras_anime_gan.gans.classic:DynamicGAN",
     "hinge": "keras_anime_gan.gans.hinge:HingeGAN",
     "stylegan2-ada": "keras_anime_gan.gans.stylegan2.model:StyleGAN2ADA",
+    "lightweight": "keras_anime_gan.gans.lightweight.model:LightweightGAN",
 }
 
 
 def model_names() -> list[str]:
     return list(MODELS)
+
+
+def import_models() -> None:
+    """Import every registered model's module, so that Keras knows their networks' classes (a
+    generator.keras names them) before it loads one."""
+    for name in MODELS:
+        model_class(name)
 
 
 def model_class(name: str):
@@ -38,10 +46,9 @@ def model_options(name: str, values: dict | None = None):
     return model_class(name).Options.from_values(dict(values or {}), model=name)
 
 
-def resolved_options(name: str, resolution: int, values: dict | None = None):
-    """`model_options`, checked against `resolution` (a ConfigError when the model cannot be built at
-    it) and with every value the model derives filled in (`GAN.resolve_options`): the one check of
-    a model's options and resolution, for `create_gan` and for a run's configuration."""
+def checked_options(name: str, resolution: int, values: dict | None = None):
+    """`model_options`, checked against `resolution` too (a ConfigError when the model cannot be built
+    at it): the one check of a model's options and resolution."""
     cls = model_class(name)
     options = model_options(name, values)
     check = getattr(cls, "check_resolution", None)
@@ -53,10 +60,18 @@ def resolved_options(name: str, resolution: int, values: dict | None = None):
                                 if value is not None)
             raise ConfigError(f"resolution {resolution} is not supported by {name}"
                               f"{f' ({details})' if details else ''}: {error}") from None
-    return cls.resolve_options(resolution, options)
+    return options
 
 
-def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **options):
+def resolved_options(name: str, resolution: int, values: dict | None = None, batch_size: int | None = None):
+    """`checked_options` with every value the model derives filled in for the global `batch_size`
+    (None: the model's default; `GAN.resolve_options`), for `create_gan` and a run's configuration."""
+    cls = model_class(name)
+    options = checked_options(name, resolution, values)
+    return cls.resolve_options(resolution, options, batch_size or cls.default_batch_size(resolution, options))
+
+
+def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, batch_size=None, **options):
     """Any registered GAN with networks that fit it.
 
     Args:
@@ -64,6 +79,8 @@ def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **opt
         resolution: image size in pixels.
         latent_dim: width of z (the same as the option `latent_dim`).
         seed: seed of the GAN's random stream.
+        batch_size: the global batch it will train with, for the values derived from it (StyleGAN2's
+            R1 gamma and EMA half-life); None: the model's default batch.
         **options: the model's options (`model_class(name).Options`), e.g. arch="csc412",
             width=32, label_smoothing=0.1, n_critic=5, ema=0.999.
 
@@ -72,4 +89,6 @@ def create_gan(name="dcgan", resolution=64, latent_dim=None, *, seed=None, **opt
     """
     if latent_dim is not None:
         options["latent_dim"] = latent_dim
-    return model_class(name).from_options(resolution, resolved_options(name, resolution, options), seed=seed)
+    cls = model_class(name)
+    resolved = resolved_options(name, resolution, options, batch_size)
+    return cls.from_options(resolution, resolved, seed=seed, batch_size=batch_size)

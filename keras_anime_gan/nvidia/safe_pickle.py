@@ -13,6 +13,13 @@ through a second unpickler that knows only the storage type names, and the raw d
 NumPy view of the blob. Offsets, sizes and strides are checked against the storage before any view is made.
 The intermediate objects are this module's own classes; pickle's BUILD opcode cannot change them.
 
+Nor can a file hang the reader or make it allocate what the file does not hold (docs/security.md): before
+the C unpickler sees a byte, the opcode stream (and each storage's nested stream) is scanned against
+bounds no real snapshot comes near (`_scan_pickle`, MAX_*: memo indices, lengths, nesting, tuples whose
+hashing would not end, opcodes, containers); the walk from loaded objects to records counts every value
+it visits; copies of non-contiguous tensors stay within the file's size; messages show values through
+`errors.short_repr`, never a whole repr.
+
 Arrays keep NVIDIA's layouts (OIHW weights, ...) and dtypes: float32 in NVIDIA's snapshots, float16 kept as
 float16 (lossless; the weight mapper casts). They are read-only views of the data read from the file.
 """
@@ -23,16 +30,19 @@ import functools
 import hashlib
 import io
 import math
+import mmap
 import os
 import pickle
 import re
+import stat
+import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, short_repr
 
 __all__ = [
     "ModuleRecord",
@@ -262,6 +272,298 @@ class _StorageRef(_Opaque):
         self.type, self.key, self.numel = type_, key, numel
 
 
+# --- bounds, and the opcode scan made before anything is unpickled -------------------------------------------
+#
+# A real snapshot never comes near these. They are set from NVIDIA's largest published configurations (1024 px
+# StyleGAN2 and StyleGAN3 snapshots holding G, D, G_ema and augment_pipe) with a margin of ten or more, and
+# docs/security.md derives each one. The fixtures: small64.pkl (14.5 MB) has 23,798 opcodes, 5,276 memo
+# entries, about 6,500 containers and call results, nesting 32 deep, a largest string of 37,391 characters and
+# a largest bytes object of 1,048,830; a 1024 px snapshot has about four times the opcodes and at most a
+# 16.8 MB tensor (D's b4.fc.weight, 512 x 8192 float32).
+MAX_OPCODES = 1_000_000  # opcodes in one pickle
+MAX_CONTAINERS = 250_000  # tuples, lists, dicts, sets and call results it makes (the C unpickler's memory)
+MAX_MEMO = 250_000  # memo entries, and the largest memo index (the C unpickler sizes its memo by the index)
+MAX_NESTING = 128  # nesting depth of any value, and of MARKs
+MAX_HASH_VISITS = 10_000  # elements that hashing one tuple or frozenset visits (tuples do not cache their hash)
+MAX_STRING = 16 << 20  # characters in one string (NVIDIA's embedded sources are about 40 KB)
+MAX_BYTES = 256 << 20  # bytes in one bytes object (one tensor's storage)
+MAX_FRAME = 16 << 20  # a protocol 4 frame (the picklers make them about 64 KB)
+MAX_INT_BYTES = 32  # an integer's LONG1/LONG4 bytes (torch's magic number has 10)
+MAX_GLOBAL_NAME = 512  # characters of a GLOBAL opcode's module or name
+MAX_VISITS = 100_000  # values visited turning the loaded objects into records (small64: 2,896)
+COPY_MARGIN = 1 << 20  # copies of non-contiguous tensors may total the file's size plus this
+
+
+class _Truncated(_Bad):
+    """The pickle ends before its STOP opcode."""
+
+
+_LEAF = (0, 1)  # (nesting depth, elements hashing visits) of a scalar, string or bytes object
+
+# opcode -> (what it does, the size of its argument). Only opcodes that picklers write at protocol 2-5 are known;
+# the text opcodes of protocol 0 and 1 and the rarer ones (extension registry, out-of-band buffers, NEWOBJ_EX,
+# DUP) are refused by name, as no network pickle has them.
+_OPCODES = {
+    ord("N"): ("leaf", 0), 0x88: ("leaf", 0), 0x89: ("leaf", 0),  # NONE, NEWTRUE, NEWFALSE
+    ord("J"): ("leaf", 4), ord("K"): ("leaf", 1), ord("M"): ("leaf", 2), ord("G"): ("leaf", 8),  # BININT*, BINFLOAT
+    0x8A: ("long", 1), 0x8B: ("long", 4),  # LONG1, LONG4
+    0x8C: ("string", 1), ord("X"): ("string", 4), 0x8D: ("string", 8),  # SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
+    ord("U"): ("bytes", 1), ord("T"): ("bytes", 4),  # SHORT_BINSTRING, BINSTRING (Python 2 str)
+    ord("C"): ("bytes", 1), ord("B"): ("bytes", 4), 0x8E: ("bytes", 8), 0x96: ("bytes", 8),  # *BINBYTES*, BYTEARRAY8
+    ord(")"): ("empty_tuple", 0), ord("]"): ("empty", 0), ord("}"): ("empty", 0), 0x8F: ("empty", 0),
+    0x85: ("tuple_n", 1), 0x86: ("tuple_n", 2), 0x87: ("tuple_n", 3),  # TUPLE1-3
+    ord("t"): ("tuple_mark", 0), 0x91: ("tuple_mark", 0),  # TUPLE, FROZENSET
+    ord("l"): ("container_mark", 0), ord("d"): ("container_mark", 0),  # LIST, DICT
+    ord("a"): ("add", 1), ord("s"): ("add", 2),  # APPEND, SETITEM
+    ord("e"): ("add_mark", 0), ord("u"): ("add_mark", 0), 0x90: ("add_mark", 0),  # APPENDS, SETITEMS, ADDITEMS
+    ord("("): ("mark", 0), ord("0"): ("pop", 0), ord("1"): ("pop_mark", 0),
+    ord("q"): ("put", 1), ord("r"): ("put", 4), 0x94: ("memoize", 0),  # BINPUT, LONG_BINPUT, MEMOIZE
+    ord("h"): ("get", 1), ord("j"): ("get", 4),  # BINGET, LONG_BINGET
+    ord("c"): ("global", 0), 0x93: ("stack_global", 0),
+    ord("R"): ("call", 2), 0x81: ("call", 2), ord("Q"): ("call", 1), ord("b"): ("build", 0),  # REDUCE, NEWOBJ, ...
+    0x80: ("proto", 1), 0x95: ("frame", 8), ord("."): ("stop", 0),
+}
+_REFUSED_OPCODES = {
+    ord("I"): "INT", ord("L"): "LONG", ord("F"): "FLOAT", ord("S"): "STRING", ord("V"): "UNICODE", ord("p"): "PUT",
+    ord("g"): "GET", ord("P"): "PERSID", ord("i"): "INST", ord("o"): "OBJ", ord("2"): "DUP", 0x82: "EXT1",
+    0x83: "EXT2", 0x84: "EXT4", 0x92: "NEWOBJ_EX", 0x97: "NEXT_BUFFER", 0x98: "READONLY_BUFFER",
+}
+_UINT = {1: struct.Struct("<B"), 2: struct.Struct("<H"), 4: struct.Struct("<I"), 8: struct.Struct("<Q")}
+_INT4 = struct.Struct("<i")
+
+
+def _hash_visits(node):
+    # a tuple node's count; mutable containers and call results stop (or end) a hash at once
+    return node[1] if type(node) is tuple else 1
+
+
+def _scan_pickle(data, start: int, end: int, stats: dict | None = None) -> int:
+    """Walk the opcodes of the one pickle at data[start:end] (bytes, or an mmap of the file) and check them
+    against the bounds above, building nothing; returns the offset after its STOP. _Bad names the first
+    bound passed and where; _Truncated when the data ends first.
+
+    Every value is a node: (depth, hash visits) for scalars and immutable tuples, [depth, 1] for what can
+    still change (lists, dicts, sets, the results of calls, which APPEND, SETITEM and BUILD may fill later).
+    A memo entry is the same node object, so a shared value is counted once. `stats`, when given, is
+    filled with what the pickle used (opcodes, containers, memo entries, deepest nesting, longest string
+    and bytes object), to compare real snapshots with the bounds."""
+    return _Scan(data, start, end).run(stats)
+
+
+class _Scan:
+    """The state of one `_scan_pickle` walk (the stack of nodes, the open MARKs, the memo, the counts) and
+    one method per family of opcodes (the kinds of `_OPCODES`). A method gets the opcode's kind, its byte
+    offset `at`, the size of its argument (read from `pos`) and `fence`, where the innermost MARK's items
+    start on the stack (0 without one)."""
+
+    def __init__(self, data, start: int, end: int):
+        self.data, self.pos, self.end = data, start, end
+        self.stack, self.marks, self.memo = [], [], {}
+        self.ops = self.containers = self.deepest = self.longest_string = self.longest_bytes = 0
+
+    def run(self, stats: dict | None) -> int:
+        handlers = self.HANDLERS
+        while True:
+            at, kind, size = self.next_opcode()
+            fence = self.marks[-1] if self.marks else 0
+            if kind == "stop":
+                self.top(fence, at)
+                if stats is not None:
+                    stats.update(opcodes=self.ops, containers=self.containers, memo=len(self.memo),
+                                 nesting=self.deepest, string=self.longest_string, bytes=self.longest_bytes)
+                return self.pos
+            handlers[kind](self, kind, at, size, fence)
+
+    def next_opcode(self) -> tuple[int, str, int]:
+        """(offset, kind, argument size) of the opcode at `pos`, which moves past it; refused when unknown."""
+        if self.pos >= self.end:
+            raise _Truncated()
+        at = self.pos
+        code = self.data[at]
+        self.pos += 1
+        self.ops += 1
+        if self.ops > MAX_OPCODES:
+            raise _Bad(f"it has more than {MAX_OPCODES:,} opcodes, which no network file needs")
+        kind, size = _OPCODES.get(code, (None, 0))
+        if kind is None:
+            name = _REFUSED_OPCODES.get(code)
+            if name is None:
+                raise _Bad(f"byte {at} holds {bytes([code])!r}, which is no pickle opcode")
+            raise _Bad(f"it uses the opcode {name} (byte {at}), which network pickles of protocol 2-5 never use")
+        return at, kind, size
+
+    # -- reading arguments and moving values ---------------------------------------------------------------
+
+    def skip(self, count: int) -> None:
+        self.pos += count
+        if self.pos > self.end:
+            raise _Truncated()
+
+    def read(self, number: struct.Struct) -> int:
+        if self.pos + number.size > self.end:
+            raise _Truncated()
+        value = number.unpack_from(self.data, self.pos)[0]
+        self.pos += number.size
+        return value
+
+    @staticmethod
+    def underflow(at: int) -> _Bad:
+        return _Bad(f"its stack underflows at byte {at}")
+
+    def top(self, fence: int, at: int):
+        """The node on top of the stack, above the innermost MARK."""
+        if len(self.stack) <= fence:
+            raise self.underflow(at)
+        return self.stack[-1]
+
+    def take(self, count: int, fence: int, at: int) -> list:
+        """The top `count` nodes, removed; none of them below the innermost MARK."""
+        stack = self.stack
+        if len(stack) - count < fence:
+            raise self.underflow(at)
+        items = stack[len(stack) - count:]
+        del stack[len(stack) - count:]
+        return items
+
+    def take_to_mark(self, fence: int, at: int) -> list:
+        """The nodes above the innermost MARK, removed with the MARK."""
+        if not self.marks:
+            raise _Bad(f"byte {at} needs a MARK that is not there")
+        items = self.stack[fence:]
+        del self.stack[fence:]
+        self.marks.pop()
+        return items
+
+    @staticmethod
+    def nesting(items: list, at: int) -> int:
+        """The depth of a value holding `items`, checked against MAX_NESTING."""
+        depth = 1 + max((item[0] for item in items), default=0)
+        if depth > MAX_NESTING:
+            raise _Bad(f"a value is nested more than {MAX_NESTING} levels deep (byte {at}), which no "
+                       f"network file needs")
+        return depth
+
+    # -- one method per family of opcodes ------------------------------------------------------------------
+
+    def leaf(self, kind, at, size, fence):  # None, booleans, fixed-size integers and floats
+        self.skip(size)
+        self.stack.append(_LEAF)
+
+    def sized(self, kind, at, size, fence):  # string, bytes, long: a length, then that many bytes
+        length = self.read(_INT4 if kind == "long" and size == 4 else _UINT[size])
+        if length < 0:
+            raise _Bad(f"byte {at} starts an integer of negative length")
+        bound = MAX_STRING if kind == "string" else MAX_BYTES if kind == "bytes" else MAX_INT_BYTES
+        if length > bound:
+            what = {"string": "a string of", "bytes": "a bytes object of", "long": "an integer of"}[kind]
+            raise _Bad(f"byte {at} starts {what} {length:,} bytes, more than the {bound:,} a network file needs")
+        self.skip(length)
+        if kind == "string":
+            self.longest_string = max(self.longest_string, length)
+        elif kind == "bytes":
+            self.longest_bytes = max(self.longest_bytes, length)
+        self.stack.append(_LEAF)
+
+    def memo_entry(self, kind, at, size, fence):  # get, put: a memo index
+        index = self.read(_UINT[size])
+        if index >= MAX_MEMO:
+            raise _Bad(f"byte {at} uses memo entry {index:,}; a network file needs fewer than {MAX_MEMO:,}")
+        if kind == "put":
+            self.memo[index] = self.top(fence, at)
+            return
+        node = self.memo.get(index)
+        if node is None:
+            raise _Bad(f"byte {at} uses memo entry {index:,} before it is defined")
+        self.stack.append(node)
+
+    def memoize(self, kind, at, size, fence):
+        node = self.top(fence, at)
+        if len(self.memo) >= MAX_MEMO:
+            raise _Bad(f"it has more than {MAX_MEMO:,} memo entries, which no network file needs")
+        self.memo[len(self.memo)] = node
+
+    def container(self, kind, at, size, fence):  # a new tuple, list, dict, set or call result
+        self.containers += 1
+        if self.containers > MAX_CONTAINERS:
+            raise _Bad(f"it makes more than {MAX_CONTAINERS:,} containers and objects, which no network file needs")
+        if kind == "empty_tuple":
+            node = (1, 1)
+        elif kind == "empty":
+            node = [1, 1]
+        else:
+            items = self.take(size, fence, at) if kind in ("tuple_n", "call") else self.take_to_mark(fence, at)
+            depth = self.nesting(items, at)
+            self.deepest = max(self.deepest, depth)
+            if kind in ("tuple_n", "tuple_mark"):
+                visits = 1 + sum(_hash_visits(item) for item in items)
+                if visits > MAX_HASH_VISITS:
+                    raise _Bad(f"a tuple or frozenset (byte {at}) holds more than {MAX_HASH_VISITS:,} values, "
+                               f"counting shared ones each time: hashing it would not end")
+                node = (depth, visits)
+            else:
+                node = [depth, 1]
+        self.stack.append(node)
+
+    def add(self, kind, at, size, fence):  # APPEND(S), SETITEM(S), ADDITEMS, BUILD: items into the value below
+        if kind == "add_mark":
+            items = self.take_to_mark(fence, at)
+        else:
+            items = self.take(1 if kind == "build" else size, fence, at)
+        target = self.top(self.marks[-1] if self.marks else 0, at)
+        if type(target) is list and items:
+            depth = self.nesting(items, at)
+            if depth > target[0]:
+                target[0] = depth
+                self.deepest = max(self.deepest, depth)
+
+    def mark(self, kind, at, size, fence):
+        if len(self.marks) >= MAX_NESTING:
+            raise _Bad(f"more than {MAX_NESTING} MARKs are open at byte {at}, which no network file needs")
+        self.marks.append(len(self.stack))
+
+    def pop(self, kind, at, size, fence):
+        if len(self.stack) > fence:
+            self.stack.pop()
+        elif self.marks:
+            self.marks.pop()
+        else:
+            raise self.underflow(at)
+
+    def pop_mark(self, kind, at, size, fence):
+        self.take_to_mark(fence, at)
+
+    def global_names(self, kind, at, size, fence):  # GLOBAL: a module and a name, each ended by a newline
+        for _ in range(2):
+            stop = self.data.find(b"\n", self.pos, min(self.end, self.pos + MAX_GLOBAL_NAME + 1))
+            if stop < 0:
+                if self.end - self.pos <= MAX_GLOBAL_NAME:
+                    raise _Truncated()
+                raise _Bad(f"byte {at} names a global longer than {MAX_GLOBAL_NAME} characters")
+            self.pos = stop + 1
+        self.stack.append(_LEAF)
+
+    def stack_global(self, kind, at, size, fence):
+        self.take(2, fence, at)
+        self.stack.append(_LEAF)
+
+    def proto(self, kind, at, size, fence):
+        self.skip(1)
+
+    def frame(self, kind, at, size, fence):
+        length = self.read(_UINT[8])
+        if length > MAX_FRAME:
+            raise _Bad(f"byte {at} starts a frame of {length:,} bytes, more than the {MAX_FRAME:,} a network "
+                       f"file needs")
+        if self.pos + length > self.end:
+            raise _Truncated()
+
+    HANDLERS = {"leaf": leaf, "string": sized, "bytes": sized, "long": sized, "get": memo_entry, "put": memo_entry,
+                "memoize": memoize, "empty": container, "empty_tuple": container, "tuple_n": container,
+                "tuple_mark": container, "container_mark": container, "call": container, "add": add,
+                "add_mark": add, "build": add, "mark": mark, "pop": pop, "pop_mark": pop_mark,
+                "global": global_names, "stack_global": stack_global, "proto": proto, "frame": frame}
+
+
 # --- what each allowed global becomes ---------------------------------------------------------------------------
 
 _PERSISTENCE_VERSION = 6  # torch_utils.persistence._version in both stylegan2-ada-pytorch and stylegan3
@@ -279,7 +581,8 @@ def _reconstruct_persistent_obj(meta, *, sources):
         raise _Bad(f"a network module has persistence version {_short(meta['version'])}; "
                    f"NVIDIA's code writes {_PERSISTENCE_VERSION}")
     src, class_name, state = meta["module_src"], meta["class_name"], meta["state"]
-    if not isinstance(src, str) or not isinstance(class_name, str) or not _IDENTIFIER.match(class_name):
+    if (not isinstance(src, str) or not isinstance(class_name, str) or not _IDENTIFIER.match(class_name)
+            or len(class_name) > 200):
         raise _Bad(f"a network module has class name {_short(class_name)}")
     if not isinstance(state, dict):
         raise _Bad(f"network module {class_name} has state {_short(state)}, not a dict")
@@ -299,7 +602,8 @@ def _check_hooks(hooks):
         raise _Bad(f"a tensor has backward hooks {_short(hooks)}")
 
 
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None):
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None, *,
+                       reading):
     # Stands in for torch._utils._rebuild_tensor_v2 (6 arguments in old torch, 7 in newer).
     if not isinstance(storage, _Storage):
         raise _Bad(f"a tensor's storage is {_short(storage)}")
@@ -308,7 +612,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, bac
     _check_hooks(backward_hooks)
     if metadata is not None and metadata != {}:
         raise _Bad(f"a tensor has metadata {_short(metadata)}")
-    return _Tensor(_tensor_view(storage.array, storage_offset, size, stride), False)
+    return _Tensor(_tensor_view(storage.array, storage_offset, size, stride, reading), False)
 
 
 def _rebuild_parameter(data, requires_grad, backward_hooks):
@@ -322,8 +626,9 @@ def _rebuild_parameter(data, requires_grad, backward_hooks):
 _MAX_DIMS = 32
 
 
-def _tensor_view(flat, offset, size, stride):
-    """The array torch would show for (offset, size, stride) over a 1-D storage, after checking every bound."""
+def _tensor_view(flat, offset, size, stride, reading):
+    """The array torch would show for (offset, size, stride) over a 1-D storage, after checking every bound. A
+    view that is not contiguous is copied, within the reading's budget for copies."""
     if not (_is_int(offset) and isinstance(size, tuple) and isinstance(stride, tuple)
             and len(size) == len(stride) <= _MAX_DIMS and all(map(_is_int, size)) and all(map(_is_int, stride))):
         raise _Bad(f"a tensor has offset {_short(offset)}, size {_short(size)}, stride {_short(stride)}")
@@ -352,6 +657,7 @@ def _tensor_view(flat, offset, size, stride):
     if contiguous:
         return flat[offset:offset + count].reshape(size)
     # strides are checked above (all elements lie inside the storage); copy to own C-order memory
+    reading.copy(count * flat.itemsize)
     item = flat.itemsize
     view = np.lib.stride_tricks.as_strided(flat[offset:], shape=size, strides=[s * item for s in stride],
                                            writeable=False)
@@ -412,8 +718,13 @@ def _load_from_bytes(blob):
 
     def next_pickle(unpickler=None):
         try:
+            _scan_pickle(blob, stream.tell(), len(blob))  # bounds first: the C unpickler trusts its input
             return (unpickler or _StorageUnpickler(stream)).load()
-        except (NvidiaPickleError, _Bad):
+        except _Truncated:
+            raise _Bad("a tensor's storage stream is damaged (it stops inside one of its pickles)") from None
+        except (NvidiaPickleError, _Bad) as exc:
+            if isinstance(exc, _Bad) and not str(exc).startswith("a tensor's storage"):
+                raise _Bad(f"a tensor's storage stream is damaged ({exc})") from None
             raise
         except Exception as exc:
             raise _Bad(f"a tensor's storage stream is damaged ({_exception_text(exc)})") from None
@@ -444,6 +755,23 @@ def _load_from_bytes(blob):
     array = np.frombuffer(blob, dtype, ref.numel, start + 8)
     array.flags.writeable = False  # already so for bytes; also for a protocol 5 bytearray
     return _Storage(array, ref.type.name)
+
+
+class _Reading:
+    """What one reading of a file keeps: the identified sources (each source string hashed once) and the
+    bytes copied for tensors that are not contiguous in their storage. A real snapshot copies each tensor
+    at most once, so the copies never exceed the file's size; the same storage viewed many times would."""
+
+    def __init__(self, file_size):
+        self.sources = {}
+        self.copied = 0
+        self.copy_budget = file_size + COPY_MARGIN
+
+    def copy(self, nbytes):
+        self.copied += nbytes
+        if self.copied > self.copy_budget:
+            raise _Bad(f"its tensors would be copied to more than {self.copy_budget:,} bytes, more than the file "
+                       f"holds: one storage viewed many times over?")
 
 
 def _ordered_dict(*args):
@@ -520,14 +848,16 @@ class _TF1Format(Exception):
 
 
 class _SnapshotUnpickler(pickle.Unpickler):
-    def __init__(self, file):
+    def __init__(self, file, reading):
         super().__init__(file)
-        self._sources = {}
+        self._reading = reading
 
     def find_class(self, module, name):
         found = _ALLOWED.get((module, name))
         if found is _reconstruct_persistent_obj:
-            return functools.partial(found, sources=self._sources)
+            return functools.partial(found, sources=self._reading.sources)
+        if found is _rebuild_tensor_v2:
+            return functools.partial(found, reading=self._reading)
         if found is not None:
             return found
         if module == "dnnlib.tflib.network" and name == "Network":
@@ -558,12 +888,31 @@ _TORCH_INTERNAL = {
 
 
 class _Converter:
-    def __init__(self):
-        self.records = {}  # id(_Persistent) -> ModuleRecord: a shared module stays shared
-        self.active = set()  # ids on the current path: a cycle is an error, not endless recursion
+    """Loaded objects -> records. Plain values are copied as trees, every value visited counted against
+    MAX_VISITS, so a value shared exponentially many times over (each level holding the one below twice)
+    ends in an error after a bounded walk instead of a walk that never ends. A module is a child of at most
+    one module: NVIDIA's networks share none, and a tree of records keeps `state_dict()` linear."""
 
-    def module(self, obj, depth=0):
+    def __init__(self):
+        self.records = {}  # id(_Persistent) -> ModuleRecord: a network named twice at the top stays one record
+        self.parents = {}  # id(_Persistent) -> whether a module or value already holds it
+        self.active = set()  # ids on the current path: a cycle is an error, not endless recursion
+        self.visits = 0
+
+    def _visit(self):
+        self.visits += 1
+        if self.visits > MAX_VISITS:
+            raise _Bad(f"it holds more than {MAX_VISITS:,} values (shared ones counted each time they are used), "
+                       f"which no network file does")
+
+    def module(self, obj, depth=0, child=False):
         key = id(obj)
+        self._visit()
+        if child:
+            if self.parents.get(key):
+                raise _Bad(f"network module {obj.class_name} is held by more than one module; NVIDIA's networks "
+                           f"share none")
+            self.parents[key] = True
         if key in self.records:
             return self.records[key]
         if key in self.active or depth > _MAX_DEPTH:
@@ -584,12 +933,12 @@ class _Converter:
         transient = {k: v for k, v in buffers.items() if k in non_persistent}
         children = {}
         for child_name, child in state["_modules"].items():
-            if not isinstance(child_name, str):
+            if not isinstance(child_name, str) or not _IDENTIFIER.match(child_name) or len(child_name) > 200:
                 raise _Bad(f"network module {name} has a child named {_short(child_name)}")
             if child is None:
                 attributes[child_name] = None
             elif isinstance(child, _Persistent):
-                children[child_name] = self.module(child, depth + 1)
+                children[child_name] = self.module(child, depth + 1, child=True)
             else:
                 raise _Bad(f"network module {name}'s child {child_name} is {_short(child)}, not an NVIDIA module")
         init_args = self.plain(state.get("_init_args", ()), depth)
@@ -611,7 +960,7 @@ class _Converter:
     def _tensors(entries, module_name, kind, attributes):
         out = {}
         for name, value in entries.items():
-            if not isinstance(name, str):
+            if not isinstance(name, str) or not _IDENTIFIER.match(name) or len(name) > 200:
                 raise _Bad(f"network module {module_name} has a {kind} named {_short(name)}")
             if value is None:
                 attributes[name] = None  # registered as None: torch's state_dict leaves it out
@@ -623,13 +972,14 @@ class _Converter:
 
     def plain(self, value, depth=0):
         """Plain Python data: dict/list/tuple/set of numbers, str, bytes, None, arrays, records."""
+        self._visit()
         kind = type(value)
         if value is None or kind in (str, int, float, bool, bytes, complex):
             return value
         if depth > _MAX_DEPTH:
             raise _Bad("a value is nested too deeply")
         if isinstance(value, _Persistent):
-            return self.module(value, depth + 1)
+            return self.module(value, depth + 1, child=True)
         if isinstance(value, _Tensor):
             return value.array
         if isinstance(value, _Dtype):
@@ -672,13 +1022,17 @@ _MAGICS = [
 
 
 def _short(value, limit=80):
-    text = repr(value) if not isinstance(value, (_Opaque, np.ndarray)) else f"a {type(value).__name__.strip('_')}"
-    text = text.encode("ascii", "backslashreplace").decode("ascii").replace("\n", "\\n")
-    return text if len(text) <= limit else text[:limit] + "..."
+    """A one-line repr of at most `limit` characters, never the whole repr of a hostile value (which may be
+    huge, or shared exponentially many times over): `errors.short_repr`."""
+    if isinstance(value, (_Opaque, np.ndarray)):
+        return f"a {type(value).__name__.strip('_')}"
+    return short_repr(value, limit)
 
 
 def _exception_text(exc):
-    return _short(f"{type(exc).__name__}: {exc}", 160).strip("'\"")
+    # KeyError's text is the repr of its key, which may be anything the file made
+    text = short_repr(exc.args[0], 80) if isinstance(exc, LookupError) and exc.args else str(exc)[:400]
+    return short_repr(f"{type(exc).__name__}: {text}", 160).strip("'\"")
 
 
 def _describe_zip(path):
@@ -722,6 +1076,20 @@ def _kind(value):
     return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
 
 
+def _scan_file(file) -> None:
+    """`_scan_pickle` over the file's first pickle, through a memory map (the page cache, no copy), or
+    over its bytes where the file cannot be mapped."""
+    try:
+        view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        file.seek(0)
+        data = file.read()
+        _scan_pickle(data, 0, len(data))
+        return
+    with view:
+        _scan_pickle(view, 0, len(view))
+
+
 def read_snapshot(path) -> Snapshot:
     """Read an NVIDIA StyleGAN2-ADA `network-snapshot-*.pkl` safely (see the module docstring).
 
@@ -729,55 +1097,11 @@ def read_snapshot(path) -> Snapshot:
     references anything a network file never needs.
     """
     path = Path(os.fspath(path))
-    if path.is_dir():
-        raise NvidiaPickleError(f"{path} is a folder, not a network pickle; give the path of a "
-                                f"network-snapshot-*.pkl file")
-    if not path.exists():
-        raise NvidiaPickleError(f"{path} does not exist")
-    try:
-        file = open(path, "rb")
-    except OSError as exc:
-        raise NvidiaPickleError(f"cannot read {path}: {exc.strerror or exc}") from None
-    with file:
+    with _open_regular(path) as file:
         size = os.fstat(file.fileno()).st_size
-        head = file.read(16)
-        if not head:
-            raise NvidiaPickleError(f"{path} is empty (0 bytes), not an NVIDIA network pickle; "
-                                    f"a copy or download of it may have failed")
-        if head[0] != 0x80:
-            raise _not_a_pickle(path, head)
-        if len(head) > 1 and not 2 <= head[1] <= 5:
-            raise NvidiaPickleError(f"{path} is not an NVIDIA network pickle: it is a pickle of protocol {head[1]}"
-                                    f" (or not a pickle at all), and NVIDIA's use protocol 2 to 5. {SUPPORTED}")
+        _check_head(path, file.read(16))
         file.seek(0)
-        try:
-            data = _SnapshotUnpickler(file).load()
-        except RefusedPickleError:
-            raise
-        except _TF1Format:
-            raise NvidiaPickleError(
-                f"{path} is in NVIDIA's TensorFlow 1 StyleGAN/StyleGAN2 format (it holds dnnlib.tflib.network."
-                f"Network objects), which is not read here; convert it with legacy.py from NVIDIA's "
-                f"stylegan2-ada-pytorch repository (python legacy.py --source={path} --dest=converted.pkl) "
-                f"and import the converted file") from None
-        except _Bad as exc:
-            raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {exc}") from None
-        except (EOFError, pickle.UnpicklingError) as exc:
-            text = str(exc)
-            if isinstance(exc, EOFError) or "truncated" in text:
-                raise NvidiaPickleError(
-                    f"{path} is truncated: its pickle stops before its end ({size:,} bytes); "
-                    f"a copy or download of it may have stopped early") from None
-            raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {_exception_text(exc)}") from None
-        except RecursionError:
-            raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: it is nested too deeply") from None
-        except MemoryError:
-            raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: it asks for more memory "
-                                    f"than there is") from None
-        except NvidiaPickleError:
-            raise
-        except Exception as exc:  # the C unpickler's own errors on a damaged stream: TypeError, ValueError, ...
-            raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {_exception_text(exc)}") from exc
+        data = _unpickle(path, file, size)
         trailing = len(file.read(1))
     if _is_int(data) and data == _TORCH_MAGIC:
         raise NvidiaPickleError(f"{path} is not an NVIDIA network pickle: it is a torch.save file in torch's legacy "
@@ -793,6 +1117,73 @@ def read_snapshot(path) -> Snapshot:
     except RecursionError:
         raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: it is nested too deeply") from None
     except Exception as exc:  # e.g. a dict key that holds a tensor, unhashable once it is an array
+        raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {_exception_text(exc)}") from exc
+
+
+def _open_regular(path: Path):
+    """`path` opened for reading, after refusing a folder, a missing file and what is not a regular file."""
+    if path.is_dir():
+        raise NvidiaPickleError(f"{path} is a folder, not a network pickle; give the path of a "
+                                f"network-snapshot-*.pkl file")
+    if not path.exists():
+        raise NvidiaPickleError(f"{path} does not exist")
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            raise NvidiaPickleError(f"{path} is not a regular file (a FIFO, socket or device), not a network pickle")
+        return open(path, "rb")
+    except OSError as exc:
+        raise NvidiaPickleError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _check_head(path: Path, head: bytes) -> None:
+    """Refuse a file whose first bytes (`head`) are not those of a pickle of protocol 2 to 5."""
+    if not head:
+        raise NvidiaPickleError(f"{path} is empty (0 bytes), not an NVIDIA network pickle; "
+                                f"a copy or download of it may have failed")
+    if head[0] != 0x80:
+        raise _not_a_pickle(path, head)
+    if len(head) > 1 and not 2 <= head[1] <= 5:
+        raise NvidiaPickleError(f"{path} is not an NVIDIA network pickle: it is a pickle of protocol {head[1]}"
+                                f" (or not a pickle at all), and NVIDIA's use protocol 2 to 5. {SUPPORTED}")
+
+
+def _truncated_error(path: Path, size: int) -> NvidiaPickleError:
+    return NvidiaPickleError(f"{path} is truncated: its pickle stops before its end ({size:,} bytes); "
+                             f"a copy or download of it may have stopped early")
+
+
+def _unpickle(path: Path, file, size: int):
+    """The file's first pickle loaded by `_SnapshotUnpickler`, after `_scan_pickle` checked every bound;
+    anything that goes wrong becomes one NvidiaPickleError line."""
+    reading = _Reading(size)
+    try:
+        _scan_file(file)  # every bound before the C unpickler sees a byte
+        file.seek(0)
+        return _SnapshotUnpickler(file, reading).load()
+    except RefusedPickleError:
+        raise
+    except _Truncated:
+        raise _truncated_error(path, size) from None
+    except _TF1Format:
+        raise NvidiaPickleError(
+            f"{path} is in NVIDIA's TensorFlow 1 StyleGAN/StyleGAN2 format (it holds dnnlib.tflib.network."
+            f"Network objects), which is not read here; convert it with legacy.py from NVIDIA's "
+            f"stylegan2-ada-pytorch repository (python legacy.py --source={path} --dest=converted.pkl) "
+            f"and import the converted file") from None
+    except _Bad as exc:
+        raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {exc}") from None
+    except (EOFError, pickle.UnpicklingError) as exc:
+        if isinstance(exc, EOFError) or "truncated" in str(exc):
+            raise _truncated_error(path, size) from None
+        raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {_exception_text(exc)}") from None
+    except RecursionError:
+        raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: it is nested too deeply") from None
+    except MemoryError:
+        raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: it asks for more memory "
+                                f"than there is") from None
+    except NvidiaPickleError:
+        raise
+    except Exception as exc:  # the C unpickler's own errors on a damaged stream: TypeError, ValueError, ...
         raise NvidiaPickleError(f"{path} is not a readable NVIDIA network pickle: {_exception_text(exc)}") from exc
 
 

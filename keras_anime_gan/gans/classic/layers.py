@@ -3,7 +3,7 @@
 On CPUs with native bfloat16 (avx512_bf16), oneDNN's filter gradient of a transposed convolution
 whose input is only a few pixels across (the generator's first upsampling, 4x4 -> 8x8 with 512
 channels) runs slower in bfloat16 than in float32, and it alone cancels most of bfloat16's gain in
-the generator step (see benchmarks/bench_train.py and the README's precision table). The same
+the generator step (docs/benchmarks.md, precision). The same
 gradient, written as one matrix product over the output gradient's patches, is a single large
 bfloat16 GEMM. It is the same sum, so only rounding differs; every other case keeps Keras's path.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-# The patch GEMM wins when the layer's input has at most this many pixels (measured: 4x4 input 3x
-# faster, 8x8 even, 16x16 slower); larger inputs keep TensorFlow's kernel.
+# The patch GEMM wins when the layer's input has at most this many pixels (docs/benchmarks.md);
+# larger inputs keep TensorFlow's kernel.
 PATCH_GRADIENT_MAX_PIXELS = 36
 
 

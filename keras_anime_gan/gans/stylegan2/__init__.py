@@ -1,7 +1,7 @@
-"""StyleGAN2-ADA: layers, networks and presets, ADA augmentation, regularizers, and the model.
+"""StyleGAN2-ADA: layers, networks and presets, ADA augmentation, and the model.
 
-The training model, `StyleGAN2ADA` (losses, lazy regularisation, EMA, the ADA schedule, its options
-and their presets), is in `model.py`, registered as "stylegan2-ada" (`create_gan`). NVIDIA's network
+The training model, `StyleGAN2ADA` (its options and presets, and its objective: losses, lazy
+regularisation, the ADA schedule), is in `model.py`, registered as "stylegan2-ada" (`create_gan`). NVIDIA's network
 pickles map onto these networks in `keras_anime_gan.nvidia.weights`.
 """
 
@@ -13,7 +13,6 @@ from .layers import (EqualizedConv2D, EqualizedDense, MinibatchStd, ModulatedCon
 from .networks import (PRESETS, DiscriminatorBlock, DiscriminatorEpilogue, MappingNetwork, ResidualDiscriminator,
                        StyleGenerator, SynthesisBlock, SynthesisNetwork, channels_at, mix_styles, num_ws_for, preset,
                        trainable_count)
-from .regularizers import path_length, path_length_penalty, r1_penalty
 
 __all__ = [
     "AUGMENTATIONS", "PIPELINES", "PRESETS", "AdaptiveAugment", "DiscriminatorBlock", "DiscriminatorEpilogue",
@@ -21,6 +20,6 @@ __all__ = [
     "StyleGenerator", "SynthesisBlock", "SynthesisLayer", "SynthesisNetwork", "ToRGB", "ada_p_update",
     "apply_color_matrix", "bias_act", "channels_at", "conv2d_resample", "downsample2d", "hue_rotation_matrix",
     "luma_flip_matrix", "minibatch_stddev", "mix_styles", "modulated_conv2d", "normalize_2nd_moment", "num_ws_for",
-    "path_length", "path_length_penalty", "preset", "r1_penalty", "saturation_matrix", "setup_filter",
+    "preset", "saturation_matrix", "setup_filter",
     "trainable_count", "upfirdn2d", "upsample2d",
 ]

@@ -179,6 +179,25 @@ def sum_and_count_over_replicas(values):
     return totals[0], totals[1]
 
 
+def _check_arguments(pipeline, initial_p, strengths) -> None:
+    """ValueError for an unknown pipeline, a probability outside [0, 1] or unknown augmentations."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {tuple(PIPELINES)}, got {pipeline!r}")
+    if not 0.0 <= float(initial_p) <= 1.0:
+        raise ValueError(f"initial_p is a probability in [0, 1], got {initial_p}")
+    unknown = set(strengths or {}) - set(AUGMENTATIONS)
+    if unknown:
+        raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {AUGMENTATIONS}")
+
+
+def _strength_of_each(pipeline, strengths) -> dict:
+    """Augmentation name -> its strength: the named pipeline's (0 for those it leaves out), with
+    `strengths` overriding it."""
+    strength = {name: float(PIPELINES[pipeline].get(name, 0.0)) for name in AUGMENTATIONS}
+    strength.update(strengths)
+    return strength
+
+
 class AdaptiveAugment(keras.layers.Layer):
     """ADA augmentation: (B, H, W, C) -> (B, H, W, C), identity unless `training` and p > 0."""
 
@@ -204,21 +223,14 @@ class AdaptiveAugment(keras.layers.Layer):
         kwargs.setdefault("dtype", "float32")  # cheap next to D, and exact flips want float32
         kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
-        if pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {tuple(PIPELINES)}, got {pipeline!r}")
-        if not 0.0 <= float(initial_p) <= 1.0:
-            raise ValueError(f"initial_p is a probability in [0, 1], got {initial_p}")
-        unknown = set(strengths or {}) - set(AUGMENTATIONS)
-        if unknown:
-            raise ValueError(f"unknown augmentations {sorted(unknown)}; known: {AUGMENTATIONS}")
+        _check_arguments(pipeline, initial_p, strengths)
         self.pipeline = pipeline
         self.initial_p = float(initial_p)
         self.target = float(target)
         self.interval = int(interval)
         self.speed_kimg = float(speed_kimg)
         self.strengths = {name: float(v) for name, v in (strengths or {}).items()}
-        self.strength = {name: float(PIPELINES[pipeline].get(name, 0.0)) for name in AUGMENTATIONS}
-        self.strength.update(self.strengths)
+        self.strength = _strength_of_each(pipeline, self.strengths)
         self.xint_max = float(xint_max)
         self.scale_std = float(scale_std)
         self.rotate_max = float(rotate_max)

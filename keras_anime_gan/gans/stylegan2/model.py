@@ -1,19 +1,22 @@
-"""StyleGAN2-ADA (Karras et al. 2020) as a model of the family, on the shared `GAN` loop.
+"""StyleGAN2-ADA (Karras et al. 2020) as a model of the family: its options and presets, its
+networks and its objective, on the shared loop (`gans/loop.py`).
 
-What it changes, and where (see `gans/base.py`):
-- networks: `StyleGenerator` (mapping + synthesis) and `ResidualDiscriminator`, from a preset;
+What the objective owns (NVIDIA's `training/loss.py` split):
 - `run_generator`: style mixing in every training run of G, w_avg tracked;
 - `run_discriminator`: ADA augmentation of every image D sees (reals, fakes, the R1 pass);
-- losses: the non-saturating logistic loss;
+- losses: the non-saturating logistic loss (`losses.logistic_discriminator_loss`, `bce_generator_loss`);
 - phases: lazy R1 every 16 steps (gamma / 2 x 16), path length every 4 (x 4), and ADA's
   adjustment of p every 4, all without a new loop;
 - optimizers: Adam betas (0, 0.99), eps 1e-8, with lr and betas adjusted by c = k / (k + 1);
-- EMA: a half-life in images, beta = 0.5 ** (batch / ema_nimg) with a ramp-up; w_avg copied;
 - gradients: non-finite values replaced (NaN -> 0, inf -> +-1e5), as NVIDIA does;
-- randomness: latents, style mixing, the synthesis noise, augmentation and the path-length y all
-  come from the GAN's seeded `rng` (each replica its own stream under tf.distribute);
 - a watch on ADA's p: `fit` adds `AugmentationWatch`, which reads p between steps and calls
   `check_augmentation`, a warning (once) when p stays at 0.8 or more, where augmentations leak.
+The model keeps an EMA of the generator with a half-life in images (`ema.HalfLife`, w_avg copied).
+R1's gamma and the EMA half-life are resolved once from the run's batch (NVIDIA's auto formulas
+0.0002 * res^2 / batch and batch * 10 / 32) with the rest of the options (`resolve_options`).
+
+Randomness: latents, style mixing, the synthesis noise, augmentation and the path-length y all
+come from the GAN's seeded `rng` (each replica its own stream under tf.distribute).
 
 Distribution: the all-reduced ADA sign counters make r_t the mean over all replicas' reals, and the
 path-length running mean is updated with the mean over all replicas' lengths, so every replica
@@ -29,15 +32,18 @@ import warnings
 import keras
 import tensorflow as tf
 
+import numpy as np
+
 from ...errors import ConfigError
-from ..base import GAN, GANOptions, RegularizationPhase
-from ..options import option
+from .. import losses
+from ..ema import HalfLife
+from ..loop import GAN
+from ..objective import Objective, RegularizationPhase
+from ..options import GANOptions, _check_augment, option
 from .augment import AdaptiveAugment, sum_and_count_over_replicas
 from .networks import (PRESETS, ResidualDiscriminator, StyleGenerator, check_resolution, preset, preset_batch_size,
                        preset_learning_rate)
-from .regularizers import path_length, path_length_penalty, r1_penalty
 
-AUGMENT_MODES = ("ada", "fixed", "none")
 LEAK_P = 0.8  # ADA paper, fig. 4: above about 0.8 some augmentations start to leak into G's images
 LEAK_CHECKS = 3  # consecutive checks at p >= LEAK_P before `check_augmentation` warns
 
@@ -49,13 +55,6 @@ _PRESET_KEYS = {"z_dim": "z_dim", "w_dim": "w_dim", "mapping_layers": "mapping_l
                 "mbstd_channels": "mbstd_channels", "conv_clamp": "conv_clamp",
                 "reduced_precision_res": "num_reduced_precision_res", "mapping_lr": "mapping_lr_multiplier",
                 "w_avg_beta": "w_avg_beta"}
-
-
-def _is_resolved(options):
-    names = [*_PRESET_KEYS, "ema_rampup"]
-    if options.preset in FIXED_SCHEDULE_PRESETS:
-        names += ["r1_gamma", "ema_kimg"]
-    return all(getattr(options, name) is not None for name in names)
 
 
 def generator_kwargs(resolution, options):
@@ -108,25 +107,23 @@ class StyleGAN2Options(GANOptions):
                                             "the preset's, 0.995)", kind="network", minimum=0.0, maximum=1.0)
     style_mixing: float = option(0.9, "probability of mixing two latents' styles in a generator run",
                                  minimum=0.0, maximum=1.0)
-    r1_gamma: float | None = option(None, "R1 weight gamma (default: the preset's; auto 0.0002 * res^2 / batch)",
-                                    minimum=0.0)
+    r1_gamma: float | None = option(None, "R1 weight gamma (default: the preset's; auto and tiny 0.0002 * res^2 / "
+                                          "batch)", minimum=0.0)
     r1_interval: int = option(16, "steps between lazy R1 updates", minimum=1)
     pl_weight: float = option(2.0, "path length regularisation weight (0: off)", minimum=0.0)
     pl_interval: int = option(4, "steps between lazy path length updates", minimum=1)
     pl_batch_shrink: int = option(2, "path length on batch / this many images", minimum=1)
     pl_decay: float = option(0.01, "rate of the path length's running mean", minimum=0.0, maximum=1.0)
-    augment: str = option("ada", "discriminator augmentation: ada (p adapts), fixed (p stays augment_p) or none",
-                          choices=AUGMENT_MODES)
+    augment: str = option("ada", "discriminator augmentation: ada (p adapts), fixed (p stays augment_p), none, or "
+                                 "diffaugment[:POLICY] (DiffAugment; POLICY a comma-separated list of color, "
+                                 "translation, cutout)", check=lambda value: _check_augment(value, ("ada", "fixed")))
     augment_p: float = option(0.0, "initial (or, with fixed, constant) augmentation probability",
                               minimum=0.0, maximum=1.0)
     ada_target: float = option(0.6, "r_t, the sign of D on real images, that ADA holds", minimum=0.0, maximum=1.0)
     ada_interval: int = option(4, "steps between adjustments of p", minimum=1)
     ada_kimg: float = option(500.0, "thousands of images for p to move by 1", minimum=0.0, exclusive=True)
     ema_kimg: float | None = option(None, "generator EMA half-life in thousands of images (default: the preset's; "
-                                          "auto batch * 10 / 32)", minimum=0.0, exclusive=True)
-    micro_batch: int | None = option(None, "images per forward/backward pass; a divisor of the per-replica batch "
-                                           "accumulates gradients over batch / micro_batch passes, for less memory "
-                                           "(NVIDIA's batch_gpu; default: the whole batch)", minimum=1)
+                                          "auto and tiny batch * 10 / 32)", minimum=0.0, exclusive=True)
     ema_rampup: float | None = option(None, "EMA half-life at most this fraction of the images seen (default: the "
                                             "preset's, 0.05 for auto and tiny, off for paper256 and stylegan2; 0: off)",
                                       minimum=0.0)
@@ -138,108 +135,50 @@ class StyleGAN2Options(GANOptions):
                               f"set ema_kimg (and ema_rampup) instead of a decay")
 
 
-class StyleGAN2ADA(GAN):
-    """StyleGAN2 with adaptive discriminator augmentation; see the module docstring."""
+class StyleGAN2Objective(Objective):
+    """StyleGAN2-ADA's objective; see the module docstring. Every number arrives resolved
+    (`StyleGAN2ADA.resolve_options`): r1_gamma, the learning rates and betas before the lazy
+    adjustment; `batch_size` is the global batch they were resolved for (a warning, once, when a
+    step trains on another)."""
 
-    Options = StyleGAN2Options
-    metric_names = GAN.metric_names + ("r1", "pl", "ada", "ada_p", "r_t")
-    ema_copies_buffers = True
+    metric_names = Objective.metric_names + ("r1", "pl", "ada", "ada_p", "r_t")
+    own_augmentations = ("ada", "fixed")
+    latest_metric_names = ("ada_p", "r_t")  # the current p and r_t, as NVIDIA logs them: a mean would lag
+    d_learning_rate = g_learning_rate = 0.0025
+    beta_1, beta_2 = 0.0, 0.99
 
-    def __init__(self, generator, discriminator, latent_dim=None, *, resolution, augmenter=None, style_mixing=0.9,
-                 r1_gamma=None, r1_interval=16, pl_weight=2.0, pl_interval=4, pl_batch_shrink=2, pl_decay=0.01,
-                 augment="ada",
-                 augment_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=500.0, ema_kimg=None, ema_rampup=0.05,
-                 learning_rate=0.0025, **kwargs):
-        kwargs["ema"] = kwargs.get("ema") or 0.999  # always on; the decay comes from `ema_decay_now`
-        super().__init__(generator, discriminator, latent_dim, **kwargs)
-        if augment not in AUGMENT_MODES:
-            raise ValueError(f"augment must be one of {AUGMENT_MODES}, got {augment!r}")
+    def __init__(self, r1_gamma, batch_size=None, style_mixing=0.9, r1_interval=16, pl_weight=2.0, pl_interval=4,
+                 pl_batch_shrink=2, pl_decay=0.01, augment="ada", augment_p=0.0, ada_target=0.6, ada_interval=4,
+                 ada_kimg=500.0, **kwargs):
+        super().__init__(augment=augment, **kwargs)
+        self.r1_gamma, self.batch_size = float(r1_gamma), batch_size
         self.style_mixing = float(style_mixing)
-        self.r1_gamma = None if r1_gamma is None else float(r1_gamma)
         self.r1_interval, self.pl_interval, self.pl_batch_shrink = int(r1_interval), int(pl_interval), int(pl_batch_shrink)
         self.pl_weight, self.pl_decay = float(pl_weight), float(pl_decay)
-        self.augment_mode, self.ada_interval = augment, int(ada_interval)
-        self.ema_kimg, self.ema_rampup = ema_kimg, ema_rampup
-        self.learning_rate = float(learning_rate)
-        self.resolution = int(resolution)
-        self.augmenter = augmenter or AdaptiveAugment(initial_p=augment_p, target=ada_target, interval=ada_interval,
-                                                      speed_kimg=ada_kimg, rng=self.rng, name="augment")
-        # The current p and r_t, as NVIDIA logs them: an epoch's mean would lag behind.
-        self.trackers.update({name: LatestValue(name=name) for name in ("ada_p", "r_t")})
+        self.augment_mode = augment if augment in self.own_augmentations else "none"  # ADA's; DiffAugment: the base's
+        self.ada_interval = int(ada_interval)
+        self.augment_settings = dict(initial_p=augment_p, target=ada_target, interval=ada_interval, speed_kimg=ada_kimg)
         self.pl_mean = self.add_weight(shape=(), initializer="zeros", trainable=False, aggregation="only_first_replica",
                                        name="pl_mean")
-        self.__dict__["_augment_watch"] = {"high": 0, "warned": False}  # `check_augmentation`'s state
+        self.augmenter = None
+        self._leak = {"high": 0, "warned": False}  # `check_augmentation`'s state
 
-    @classmethod
-    def resolve_options(cls, resolution, options):
-        """`options` with the preset's values filled in at `resolution`: every network option, ema_rampup
-        (0 = off, the paper presets'), and r1_gamma / ema_kimg where the preset fixes them (paper256,
-        stylegan2); auto and tiny keep those None, NVIDIA's formulas of the run's batch, in the step.
-        Options already resolved come back as they are, without reading the preset."""
-        if _is_resolved(options):
-            return options
-        given = {key: getattr(options, name) for name, key in _PRESET_KEYS.items() if getattr(options, name) is not None}
-        if given.get("conv_clamp") == 0:
-            given["conv_clamp"] = None  # 0: no clamp
-        settings = preset(options.preset, resolution, **given)  # a ValueError for a bad resolution
-        networks = {**settings["generator"], **settings["discriminator"]}
-        training = settings["training"]
-        filled = {name: networks[key] for name, key in _PRESET_KEYS.items()}
-        filled["conv_clamp"] = 0.0 if filled["conv_clamp"] is None else float(filled["conv_clamp"])
-        filled["ema_rampup"] = options.ema_rampup if options.ema_rampup is not None else training["ema_rampup"] or 0.0
-        if options.preset in FIXED_SCHEDULE_PRESETS:
-            filled["r1_gamma"] = options.r1_gamma if options.r1_gamma is not None else training["gamma"]
-            filled["ema_kimg"] = options.ema_kimg if options.ema_kimg is not None else training["ema_kimg"]
-        return dataclasses.replace(options, **filled)
+    def bind(self, nets):
+        super().bind(nets)
+        if self.augmenter is None:
+            self.augmenter = AdaptiveAugment(rng=nets.rng, name="augment", **self.augment_settings)
 
-    @classmethod
-    def build_networks(cls, resolution, options):
-        options = cls.resolve_options(resolution, options)  # as they are when resolved already
-        return (StyleGenerator(**generator_kwargs(resolution, options), name="generator"),
-                ResidualDiscriminator(**discriminator_kwargs(resolution, options), name="discriminator"))
-
-    @classmethod
-    def check_resolution(cls, resolution, options):
-        check_resolution(resolution)  # a ValueError for a resolution that is not a power of two >= 4
-
-    @classmethod
-    def from_options(cls, resolution, options, seed=None):
-        options = cls.resolve_options(resolution, options)
-        generator, discriminator = cls.build_networks(resolution, options)
-        values = {**options.values("model"), **options.values("optimizer")}
-        values.pop("ema", None)
-        return cls(generator, discriminator, seed=seed, resolution=resolution,
-                   learning_rate=preset_learning_rate(options.preset, resolution), **values)
-
-    # -- optimizers and gradients ------------------------------------------------------
-
-    def paper_optimizers(self):
+    def optimizers(self):
         """Adam(lr c, beta_1 0^c, beta_2 0.99^c, eps 1e-8), c = k / (k + 1) for lazy regularisation
-        every k steps (G: path length, D: R1), as NVIDIA adjusts them."""
-        return self._lazy_adjusted_adams({})
-
-    def default_optimizers(self):
-        """`paper_optimizers` with the given learning rates and betas, adjusted by the same c
-        (an override states the rate per regularised step, as NVIDIA's --lrate does)."""
-        return self._lazy_adjusted_adams(self.optimizer_overrides)
-
-    def _lazy_adjusted_adams(self, overrides):
-        def given(name, default):
-            return default if overrides.get(name) is None else overrides[name]
-
+        every k steps (G: path length, D: R1), as NVIDIA adjusts them; a given rate states the rate
+        per regularised step, as NVIDIA's --lrate does."""
         optimizers = []
         g_interval = self.pl_interval if self.pl_weight > 0 else 0
-        for interval, rate in ((self.r1_interval, given("d_learning_rate", self.learning_rate)),
-                               (g_interval, given("g_learning_rate", self.learning_rate))):
+        for interval, rate in ((self.r1_interval, self.d_learning_rate), (g_interval, self.g_learning_rate)):
             c = interval / (interval + 1.0) if interval else 1.0
-            optimizers.append(keras.optimizers.Adam(rate * c, beta_1=given("beta_1", 0.0) ** c,
-                                                    beta_2=given("beta_2", 0.99) ** c, epsilon=1e-8))
+            optimizers.append(keras.optimizers.Adam(rate * c, beta_1=self.beta_1 ** c, beta_2=self.beta_2 ** c,
+                                                    epsilon=1e-8))
         return tuple(optimizers)
-
-    @classmethod
-    def default_batch_size(cls, resolution, options):
-        """The preset's batch (auto: min(4096 // res, 32); paper256 64; stylegan2 32; tiny 16)."""
-        return preset_batch_size(options.preset, resolution)
 
     def clean_gradients(self, gradients):
         """NaN -> 0 and +-inf -> +-1e5 (NVIDIA's nan_to_num); finite values as they are."""
@@ -254,36 +193,30 @@ class StyleGAN2ADA(GAN):
     # -- the seams ---------------------------------------------------------------------
 
     def run_generator(self, latents, training=True):
-        ws = self._mixed_ws(latents, training)
+        synthesis = self.nets.generator.synthesis
         if not training:
-            return self.generator.synthesis(ws, noise_mode="const")
-        return self.generator.synthesis(ws, noise_mode="random", rng=self.rng)
+            return synthesis(self.nets.generator.mapping(latents), noise_mode="const")
+        return synthesis(self._mixed_ws(latents), noise_mode="random", rng=self.nets.rng)
 
-    def _mixed_ws(self, latents, training=True):
-        if not training:
-            return self.generator.mapping(latents)
-        ws, _ = self.generator.style_mixing(latents, self.style_mixing, rng=self.rng, update_w_avg=True)
+    def _mixed_ws(self, latents):
+        ws, _ = self.nets.generator.style_mixing(latents, self.style_mixing, rng=self.nets.rng, update_w_avg=True)
         return ws
 
-    def run_discriminator(self, images, training=True):
+    def augment(self, images, training=True):
         if self.augment_mode != "none":
-            images = self.augmenter(images, training=training)
-        return tf.cast(self.discriminator(images, training=training), tf.float32)
+            return self.augmenter(images, training=training)
+        return super().augment(images, training)
 
     def observe_discriminator(self, real_logits, fake_logits):
         if self.augment_mode == "ada":
             self.augmenter.accumulate(real_logits)
 
-    # -- losses ------------------------------------------------------------------------
-
     def discriminator_loss(self, real_logits, fake_logits):
-        """Non-saturating logistic: softplus(D(G(z))) + softplus(-D(x))."""
-        return tf.reduce_mean(tf.nn.softplus(fake_logits) + tf.nn.softplus(-real_logits), axis=-1)
+        return losses.logistic_discriminator_loss(real_logits, fake_logits)
 
-    def generator_loss(self, fake_logits):
-        return tf.reduce_mean(tf.nn.softplus(-fake_logits), axis=-1)
+    # -- phases ------------------------------------------------------------------------
 
-    def regularization_phases(self):
+    def phases(self):
         phases = []
         if self.r1_interval:
             phases.append(RegularizationPhase("r1", "discriminator", self.r1_interval, self._r1_loss))
@@ -294,47 +227,44 @@ class StyleGAN2ADA(GAN):
         return tuple(phases)
 
     def _r1_loss(self, real, global_batch):
-        gamma = self.r1_gamma
-        if gamma is None:  # NVIDIA's auto: 0.0002 * res^2 / batch
-            gamma = 0.0002 * self.resolution**2 / tf.cast(global_batch, tf.float32)
-        penalty = r1_penalty(self.run_discriminator, real)
-        return penalty * (gamma / 2.0) * float(self.r1_interval)
+        self._check_batch(real)
+        penalty = losses.r1_penalty(self.run_discriminator, real)
+        return penalty * (self.r1_gamma / 2.0) * float(self.r1_interval)
 
     def _path_length_loss(self, real, global_batch):
         batch = tf.maximum(tf.shape(real)[0] // self.pl_batch_shrink, 1)
         ws = self._mixed_ws(self.sample_latent(batch))
-        lengths = path_length(lambda w: self.generator.synthesis(w, noise_mode="random", rng=self.rng), ws,
-                              rng=self.rng)
+        synthesis = self.nets.generator.synthesis
+        lengths = losses.path_length(lambda w: synthesis(w, noise_mode="random", rng=self.nets.rng), ws,
+                                     rng=self.nets.rng)
         # The running mean moves by the mean over every replica's lengths, so all replicas (and all
         # workers: pl_mean keeps each worker's first replica's value) hold the same pl_mean.
-        penalty, new_mean = path_length_penalty(lengths, self.pl_mean, decay=self.pl_decay, weight=self.pl_weight,
-                                                batch_mean=_mean_over_replicas(lengths))
+        penalty, new_mean = losses.path_length_penalty(lengths, self.pl_mean, decay=self.pl_decay,
+                                                       weight=self.pl_weight, batch_mean=_mean_over_replicas(lengths))
         self.pl_mean.assign(new_mean)
         return penalty * float(self.pl_interval)
 
     def _adjust_augmentation(self, real, global_batch):
         return self.augmenter.adjust(batch_size=global_batch)
 
-    # -- the step and the EMA ----------------------------------------------------------
+    def _check_batch(self, real):
+        """Warn once when the traced global batch is not the one gamma and the EMA were resolved for."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch = None if real.shape[0] is None else real.shape[0] * replicas
+        if self.batch_size and batch and batch != self.batch_size and not self._leak.get("batch_warned"):
+            self._leak["batch_warned"] = True
+            warnings.warn(f"this StyleGAN2-ADA model's R1 gamma and EMA half-life were resolved for a batch of "
+                          f"{self.batch_size} and it trains on {batch}: pass batch_size={batch} to create_gan "
+                          "(train.py does) for NVIDIA's values at this batch", stacklevel=2)
 
-    def train_step(self, data, due_phases=frozenset()):
-        results = super().train_step(data, due_phases)
+    def end_step(self):
         for name, value in self.augmenter.metric_values().items():
-            self.trackers[name].update_state(value)
-        results.update({name: self.trackers[name].result() for name in ("ada_p", "r_t")})
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
-        return results
+            self.track(name, value)
 
-    # -- watching p (Python, between steps) ----------------------------------------------
+    # -- what Python reads between steps -------------------------------------------------
 
-    def training_settings(self, global_batch):
-        """The learning rates (lazily adjusted), R1's gamma and the EMA half-life at this batch: NVIDIA's
-        auto formulas where the options leave them to the batch."""
-        gamma = self.r1_gamma if self.r1_gamma is not None else 0.0002 * self.resolution ** 2 / global_batch
-        ema_kimg = self.ema_kimg if self.ema_kimg is not None else global_batch * 10.0 / 32.0
-        return {**super().training_settings(global_batch), "r1_gamma": gamma, "ema_kimg": ema_kimg,
-                "ema_rampup": self.ema_rampup or None}
+    def training_settings(self):
+        return {"r1_gamma": self.r1_gamma}
 
     def training_callbacks(self):
         """An `AugmentationWatch` on p whenever there is augmentation."""
@@ -342,17 +272,16 @@ class StyleGAN2ADA(GAN):
 
     def check_augmentation(self, p=None):
         """Python-side check of ADA's p (the variable's value when None), called between steps by
-        `AugmentationWatch`: after LEAK_CHECKS consecutive checks at p >= LEAK_P, warn once per
-        model (an `AugmentationLeakWarning`) that augmentations may leak into the generated images.
-        Returns whether this call warned."""
+        `AugmentationWatch`: after LEAK_CHECKS consecutive checks at p >= LEAK_P, warn once (an
+        `AugmentationLeakWarning`) that augmentations may leak into the generated images. Returns
+        whether this call warned."""
         if self.augment_mode == "none":
             return False
         p = float(keras.ops.convert_to_numpy(self.augmenter.p)) if p is None else float(p)
-        watch = self.__dict__["_augment_watch"]
-        watch["high"] = watch["high"] + 1 if p >= LEAK_P else 0
-        if watch["warned"] or watch["high"] < LEAK_CHECKS:
+        self._leak["high"] = self._leak["high"] + 1 if p >= LEAK_P else 0
+        if self._leak["warned"] or self._leak["high"] < LEAK_CHECKS:
             return False
-        watch["warned"] = True
+        self._leak["warned"] = True
         if self.augment_mode == "ada":
             advice = (f"the discriminator overfits its data: train on more images, lower --ada-target "
                       f"(now {self.augmenter.target:g}), or hold p lower with --augment fixed --augment-p 0.5")
@@ -364,44 +293,72 @@ class StyleGAN2ADA(GAN):
         warnings.warn(message, AugmentationLeakWarning, stacklevel=2)
         return True
 
-    def ema_decay_now(self, updates, global_batch):
-        """beta = 0.5 ** (batch / ema_nimg), ema_nimg = min(ema_kimg * 1000, images seen * ema_rampup)."""
-        batch = tf.cast(global_batch, tf.float32)
-        ema_kimg = self.ema_kimg if self.ema_kimg is not None else batch * 10.0 / 32.0
-        ema_nimg = ema_kimg * 1000.0
-        if self.ema_rampup:  # None or 0: off
-            ema_nimg = tf.minimum(ema_nimg, updates * batch * self.ema_rampup)
-        return tf.pow(0.5, batch / tf.maximum(ema_nimg, 1e-8))
 
-    def get_config(self):
-        return {**super().get_config(), "style_mixing": self.style_mixing, "r1_gamma": self.r1_gamma,
-                "r1_interval": self.r1_interval, "pl_weight": self.pl_weight, "pl_interval": self.pl_interval,
-                "augment": self.augment_mode}
+class StyleGAN2ADA(GAN):
+    """StyleGAN2 with adaptive discriminator augmentation; see the module docstring."""
 
+    Options, Objective = StyleGAN2Options, StyleGAN2Objective
 
-class LatestValue(keras.metrics.Metric):
-    """A metric whose result is the last value given to `update_state` (0 after a reset)."""
+    @classmethod
+    def resolve_options(cls, resolution, options, batch_size=None):
+        """`options` with every derived value filled in at `resolution` and the global `batch_size`
+        (None: the preset's): the preset's network values, ema_rampup (0 = off, the paper presets'),
+        r1_gamma and ema_kimg (the preset's numbers, or NVIDIA's auto formulas of the batch), and
+        the learning rates (the preset's) and betas. Values already given stay as they are."""
+        given = {key: getattr(options, name) for name, key in _PRESET_KEYS.items() if getattr(options, name) is not None}
+        if given.get("conv_clamp") == 0:
+            given["conv_clamp"] = None  # 0: no clamp
+        settings = preset(options.preset, resolution, **given)  # a ValueError for a bad resolution
+        networks = {**settings["generator"], **settings["discriminator"]}
+        training = settings["training"]
+        batch = batch_size or preset_batch_size(options.preset, resolution)
+        filled = {name: networks[key] for name, key in _PRESET_KEYS.items()}
+        filled["conv_clamp"] = 0.0 if filled["conv_clamp"] is None else float(filled["conv_clamp"])
+        filled["ema_rampup"] = options.ema_rampup if options.ema_rampup is not None else training["ema_rampup"] or 0.0
+        fixed = options.preset in FIXED_SCHEDULE_PRESETS
+        # In float32 as NVIDIA computes them on the GPU: the same numbers whatever the batch.
+        auto_gamma = float(np.float32(0.0002 * resolution ** 2) / np.float32(batch))
+        filled["r1_gamma"] = options.r1_gamma if options.r1_gamma is not None else \
+            training["gamma"] if fixed else auto_gamma
+        filled["ema_kimg"] = options.ema_kimg if options.ema_kimg is not None else \
+            training["ema_kimg"] if fixed else batch * 10.0 / 32.0
+        rate = preset_learning_rate(options.preset, resolution)
+        for name, value in (("d_learning_rate", rate), ("g_learning_rate", rate), ("beta_1", 0.0), ("beta_2", 0.99)):
+            filled[name] = getattr(options, name) if getattr(options, name) is not None else value
+        return dataclasses.replace(options, **filled)
 
-    def __init__(self, name=None, dtype="float32"):
-        super().__init__(name=name, dtype=dtype)
-        self.latest = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="latest",
-                                        aggregation="only_first_replica")
+    @classmethod
+    def build_networks(cls, resolution, options):
+        return (StyleGenerator(**generator_kwargs(resolution, options), name="generator"),
+                ResidualDiscriminator(**discriminator_kwargs(resolution, options), name="discriminator"))
 
-    def update_state(self, value):
-        self.latest.assign(tf.cast(value, self.dtype))
+    @classmethod
+    def check_resolution(cls, resolution, options):
+        check_resolution(resolution)  # a ValueError for a resolution that is not a power of two >= 4
 
-    def result(self):
-        return tf.identity(self.latest)
+    @classmethod
+    def from_options(cls, resolution, options, seed=None, batch_size=None):
+        generator, discriminator = cls.build_networks(resolution, options)
+        values = {**options.values("model"), **options.values("optimizer")}
+        ema = HalfLife(values.pop("ema_kimg"), values.pop("ema_rampup"))
+        micro_batch, _ = values.pop("micro_batch"), values.pop("ema")
+        objective = cls.Objective(batch_size=batch_size, **values)
+        return cls(generator, discriminator, objective=objective, seed=seed, ema=ema, micro_batch=micro_batch)
 
-    def reset_state(self):
-        self.latest.assign(0.0)
+    @classmethod
+    def default_batch_size(cls, resolution, options):
+        """The preset's batch (auto: min(4096 // res, 32); paper256 64; stylegan2 32; tiny 16)."""
+        return preset_batch_size(options.preset, resolution)
+
+    def training_settings(self):
+        return {**super().training_settings(), "ema_kimg": self.ema.kimg, "ema_rampup": self.ema.rampup or None}
 
 
 class AugmentationWatch(keras.callbacks.Callback):
     """Reads the model's augmentation probability where Python runs, every `every` steps and at
-    the end of each epoch, and hands it to `model.check_augmentation` (which warns once when p
-    stays high). `StyleGAN2ADA.training_callbacks()` adds one to every `fit`; a compiled step
-    cannot warn itself."""
+    the end of each epoch, and hands it to the objective's `check_augmentation` (which warns once
+    when p stays high). `StyleGAN2Objective.training_callbacks()` adds one to every `fit`; a
+    compiled step cannot warn itself."""
 
     def __init__(self, every=100):
         super().__init__()
@@ -411,7 +368,7 @@ class AugmentationWatch(keras.callbacks.Callback):
     def _check(self):
         if self._checked_at != self._steps:  # an epoch ending on a checked step: one check, not two
             self._checked_at = self._steps
-            self.model.check_augmentation()
+            self.model.objective.check_augmentation()
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1

@@ -1,0 +1,289 @@
+"""Time to quality: the best faces per CPU-minute. Each model trains for the same minutes on the same
+faces, one run at a time; its EMA generator is saved every few minutes and scored afterwards (SWD
+and colour distance, n = --eval-images) against faces that no run trained on, beside the
+real-vs-real noise floor. NVIDIA's stylegan2-ada-pytorch trains as the peer on the same data.
+
+    python benchmarks/time_to_quality.py --data ../shared/data/anime-faces-96 --work ../ttq \\
+        --runs dcgan,stylegan2-tiny,stylegan2-auto,lightweight,lightweight-noaug,nvidia \\
+        --torch-python ../torchenv/bin/python --nvidia-dir ../nvidia-sg2ada --out docs
+    python benchmarks/time_to_quality.py --work ../ttq --report --out docs      # tables and curves only
+
+--train-faces N trains on the first N training faces only (the small-data regime); --resolution
+128 at 128 px; --tag names the setting (its runs live in WORK/TAG/). Every run keeps its run folder
+(WORK/TAG/RUN/run), its snapshots and its log under WORK/TAG/RUN, and every score is a line of WORK/results.jsonl, so the page
+(docs/time-to-quality.md, its curves and sample grids) can be written again without training.
+
+The held-out split: the last --heldout distinct files in name order (byte-identical files kept
+once, as benchmarks/showcase.py splits). The floor: the held-out faces against as many training
+faces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# name -> (model, options); every run: --precision auto, the model's default batch, no metrics in training.
+RUNS = {
+    "dcgan": ("dcgan", {}),
+    "stylegan2-tiny": ("stylegan2-ada", {"preset": "tiny"}),
+    "stylegan2-auto": ("stylegan2-ada", {"preset": "auto"}),
+    "lightweight": ("lightweight", {}),
+    "lightweight-noaug": ("lightweight", {"augment": "none"}),
+    "nvidia": ("nvidia", {}),
+}
+EVAL_SEED = 0
+
+
+def prepare(args) -> dict:
+    """WORK/split (once) and WORK/TAG/data: the training TFRecords at the resolution (the first
+    --train-faces), the held-out and floor faces, and a zip of the training faces as PNGs for
+    NVIDIA's loader. Returns what was made."""
+    import numpy as np
+
+    from keras_anime_gan.data import convert_folder
+    from keras_anime_gan.data.pipeline import load_real_images
+    from showcase import split_faces
+
+    split = Path(args.work) / "split"
+    if not (split / "heldout-src").is_dir():
+        split.mkdir(parents=True, exist_ok=True)
+        (split / "split.json").write_text(json.dumps(split_faces(Path(args.data), split, args.heldout, None)))
+    data = tag_dir(args) / "data"
+    source = split / "train-src"
+    if args.train_faces:
+        source = data / "train-subset"
+        if not source.is_dir():
+            source.mkdir(parents=True)
+            names = sorted(os.listdir(split / "train-src"), key=lambda name: (len(name), name))[:args.train_faces]
+            for name in names:
+                os.symlink(os.readlink(split / "train-src" / name), source / name)
+    records = data / "train"
+    if not (records / "dataset.json").is_file():
+        convert_folder(str(source), str(records), args.resolution, seed=0)
+    heldout_file = data / "heldout.npy"
+    if not heldout_file.is_file():
+        heldout = load_real_images(str(split / "heldout-src"), args.eval_images, args.resolution)
+        floor = load_real_images(str(split / "train-src"), len(heldout), args.resolution, seed=1)
+        np.save(heldout_file, heldout)
+        np.save(data / "floor.npy", floor)
+    zipped = data / "train-png.zip"
+    if "nvidia" in args.runs and not zipped.is_file():
+        write_png_zip(records, zipped, args.resolution)
+    return {"records": str(records), "heldout": str(heldout_file), "floor": str(data / "floor.npy"),
+            "zip": str(zipped), "split": json.loads((split / "split.json").read_text())}
+
+
+def write_png_zip(records, path, resolution) -> None:
+    """The converted training faces (the very pixels our runs train on) as PNGs in a zip."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from keras_anime_gan.data.pipeline import load_real_images
+
+    images = load_real_images(str(records), 10**7, resolution)
+    with zipfile.ZipFile(str(path) + ".tmp", "w", zipfile.ZIP_STORED) as archive:
+        for index, image in enumerate(images):
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="PNG")
+            archive.writestr(f"{index:05d}/img{index:08d}.png", buffer.getvalue())
+    os.replace(str(path) + ".tmp", path)
+
+
+def tag_dir(args) -> Path:
+    return Path(args.work) / (args.tag or f"{args.resolution}px-{args.train_faces or 'all'}")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train_ours(args, name, records) -> None:
+    """One run of ours, in-process (the child): `train` with a time budget, the EMA generator saved
+    every --every minutes of training."""
+    import keras
+
+    from keras_anime_gan.config import TrainConfig
+    from keras_anime_gan.loading import load_generator
+    from keras_anime_gan.training import train
+
+    out = tag_dir(args) / name
+    model, options = RUNS[name]
+
+    class Snapshots(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started, self.saved = time.monotonic(), 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            minutes = (time.monotonic() - self.started) / 60.0
+            if minutes >= (self.saved + 1) * args.every:
+                self.saved += 1
+                path = out / "snapshots" / f"minute-{self.saved * args.every:06.2f}.keras"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                load_generator(self.model).save(path)
+                with open(out / "snapshots" / "times.jsonl", "a", encoding="utf-8") as file:
+                    file.write(json.dumps({"file": path.name, "minutes": minutes,
+                                           "g_updates": int(self.model.g_optimizer.iterations.numpy())}) + "\n")
+
+    config = TrainConfig(data=records, out=str(out / "run"), model=model, resolution=args.resolution, epochs=None,
+                         minutes=args.minutes, metrics="none", seed=args.seed, verbose=2, model_options=options,
+                         sample_interval=1, keep_checkpoints=1)
+    summary = train(config, callbacks=[Snapshots()])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def train_nvidia(args, prepared) -> None:
+    out = tag_dir(args) / "nvidia"
+    out.mkdir(parents=True, exist_ok=True)
+    command = [args.torch_python, str(ROOT / "benchmarks" / "nvidia_cpu_train.py"), "--nvidia-dir", args.nvidia_dir,
+               "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes)]
+    with open(out / "log.txt", "w", encoding="utf-8") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True,
+                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def run(args, name, prepared) -> None:
+    out = tag_dir(args) / name
+    if (out / "summary.json").is_file() or (out / "run" / "stats.jsonl").is_file() and name == "nvidia":
+        print(f"{name}: trained already ({out})", flush=True)
+        return
+    started = time.time()
+    if name == "nvidia":
+        train_nvidia(args, prepared)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, __file__, "--child", name, "--records", prepared["records"], *child_flags(args)]
+        with open(out / "log.txt", "w", encoding="utf-8") as log:
+            subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True)
+    print(f"{name}: trained in {(time.time() - started) / 60:.1f} min of wall time", flush=True)
+
+
+def child_flags(args) -> list[str]:
+    flags = ["--work", args.work, "--resolution", str(args.resolution), "--minutes", str(args.minutes),
+             "--every", str(args.every), "--seed", str(args.seed)]
+    if args.tag:
+        flags += ["--tag", args.tag]
+    if args.train_faces:
+        flags += ["--train-faces", str(args.train_faces)]
+    return flags
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def snapshots(args, name) -> list[tuple[float, Path]]:
+    """(training minutes, generator file) of a run, one per --every minutes."""
+    out = tag_dir(args) / name
+    if name != "nvidia":
+        times = out / "snapshots" / "times.jsonl"
+        if not times.is_file():
+            return []
+        rows = [json.loads(line) for line in times.read_text().splitlines() if line.strip()]
+        return [(row["minutes"], out / "snapshots" / row["file"]) for row in rows]
+    stats = out / "run" / "stats.jsonl"
+    if not stats.is_file():
+        return []
+    ticks = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()]
+    pickles = sorted((out / "run").glob("network-snapshot-*.pkl"))  # one a tick, in the same order
+    written = [(tick["Timing/total_sec"]["mean"] / 60.0, pkl) for tick, pkl in zip(ticks, pickles)]
+    found = []
+    for mark in range(1, int(args.minutes // args.every) + 1):  # the last snapshot written by each mark
+        before = [item for item in written if item[0] <= mark * args.every]
+        if before and before[-1] not in found:
+            found.append(before[-1])
+    if written and written[-1] not in found:  # where the clock stopped it (the first tick end past it)
+        found.append(written[-1])
+    return found
+
+
+def score(args, prepared, name) -> list[dict]:
+    """SWD and colour distance of each snapshot of `name` against the held-out faces; appended to
+    WORK/results.jsonl (snapshots scored already are read back from it)."""
+    import numpy as np
+
+    from keras_anime_gan import metrics
+    from keras_anime_gan.loading import load_generator
+    from keras_anime_gan.sampling import latent_width, latents_for_seed, render
+
+    results_file = Path(args.work) / "results.jsonl"
+    done = {(row["tag"], row["run"], row["file"]) for row in read_results(results_file)}
+    heldout, floor = np.load(prepared["heldout"]), np.load(prepared["floor"])
+    rows = []
+    for minutes, path in snapshots(args, name):
+        key = (tag_dir(args).name, name, str(path.name))
+        if key in done:
+            continue
+        generator = load_generator(str(path))
+        fake = render(generator, latents_for_seed(len(heldout), latent_width(generator), EVAL_SEED))
+        row = {"tag": key[0], "run": name, "file": key[2], "minutes": round(minutes, 3),
+               "resolution": args.resolution, "train_faces": args.train_faces or prepared["split"]["train_files"],
+               **metrics.compute_metrics(heldout, fake, ("swd", "color")),
+               **metrics.noise_floor(heldout, floor, ("swd", "color")), "n": len(heldout)}
+        with open(results_file, "a", encoding="utf-8") as file:
+            file.write(json.dumps(row) + "\n")
+        rows.append(row)
+        print(f"{name} {minutes:5.1f} min: SWD {row['swd']:.1f} (floor {row['swd_floor']:.1f}), colour "
+              f"{row['color']:.2f} (floor {row['color_floor']:.2f})", flush=True)
+    return rows
+
+
+def read_results(path) -> list[dict]:
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="the shared faces (a folder of images)")
+    parser.add_argument("--work", required=True, help="where the split, the runs and results.jsonl live")
+    parser.add_argument("--runs", default="dcgan,stylegan2-tiny,stylegan2-auto,lightweight,lightweight-noaug",
+                        help=f"comma-separated, of {', '.join(RUNS)}")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--every", type=float, default=5.0, help="minutes between scored snapshots")
+    parser.add_argument("--heldout", type=int, default=1000)
+    parser.add_argument("--eval-images", type=int, default=1000)
+    parser.add_argument("--train-faces", type=int, default=None, help="train on the first N training faces only")
+    parser.add_argument("--tag", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-python", default=None, help="a Python with PyTorch for the nvidia run")
+    parser.add_argument("--nvidia-dir", default=None, help="a checkout of NVlabs/stylegan2-ada-pytorch")
+    parser.add_argument("--out", default=None, help="write the page, its curves and grids into this folder")
+    parser.add_argument("--report", action="store_true", help="only write the page from WORK/results.jsonl")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--records", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.runs = [name.strip() for name in args.runs.split(",") if name.strip()]
+    if args.child:
+        train_ours(args, args.child, args.records)
+        return 0
+    if not args.report:
+        unknown = [name for name in args.runs if name not in RUNS]
+        if unknown or ("nvidia" in args.runs and not (args.torch_python and args.nvidia_dir)):
+            parser.error(f"unknown runs {unknown}" if unknown else "the nvidia run needs --torch-python and --nvidia-dir")
+        if not args.data or not Path(args.data).is_dir():
+            print(f"no faces at {args.data}: nothing to measure (give --data)", flush=True)
+            return 0
+        prepared = prepare(args)
+        for name in args.runs:
+            run(args, name, prepared)
+            score(args, prepared, name)
+    if args.out:
+        from ttq_report import write_report
+
+        write_report(Path(args.work), Path(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

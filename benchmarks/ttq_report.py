@@ -1,0 +1,143 @@
+"""The time-to-quality page from WORK/results.jsonl (benchmarks/time_to_quality.py): per setting, a
+table of SWD and colour distance every few minutes beside the noise floor, the curves, and the
+runs' samples at the end side by side; results and machine in docs/time-to-quality.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-auto": "StyleGAN2-ADA auto",
+          "lightweight": "lightweight + DiffAugment", "lightweight-noaug": "lightweight, no augmentation",
+          "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)"}
+SAMPLES = 8
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _settings(rows) -> dict:
+    tags = {}
+    for row in rows:
+        tags.setdefault(row["tag"], {}).setdefault(row["run"], []).append(row)
+    return {tag: {run: sorted(points, key=lambda p: p["minutes"]) for run, points in runs.items()}
+            for tag, runs in tags.items()}
+
+
+def _run_facts(work: Path, tag: str, run: str) -> dict:
+    """images seen, images/s, G updates and precision of a run, from its summary (ours) or log (NVIDIA's)."""
+    folder = work / tag / run
+    summary = folder / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        return {"kimg": data.get("kimg"), "images_per_second": data.get("images_per_second"),
+                "g_updates": data.get("g_updates"), "precision": data.get("precision")}
+    stats = folder / "run" / "stats.jsonl"
+    if stats.is_file():
+        last = json.loads(stats.read_text().splitlines()[-1])
+        kimg, seconds = last["Progress/kimg"]["mean"], last["Timing/total_sec"]["mean"]
+        return {"kimg": round(kimg, 3), "images_per_second": round(1000 * kimg / max(seconds, 1e-9), 1),
+                "g_updates": None, "precision": "float32"}
+    return {}
+
+
+def _mark(minutes, every=5.0):
+    """The column of a snapshot: the nearest whole multiple of `every` minutes (at least one)."""
+    return max(every, round(minutes / every) * every)
+
+
+def _table(runs, key, digits, floor_key) -> list[str]:
+    marks = sorted({_mark(p["minutes"]) for points in runs.values() for p in points})
+    head = "| model | " + " | ".join(f"{m:g} min" for m in marks) + " |"
+    lines = [head, "|" + " --- |" * (len(marks) + 1)]
+    floor = next(iter(runs.values()))[0][floor_key]
+    lines.append("| *real vs real (noise floor)* | " + " | ".join(f"{floor:.{digits}f}" for _ in marks) + " |")
+    for run, points in runs.items():
+        by_mark = {_mark(p["minutes"]): p[key] for p in points}
+        cells = [f"{by_mark[m]:.{digits}f} ({by_mark[m] / floor:.1f}x)" if m in by_mark else "" for m in marks]
+        lines.append(f"| {LABELS.get(run, run)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def curves(runs, path: Path, title: str) -> None:
+    plt = _plt()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, key, label in ((axes[0], "swd", "SWD x1e3"), (axes[1], "color", "colour distance")):
+        floor = next(iter(runs.values()))[0][f"{key}_floor"]
+        for run, points in runs.items():
+            axis.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o", label=LABELS.get(run, run))
+        axis.axhline(floor, color="grey", linestyle="--", label="real vs real (noise floor)")
+        axis.axhline(2 * floor, color="grey", linestyle=":", label="2 x the floor")
+        axis.set_xlabel("training minutes (2 CPU cores)")
+        axis.set_ylabel(label)
+        axis.set_yscale("log")
+    axes[0].legend(fontsize="small")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def sample_grid(work: Path, tag: str, runs, path: Path) -> None:
+    """SAMPLES images of each run's last snapshot in a row, under a row of held-out faces."""
+    import numpy as np
+
+    from keras_anime_gan.loading import load_generator
+    from keras_anime_gan.sampling import latent_width, latents_for_seed, render
+
+    plt = _plt()
+    rows = [("held-out real faces", np.load(work / tag / "data" / "heldout.npy")[:SAMPLES])]
+    for run, points in runs.items():
+        last = points[-1]
+        folder = work / tag / run
+        source = folder / "snapshots" / last["file"] if run != "nvidia" else folder / "run" / last["file"]
+        if source.exists():
+            generator = load_generator(str(source))
+            rows.append((f"{LABELS.get(run, run)}, {last['minutes']:.0f} min",
+                         render(generator, latents_for_seed(SAMPLES, latent_width(generator), 1))))
+    figure, axes = plt.subplots(len(rows), 1, figsize=(SAMPLES * 1.1, 1.35 * len(rows)), squeeze=False)
+    for axis, (label, images) in zip(axes[:, 0], rows):
+        axis.imshow(np.concatenate(list(images), axis=1))
+        axis.set_title(label, fontsize=9, loc="left")
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def write_report(work: Path, out: Path) -> None:
+    from keras_anime_gan.precision import cpu_flags, describe_cpu
+    from time_to_quality import read_results
+
+    out.mkdir(parents=True, exist_ok=True)
+    settings = _settings(read_results(work / "results.jsonl"))
+    cpu = {**describe_cpu(), "flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})}
+    lines = ["# Time to quality: the best faces per CPU-minute", "",
+             "Written by `benchmarks/time_to_quality.py` (the runs' folders and logs are kept, so this page can be "
+             "written again with `--report`). Each model trained alone for the same minutes on the same faces; its "
+             "EMA generator was saved every 5 training minutes and scored afterwards: SWD x1e3 and colour distance "
+             "of 1,000 samples (seed 0) against 1,000 held-out faces that no run trained on, beside the real-vs-real "
+             "noise floor (the held-out faces against 1,000 training faces). In brackets: the value over the floor.",
+             "", f"Machine: {json.dumps(cpu)}.", ""]
+    facts = {}
+    for tag, runs in settings.items():
+        title = f"{tag}: {next(iter(runs.values()))[0]['train_faces']:,} training faces"
+        lines += [f"## {title}", "", "SWD x1e3 (lower is better):", "", *_table(runs, "swd", 1, "swd_floor"), "",
+                  "Colour distance:", "", *_table(runs, "color", 2, "color_floor"), ""]
+        facts[tag] = {run: _run_facts(work, tag, run) for run in runs}
+        lines += ["| model | precision | images seen (k) | images/s | G updates |", "| --- | --- | --- | --- | --- |"]
+        for run, data in facts[tag].items():
+            lines.append(f"| {LABELS.get(run, run)} | {data.get('precision')} | {data.get('kimg')} | "
+                         f"{data.get('images_per_second')} | {data.get('g_updates') or ''} |")
+        curves(runs, out / f"ttq-{tag}.png", title)
+        sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png")
+        lines += ["", f"![curves](ttq-{tag}.png)", "", f"![samples at the end](ttq-{tag}-samples.png)", ""]
+    (out / "time-to-quality.md").write_text("\n".join(lines) + "\n")
+    (out / "time-to-quality.json").write_text(json.dumps({"machine": cpu, "settings": settings, "runs": facts},
+                                                         indent=1))

@@ -1,0 +1,59 @@
+"""The generator's exponential moving average: its decay schedules and the update.
+
+The average is a tracked Keras sub-model of the GAN (`GAN.ema_generator`, a clone of the generator),
+saved and restored with it; the loop calls `update_average` after every generator update.
+
+- `RampedDecay(decay)`: min(decay, (1 + t) / (10 + t)) after t updates, as TensorFlow's
+  `ExponentialMovingAverage(num_updates=...)`, so a short run does not export mostly its random
+  initialisation; BatchNorm statistics are averaged alongside the weights.
+- `HalfLife(kimg, rampup)`: StyleGAN2-ADA's beta = 0.5 ** (batch / ema_nimg), ema_nimg =
+  min(kimg * 1000, images seen * rampup) (rampup 0: off); buffers (w_avg) are copied, not averaged.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+class RampedDecay:
+    copies_buffers = False
+
+    def __init__(self, decay: float):
+        self.decay = float(decay)
+
+    def __call__(self, updates, global_batch):
+        return tf.minimum(tf.constant(self.decay, tf.float32), (1.0 + updates) / (10.0 + updates))
+
+
+class HalfLife:
+    copies_buffers = True
+
+    def __init__(self, kimg: float, rampup: float | None = None):
+        self.kimg, self.rampup = float(kimg), rampup
+
+    def __call__(self, updates, global_batch):
+        batch = tf.cast(global_batch, tf.float32)
+        ema_nimg = self.kimg * 1000.0
+        if self.rampup:  # None or 0: off
+            ema_nimg = tf.minimum(ema_nimg, updates * batch * self.rampup)
+        return tf.pow(0.5, batch / tf.maximum(ema_nimg, 1e-8))
+
+
+def average_of(generator) -> keras.Model:
+    """A frozen clone of `generator` holding its current weights: the start of its average."""
+    average = keras.models.clone_model(generator)
+    average.set_weights(generator.get_weights())
+    average.trainable = False
+    return average
+
+
+def update_average(average, generator, decay, copies_buffers) -> None:
+    """average <- decay * average + (1 - decay) * generator, variable by variable; non-trainable
+    variables copied instead where `copies_buffers`."""
+    for target, variable in zip(average.variables, generator.variables):
+        value = tf.cast(variable, target.dtype)
+        if copies_buffers and not variable.trainable:
+            target.assign(value)  # e.g. StyleGAN's w_avg: the live value, not an average of it
+        else:
+            target.assign(decay * target + (1.0 - decay) * value)
