@@ -53,7 +53,7 @@ def _data(count=BATCH * 2):
 
 
 def run_ours(steps, jit, precision):
-    from keras_anime_gan import create_gan  # first: it turns on oneDNN before TensorFlow loads
+    from keras_anime_gan import create_gan  # before TensorFlow: importing it turns oneDNN on unless set
     import tensorflow as tf
 
     from keras_anime_gan.precision import apply_precision

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package, not an installed one
-import keras_anime_gan  # noqa: E402,F401,I001  (first: it sets TensorFlow's oneDNN and logging options)
+import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import versus  # noqa: E402

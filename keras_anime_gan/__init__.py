@@ -1,12 +1,18 @@
 """keras-anime-gan: train, compare, evaluate, explore and serve GANs that draw anime faces.
 
-Importing the package changes nothing in the caller's process: the GAN classes import TensorFlow
-when first used (so the converter, `keras_anime_gan.data.convert_folder`, runs without it), and
-TensorFlow's start-up settings are the caller's. The command line calls
-`quiet_tensorflow_startup()` first; a script may call it too, before TensorFlow is imported.
+Importing the package imports no TensorFlow (the GAN classes load it when first used, so the
+converter, `keras_anime_gan.data.convert_folder`, runs without it) and changes one thing: when it
+comes before TensorFlow and TF_ENABLE_ONEDNN_OPTS is unset, it sets that variable to 1, so scripts get
+TensorFlow's fast oneDNN CPU kernels on every CPU, as the command line does (`onednn`;
+`TF_ENABLE_ONEDNN_OPTS=0` keeps the plain kernels). TensorFlow's start-up lines stay the caller's:
+the command line calls `quiet_tensorflow_startup()` first; a script may call it too.
 """
 
 import os
+
+from . import onednn
+
+onednn.default_on()
 
 try:
     from importlib.metadata import PackageNotFoundError, version
@@ -21,15 +27,13 @@ _GAN_NAMES = ("GAN", "DCGAN", "LSGAN", "WGAN", "WGANGP", "DynamicGAN", "create_g
 def quiet_tensorflow_startup() -> None:
     """What the command line does before TensorFlow loads (a no-op once it has):
 
-    - TF_ENABLE_ONEDNN_OPTS=1 unless set: TensorFlow turns its oneDNN CPU kernels on by itself only
-      on some Intel CPUs; elsewhere its plain kernels are much slower for these networks (the
-      README's benchmark section has the ratios);
+    - TF_ENABLE_ONEDNN_OPTS=1 unless set (as importing the package does, see `onednn`);
     - TensorFlow's C++ start-up lines ("Could not find cuda drivers", oneDNN notices) kept out of
       stderr unless TF_CPP_MIN_LOG_LEVEL is set (see `_tf_logs`).
     """
     from . import _tf_logs
 
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    onednn.default_on()
     _tf_logs.install()
 
 

@@ -16,7 +16,7 @@ LAYERS = [
     ("config", "callbacks"),
     ("checkpoints", "metrics", "data", "gans", "nvidia", "rest_client"),
     ("precision",),
-    ("sampling", "atomic", "locks", "_tf_logs", "recipes"),
+    ("sampling", "atomic", "locks", "_tf_logs", "onednn", "recipes"),
     ("errors",),
 ]
 LAYER = {unit: depth for depth, units in enumerate(LAYERS) for unit in units}

@@ -27,6 +27,7 @@ import logging
 import keras
 import tensorflow as tf
 
+from .. import onednn as onednn_switch
 from ..precision import with_loss_scaling
 from ..sampling import latent_width, latents_for_seed, render
 from . import fitting
@@ -138,6 +139,7 @@ class GAN(MadeFromOptions, keras.Model):
         adding the objective's `training_callbacks()`, refusing data too small for one step, and
         turning tf.data's autotuner off where the dataset did not choose (`fitting`)."""
         model_name = type(self).__name__
+        onednn_switch.warn_if_off()  # once: TensorFlow was imported first, so it runs its slower kernels
         fitting.check_first_batch(x)
         x, kwargs = fitting.group_real_batches(x, kwargs, self.real_batches_per_step, self.seed, model_name)
         kwargs = fitting.with_callbacks(self.objective.training_callbacks(), args, kwargs, model_name)
@@ -332,13 +334,7 @@ def xla_is_faster() -> bool:
     when oneDNN is off (docs/benchmarks.md has the measured ratios)."""
     if tf.config.list_physical_devices("GPU"):
         return True
-    try:
-        from tensorflow.python.util import _pywrap_util_port  # private: is oneDNN on?
-
-        onednn = _pywrap_util_port.IsMklEnabled()
-    except (ImportError, AttributeError):
-        onednn = False
+    onednn = onednn_switch.is_on()
     if not onednn:
-        log.info("TensorFlow's oneDNN kernels are off (TF_ENABLE_ONEDNN_OPTS=0, or TensorFlow was imported "
-                 "before keras_anime_gan): training with XLA. Import keras_anime_gan first for faster CPU training.")
+        log.info("TensorFlow's oneDNN kernels are off: training with XLA, which beats TensorFlow's plain kernels")
     return not onednn
