@@ -2,6 +2,13 @@
 Keras pattern and the PyTorch DCGAN tutorial loop, same architecture, batch 128, in-memory data.
 
     python benchmarks/bench_train.py [--rounds 3] [--steps 6] [--variants ...] [--mixed-precision] [--gpu]
+                                     [--isa AVX2]
+
+The three ways users run it (`path_*` rows: the command line's start-up, a script that imports the
+package first, a script that imports TensorFlow first) run from an environment without
+TF_ENABLE_ONEDNN_OPTS, as a new user's shell is:
+
+    python benchmarks/bench_train.py --variants path_command_line,path_script,path_script_tensorflow_first,pytorch_tutorial
 
 Each measurement runs in its own process (so peak memory is its own), and the variants are
 interleaved round by round because this machine's speed drifts; medians are reported, with each
@@ -69,6 +76,21 @@ def run_ours(steps, jit, precision):
     started = time.perf_counter()
     gan.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
     return time.perf_counter() - started
+
+
+def run_script_tensorflow_first(steps, jit, precision):
+    """A user's script that imports TensorFlow before the package: TensorFlow's own oneDNN default."""
+    import tensorflow  # noqa: F401
+
+    return run_ours(steps, jit, precision)
+
+
+def run_command_line(steps, jit, precision):
+    """What `train` does before it trains: the command line's start-up, then the same `fit`."""
+    import keras_anime_gan
+
+    keras_anime_gan.quiet_tensorflow_startup()
+    return run_ours(steps, jit, precision)
 
 
 def run_legacy(steps, jit, precision):
@@ -167,9 +189,15 @@ def run_torch(steps, jit, precision):
     return time.perf_counter() - started
 
 
-# name: (function, jit_compile, TF_ENABLE_ONEDNN_OPTS or None to leave the environment alone, precision)
+# name: (function, jit_compile, TF_ENABLE_ONEDNN_OPTS (None: left as the environment has it; UNSET:
+# removed, as a new user's shell has it), precision)
+UNSET = "unset"
 VARIANTS = {
     "ours": (run_ours, None, "1", "float32"),  # what `fit` picks: graph mode with oneDNN on a CPU, XLA on a GPU
+    # The three ways users run it, from a shell that never heard of TF_ENABLE_ONEDNN_OPTS:
+    "path_command_line": (run_command_line, None, UNSET, "float32"),
+    "path_script": (run_ours, None, UNSET, "float32"),  # `import keras_anime_gan` first, then `fit`
+    "path_script_tensorflow_first": (run_script_tensorflow_first, None, UNSET, "float32"),
     "ours_bf16": (run_ours, None, "1", "bfloat16"),
     "ours_xla": (run_ours, True, "1", "float32"),
     # TensorFlow's plain kernels: its own default on CPUs it does not tune for (AMD EPYC here).
@@ -291,9 +319,14 @@ def peak_flops(info, clock_ghz=None):
             "how": f"{cores} cores x {clock:.3f} GHz x FLOP/cycle ({how})"}
 
 
-def child_environment(name):
+def child_environment(name, isa=None):
     onednn = VARIANTS[name][2]
-    return dict(os.environ) if onednn is None else dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn)
+    environment = dict(os.environ, ONEDNN_MAX_CPU_ISA=isa) if isa else dict(os.environ)
+    if onednn == UNSET:
+        environment.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    elif onednn is not None:
+        environment["TF_ENABLE_ONEDNN_OPTS"] = onednn
+    return environment
 
 
 def main():
@@ -307,6 +340,8 @@ def main():
     parser.add_argument("--bf16-steps", type=int, help="timed steps of the bfloat16 rows (default --steps); fewer "
                         "on a CPU without native bf16, where PyTorch's emulated bf16 takes minutes a step")
     parser.add_argument("--clock-ghz", type=float, help="clock for the peak (default: cpu MHz of /proc/cpuinfo)")
+    parser.add_argument("--isa", help="cap oneDNN's instruction set in every child (ONEDNN_MAX_CPU_ISA, e.g. AVX2: "
+                        "what an AVX2-only CPU runs, measured on an AVX-512 one)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -333,7 +368,7 @@ def main():
             command = [sys.executable, __file__, "--child", name, "--steps", str(steps)]
             if args.mixed_precision:
                 command.append("--mixed-precision")
-            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=child_environment(name))
+            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=child_environment(name, args.isa))
             if result.returncode:
                 raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
             record = json.loads(result.stdout.strip().splitlines()[-1])
@@ -344,7 +379,7 @@ def main():
     flops = step_flops()
     peak = peak_flops(info, args.clock_ghz)
     precisions = {name: variant_precision(name, args.mixed_precision) for name in names}
-    summary = {"benchmark": "bench_train", "batch": BATCH, "resolution": RESOLUTION, "rounds": args.rounds,
+    summary = {"benchmark": "bench_train", "isa_cap": args.isa, "batch": BATCH, "resolution": RESOLUTION, "rounds": args.rounds,
                "steps": args.steps, "bf16_steps": args.bf16_steps or args.steps,
                "mixed_precision": args.mixed_precision, "cpu": info,
                "precision": precisions,

@@ -147,7 +147,8 @@ def train_nvidia(args, prepared) -> None:
     out = tag_dir(args) / "nvidia"
     out.mkdir(parents=True, exist_ok=True)
     command = [args.torch_python, str(ROOT / "benchmarks" / "nvidia_cpu_train.py"), "--nvidia-dir", args.nvidia_dir,
-               "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes)]
+               "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes),
+               "--kimg-per-tick", str(args.nvidia_kimg_per_tick)]
     with open(out / "log.txt", "w", encoding="utf-8") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -259,6 +260,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-python", default=None, help="a Python with PyTorch for the nvidia run")
     parser.add_argument("--nvidia-dir", default=None, help="a checkout of NVlabs/stylegan2-ada-pytorch")
+    parser.add_argument("--nvidia-kimg-per-tick", type=float, default=0.032,
+                        help="NVIDIA's snapshot interval (one batch of 32 by default: its loop stops only at a tick end, "
+                             "and on a CPU it trains well under one image a second)")
     parser.add_argument("--out", default=None, help="write the page, its curves and grids into this folder")
     parser.add_argument("--report", action="store_true", help="only write the page from WORK/results.jsonl")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -8,8 +8,6 @@ TensorFlow's fast oneDNN CPU kernels on every CPU, as the command line does (`on
 the command line calls `quiet_tensorflow_startup()` first; a script may call it too.
 """
 
-import os
-
 from . import onednn
 
 onednn.default_on()

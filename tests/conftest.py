@@ -1,8 +1,10 @@
+import atexit
 import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -14,9 +16,30 @@ import keras_anime_gan  # noqa: E402
 keras_anime_gan.quiet_tensorflow_startup()  # before TensorFlow loads: oneDNN kernels on, as the command line has them
 
 ROOT = Path(__file__).resolve().parents[1]
+# The working folder of every test and of the processes tests start: never the checkout, whose runs/
+# may hold what the README's first command (or the user) left there.
+SCRATCH = Path(tempfile.mkdtemp(prefix="keras-anime-gan-tests-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "data" / "anime-faces-96"))
 # NVIDIA StyleGAN2-ADA snapshots and NVIDIA's outputs for them (see that folder's README).
 NVIDIA_FIXTURES = Path(os.environ.get("NVIDIA_STYLEGAN2_ADA_DIR", ROOT.parent / "shared" / "nvidia-stylegan2-ada"))
+
+
+# The long proofs (about a minute or more each on 2 cores): the README's test command leaves them out
+# (pytest.ini: -m "not slow") and `.ci/run` runs them right after it (-m slow). FILE::TEST names.
+SLOW = set()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if f"{Path(str(item.fspath)).name}::{item.originalname}" in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _work_outside_the_checkout(tmp_path_factory, monkeypatch):
+    """Relative paths (the default --out runs/..., tfrecords/, saved_models/) land in a fresh folder."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +64,7 @@ def run_cli(*args, check=True, env=None, timeout=300):
     environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     result = subprocess.run(
         [sys.executable, "-m", "keras_anime_gan", *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, env=environment, timeout=timeout,
+        capture_output=True, text=True, cwd=SCRATCH, env=environment, timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import SCRATCH
 from keras_anime_gan import create_gan
 from keras_anime_gan.callbacks.monitor import TrainingMonitor, sample_diversity
 from keras_anime_gan.sampling import to_uint8
@@ -100,7 +100,7 @@ def test_a_monitor_warning_is_shown_once_by_default():
         "    monitor.on_train_batch_end(batch, {'d_loss': 0.001})\n"
         "assert len(monitor.events) == 1\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    result = subprocess.run([sys.executable, "-c", code], cwd=SCRATCH, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert (result.stdout + result.stderr).count("D has won") == 1

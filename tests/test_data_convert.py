@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli, small_tmpfs
+from conftest import SCRATCH, run_cli, small_tmpfs
 from keras_anime_gan.data import ConversionError, ConversionFailed, convert_folder, synthetic_faces
 
 
@@ -353,7 +353,7 @@ def test_a_worker_dies_with_the_converting_process():
         "    os._exit(0)\n"
         "time.sleep(60)\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=SCRATCH, stdout=subprocess.PIPE, text=True)
     worker = int(process.stdout.readline())
     assert _running(worker)
     process.kill()
@@ -372,7 +372,7 @@ def test_interrupted_conversion_leaves_nothing_readable_and_resumes(synthetic_pn
 
     source, dest = synthetic_pngs, tmp_path / "out"
     command = _convert_command(source, dest, workers)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=SCRATCH, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (dest / ".progress" / "00000.json").exists():
         assert process.poll() is None, "conversion ended before it could be interrupted"
@@ -395,7 +395,7 @@ def test_interrupted_conversion_leaves_nothing_readable_and_resumes(synthetic_pn
         load_dataset(str(dest), 8)
     assert (dest / ".lock").exists()  # the killed converter's lock file stays, but the lock died with it:
 
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)  # the same command resumes
+    subprocess.run(command, cwd=SCRATCH, check=True, capture_output=True)  # the same command resumes
     manifest = json.loads((dest / "dataset.json").read_text())
     assert manifest["num_images"] == 600 and len(manifest["shards"]) == 12
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
@@ -407,7 +407,7 @@ def test_interrupted_conversion_leaves_nothing_readable_and_resumes(synthetic_pn
 def test_a_worker_killed_mid_run_gives_a_clear_error_not_a_hang(synthetic_pngs, tmp_path):
     dest = tmp_path / "out"
     command = _convert_command(synthetic_pngs, dest, 2)
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, cwd=SCRATCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (dest.is_dir() and any(".part" in name for name in os.listdir(dest))):  # workers are busy
         assert process.poll() is None and time.time() < deadline, "conversion ended before a worker was killed"
@@ -420,7 +420,7 @@ def test_a_worker_killed_mid_run_gives_a_clear_error_not_a_hang(synthetic_pngs, 
         raise AssertionError("the conversion hung after losing a worker")
     assert process.returncode == 2 and "worker process died" in stderr, stderr
     assert not (dest / "dataset.json").exists()
-    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(command, cwd=SCRATCH, check=True, capture_output=True)
     manifest = json.loads((dest / "dataset.json").read_text())
     assert manifest["num_images"] == 600
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp") or name.startswith(".")]
@@ -436,7 +436,7 @@ def _shard_checksums_match(dest):
 
 def test_a_second_conversion_into_the_same_destination_is_refused_at_once(synthetic_pngs, tmp_path):
     dest = tmp_path / "out"
-    first = subprocess.Popen(_convert_command(synthetic_pngs, dest, 1), cwd=ROOT, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(_convert_command(synthetic_pngs, dest, 1), cwd=SCRATCH, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (dest / ".convert-state.json").exists():  # written under the lock
@@ -511,14 +511,14 @@ def test_a_real_full_disk_gives_one_line_and_the_same_command_resumes(synthetic_
     with small_tmpfs(tmp_path / "disk", "600k") as disk:
         dest = disk / "out"
         command = _convert_command(synthetic_pngs, dest, 2)
-        full = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        full = subprocess.run(command, cwd=SCRATCH, capture_output=True, text=True, timeout=120)
         kept = sorted(name for name in os.listdir(dest) if name.endswith(".tfrecords"))
         assert full.returncode == 1 and full.stderr.strip().splitlines() == [
             f"error: disk full while writing shard-{len(kept):05d}-of-00012.tfrecords in {dest}: {len(kept)} of 12 "
             "shards are complete; free space and rerun the same command to resume"], full.stderr
         assert len(kept) <= 2 and not [name for name in os.listdir(dest) if name.endswith(".tmp")]  # a shard may not be renamed yet
         subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)  # space freed
-        resumed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(command, cwd=SCRATCH, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         assert _shard_checksums_match(dest)["num_images"] == 600
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import SCRATCH
 from keras_anime_gan.data import DatasetError, convert_folder, describe_source, load_dataset, synthetic_faces
 
 
@@ -158,7 +158,7 @@ def test_a_folder_where_nothing_decodes_fails_at_once_and_one_where_some_do_trai
 
     # In a fresh process with a timeout: a regression that hangs costs a minute, not the whole run.
     try:
-        result = subprocess.run([sys.executable, "-c", FOLDER_SCRIPT, str(garbage), str(mixed)], cwd=ROOT,
+        result = subprocess.run([sys.executable, "-c", FOLDER_SCRIPT, str(garbage), str(mixed)], cwd=SCRATCH,
                                 capture_output=True, text=True, timeout=90)
     except subprocess.TimeoutExpired:
         raise AssertionError("load_dataset hung on a folder of undecodable files")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import SCRATCH
 from keras_anime_gan.data.tfrecord import TFRecordFile, encode_example, frame_record
 
 
@@ -79,7 +79,7 @@ print("tensorflow" in sys.modules)
 """
     path = tmp_path / "convert_only.py"
     path.write_text(script)
-    result = subprocess.run([sys.executable, str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(path)], cwd=SCRATCH, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "False"
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-from conftest import ROOT
+from conftest import SCRATCH
 from keras_anime_gan.data import DatasetError, convert_folder, explain_data_loss, load_dataset, verify_dataset
 
 
@@ -103,7 +103,7 @@ def test_describing_and_verifying_need_no_tensorflow(converted):
     script = ("import sys\nfrom keras_anime_gan.data import describe_source, verify_dataset\n"
               f"describe_source({str(converted)!r})\nassert verify_dataset({str(converted)!r}, progress=False)['ok']\n"
               "print('tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], cwd=SCRATCH, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr[-2000:]
 
 

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SCRATCH
 import hostile
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork, wait4 and /proc: the harness is Linux's")
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork, wait4 and
 
 def _harness(*args, timeout=600):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, str(ROOT / "tests" / "hostile.py"), *args], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, str(ROOT / "tests" / "hostile.py"), *args], cwd=SCRATCH, env=env,
                             capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

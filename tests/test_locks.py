@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import SCRATCH
 from keras_anime_gan.locks import LOCK_NAME, FolderInUseError, folder_lock
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="folders are not locked on Windows")
@@ -31,7 +31,7 @@ with folder_lock(sys.argv[1], "run folder"):
 
 def start_holder(folder, fork=False):
     """A process holding `folder`'s lock (and its forked child's PID, or None) once it said so."""
-    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "fork" if fork else "-"], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), "fork" if fork else "-"], cwd=SCRATCH,
                                stdout=subprocess.PIPE, text=True)
     lines = [process.stdout.readline().strip() for _ in range(3 if fork else 1)]  # the child's line comes any time
     assert "locked" in lines and (not fork or "child" in lines), lines

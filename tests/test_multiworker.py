@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, SCRATCH
 
 
 def _free_ports(count):
@@ -40,7 +40,7 @@ def _run_workers(tmp_path, *extra, command=None):
                     "--steps-per-epoch", "3", "--out", str(tmp_path / f"worker{index}"), "--quiet", *extra]
         else:
             argv = command(index)
-        processes.append(subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        processes.append(subprocess.Popen(argv, cwd=SCRATCH, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for process in processes:
         stdout, stderr = process.communicate(timeout=400)

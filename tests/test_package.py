@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT
+from conftest import SCRATCH
 
 FIRST_USE = """
 import keras_anime_gan
@@ -25,7 +25,7 @@ print(os.environ.get("TF_CPP_MIN_LOG_LEVEL"), os.environ.get("TF_ENABLE_ONEDNN_O
 
 
 def _python(code, env, *args):
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=SCRATCH, env=env,
                           timeout=180)
 
 
@@ -86,10 +86,10 @@ def test_fit_says_once_when_tensorflow_came_first_and_onednn_is_off():
 
 def test_the_command_line_keeps_tensorflow_start_up_lines_out_and_can_show_them():
     command = [sys.executable, "-m", "keras_anime_gan", "train", "--help"]  # imports every model, so TensorFlow
-    quiet = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=_clean_env(), timeout=180)
+    quiet = subprocess.run(command, capture_output=True, text=True, cwd=SCRATCH, env=_clean_env(), timeout=180)
     assert quiet.returncode == 0 and "--resolution" in quiet.stdout
     assert quiet.stderr.strip() == "", quiet.stderr[-2000:]  # no cuda, cuInit, oneDNN or absl lines
-    loud = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=180,
+    loud = subprocess.run(command, capture_output=True, text=True, cwd=SCRATCH, timeout=180,
                           env=dict(_clean_env(), TF_CPP_MIN_LOG_LEVEL="0"))
     assert loud.returncode == 0 and "oneDNN custom operations are on" in loud.stderr
 
@@ -105,7 +105,7 @@ def test_top_level_help_and_version_do_not_import_tensorflow():
         assert result.stdout.strip().splitlines()[-1] == "False", flag
         assert time.perf_counter() - started < 30  # generous: a loaded CI machine; TensorFlow alone takes seconds
     version = subprocess.run([sys.executable, "-m", "keras_anime_gan", "--version"], capture_output=True, text=True,
-                             cwd=ROOT, timeout=60)
+                             cwd=SCRATCH, timeout=60)
     assert version.stdout.strip().startswith("keras-anime-gan 0.")
 
 

@@ -33,7 +33,8 @@ from keras_anime_gan.errors import UserError  # noqa: E402
 from keras_anime_gan.studio import engine as engines  # noqa: E402
 from keras_anime_gan.studio.app import MAX_UPLOAD, create_app  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import SCRATCH  # noqa: E402
+
 RES = 32
 CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -328,7 +329,7 @@ def test_the_command_serves_until_interrupted_and_start_up_errors_are_one_line(m
 
     port = _free_port()
     command = [sys.executable, "-m", "keras_anime_gan", "studio", str(dcgan_file), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    process = subprocess.Popen(command, cwd=SCRATCH, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     try:
         line = ""

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli, small_tmpfs, tiny_config
+from conftest import ROOT, SCRATCH, run_cli, small_tmpfs, tiny_config
 from keras_anime_gan import callbacks as cb
 from keras_anime_gan import create_gan
 from keras_anime_gan.checkpoints import latest_checkpoint
@@ -156,7 +156,7 @@ class ResumeProbe(keras.callbacks.Callback):
 def test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state(tmp_path, capsys):
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(_train_command(out, 3, "--ema", "0.9"), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(_train_command(out, 3, "--ema", "0.9"), cwd=SCRATCH, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     _wait_for_checkpoint(process, out)
     process.send_signal(signal.SIGKILL)
@@ -216,7 +216,7 @@ def test_a_run_folder_holds_one_process_and_a_stopped_run_can_generate(tmp_path)
     epochs; SIGTERM saves a checkpoint, stops cleanly and writes generator.keras from it."""
     out = tmp_path / "run"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(_train_command(out, 50), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(_train_command(out, 50), cwd=SCRATCH, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_checkpoint(process, out)
     second = run_cli("train", *TINY, "--epochs", "50", "--out", out, "--quiet", check=False)
     assert second.returncode == 2 and f"run folder {out} is in use by process {process.pid}" in second.stderr
@@ -405,7 +405,7 @@ train(TrainConfig.from_json(json.loads(sys.argv[1])))
 def test_a_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path):
     out = tmp_path / "run"
     config = tiny_config(out, epochs=5, steps_per_epoch=2, metric_interval=2)
-    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, json.dumps(config.to_json())], cwd=ROOT,
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_CHECKPOINT, json.dumps(config.to_json())], cwd=SCRATCH,
                             capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert killed.returncode == 17, killed.stderr[-3000:]
     assert latest_checkpoint(str(out / "checkpoints"))[1] == 3
