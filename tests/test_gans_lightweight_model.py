@@ -23,7 +23,7 @@ def test_presets_resolve_once_and_options_are_checked():
     assert (g.channel_base, g.channel_max, d.channel_base, d.channel_max, g.latent_dim) == (512, 64, 512, 128, 128)
     assert d.decoder_resolution == 16 and d.d_output == 5 and g.sle and g.upsample == "bilinear"
     objective = gan.objective
-    assert objective.diffaugment == ("color", "translation") and objective.d_learning_rate == 1e-3
+    assert objective.diffaugment == ("color", "translation") and objective.d_learning_rate == 2e-4
     assert gan.ema is not None and gan.ema.decay == 0.999 and gan.ema_generator is not gan.generator
     assert create_gan("lightweight", 128, **SMALL).generator.resolution == 128
     with pytest.raises(ConfigError, match="resolution 48 is not supported by lightweight"):

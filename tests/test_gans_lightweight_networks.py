@@ -212,7 +212,7 @@ def test_presets_and_overrides():
         config = N.preset(resolution)
         assert config["generator"]["resolution"] == config["discriminator"]["resolution"] == resolution
         assert config["discriminator"]["decoder_resolution"] == N.default_decoder_resolution(resolution)
-        assert config["training"]["learning_rate"] == 0.001 and config["training"]["betas"] == (0.5, 0.999)
+        assert config["training"]["learning_rate"] == 2e-4 and config["training"]["betas"] == (0.5, 0.999)
         assert config["training"]["batch_size"] == (32 if resolution <= 64 else 16)
     config = N.preset(64, channel_base=1024, g_channel_max=32, d_norm="batch", batch_size=8)
     assert config["generator"]["channel_base"] == config["discriminator"]["channel_base"] == 1024

@@ -72,7 +72,7 @@ class LightweightObjective(Objective):
     """Hinge loss with the discriminator's reconstruction loss; see the module docstring."""
 
     metric_names = Objective.metric_names + ("recon",)
-    d_learning_rate = g_learning_rate = 1e-3
+    d_learning_rate = g_learning_rate = 2e-4
     beta_1, beta_2 = 0.5, 0.999
 
     def __init__(self, reconstruction_weight=1.0, **kwargs):

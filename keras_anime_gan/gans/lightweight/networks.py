@@ -255,7 +255,7 @@ def preset(resolution=64, **overrides):
                          reconstruction=True, decoder_resolution=default_decoder_resolution(resolution),
                          decoder_upsample="nearest", decoder_channel_base=None, decoder_activation="leaky",
                          norm=None)
-    training = dict(batch_size=32 if resolution <= 64 else 16, learning_rate=0.001, betas=(0.5, 0.999),
+    training = dict(batch_size=32 if resolution <= 64 else 16, learning_rate=2e-4, betas=(0.5, 0.999),
                     reconstruction_weight=1.0, augment_policy="color,translation", ema_beta=0.999)
     sections = {"generator": generator, "discriminator": discriminator, "training": training}
     prefixes = {"g_": "generator", "d_": "discriminator"}
