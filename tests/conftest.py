@@ -25,9 +25,44 @@ SHARED_FACES = Path(os.environ.get("ANIME_FACES_DIR", ROOT.parent / "shared" / "
 NVIDIA_FIXTURES = Path(os.environ.get("NVIDIA_STYLEGAN2_ADA_DIR", ROOT.parent / "shared" / "nvidia-stylegan2-ada"))
 
 
-# The long proofs (about a minute or more each on 2 cores): the README's test command leaves them out
-# (pytest.ini: -m "not slow") and `.ci/run` runs them right after it (-m slow). FILE::TEST names.
-SLOW = set()
+# The long proofs (13 s or more each on a 2-core AMD EPYC; the slowest 205 s): the README's test command
+# leaves them out (pytest.ini: -m "not slow") and `.ci/run` runs them right after it (-m slow).
+SLOW = {
+    "test_cli.py::test_resume_takes_the_saved_configuration_and_changes_only_what_is_safe",
+    "test_edit.py::test_projecting_a_generated_face_recovers_it",
+    "test_explore.py::test_cli_generate_evaluate_and_explore",
+    "test_export.py::test_cli_export_from_a_run_folder",
+    "test_gans_classic.py::test_every_gan_trains_and_reloads",
+    "test_gans_classic.py::test_gan_moves_toward_a_2d_mixture",
+    "test_gans_classic.py::test_two_replica_mirrored_step_equals_one_replica_step",
+    "test_gans_lightweight_model.py::test_a_run_trains_resumes_and_exports",
+    "test_gans_stylegan2_augment.py::test_r1_through_augmentation_compiles_under_xla_for_batches_of_unknown_size",
+    "test_gans_stylegan2_model.py::test_fit_watches_p_between_steps",
+    "test_gans_stylegan2_model.py::test_logs_show_the_current_p_and_r_t",
+    "test_gans_stylegan2_model.py::test_micro_batches_make_the_whole_batchs_update",
+    "test_gans_stylegan2_model.py::test_micro_batches_under_xla_on_a_cpu_unroll_their_passes",
+    "test_gans_stylegan2_model.py::test_one_step_runs_every_phase_and_moves_ada_p",
+    "test_gans_stylegan2_model.py::test_tiny_stylegan2_ada_moves_toward_the_real_faces",
+    "test_gans_stylegan2_model.py::test_two_replicas_train_stylegan2_ada_as_one_replica_does",
+    "test_gans_stylegan2_training.py::test_resume_restores_every_piece_of_state_and_counters_go_on",
+    "test_gans_stylegan2_training.py::test_export_has_the_three_signatures_and_truncates_in_w",
+    "test_gans_stylegan2_training.py::test_trains_on_the_converters_nvidia_layout_directly",
+    "test_multiworker.py::test_two_stylegan2_workers_keep_identical_weights_ada_p_and_path_length_mean",
+    "test_multiworker.py::test_two_workers_on_loopback_train_to_identical_weights",
+    "test_nvidia_runs.py::test_an_imported_run_is_generated_from_and_trained_on_like_any_run",
+    "test_nvidia_runs.py::test_init_from_starts_a_new_run_from_the_networks_with_fresh_training_state",
+    "test_precision.py::test_a_run_resumes_in_another_precision",
+    "test_precision.py::test_checkpoints_restore_across_precisions",
+    "test_precision.py::test_stylegan2_ada_trains_in_reduced_precision_with_every_phase",
+    "test_showcase.py::test_tiny_run_writes_figures_and_sane_numbers",
+    "test_studio.py::test_in_a_real_browser",
+    "test_training.py::test_a_kill_between_checkpoint_and_history_row_loses_no_epoch",
+    "test_training.py::test_a_run_folder_from_before_the_loop_redesign_is_refused_in_one_line_and_still_generates",
+    "test_training.py::test_a_run_folder_holds_one_process_and_a_stopped_run_can_generate",
+    "test_training.py::test_a_run_that_goes_nan_fails_keeps_its_last_good_checkpoint_and_resumes_from_it",
+    "test_training.py::test_cli_run_leaves_every_artifact",
+    "test_training.py::test_sigkill_after_first_checkpoint_then_resume_continues_from_its_state",
+}
 
 
 def pytest_collection_modifyitems(items):
