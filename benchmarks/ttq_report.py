@@ -1,6 +1,7 @@
 """The time-to-quality page from WORK/results.jsonl (benchmarks/time_to_quality.py): per setting, a
 table of SWD and colour distance every few minutes beside the noise floor, the curves, and the
-runs' samples at the end side by side; results and machine in docs/time-to-quality.json."""
+runs' samples at the end side by side; results and machine in docs/time-to-quality.json. WORK/notes.md,
+when present, is the page's reading of the runs, placed after its introduction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-auto": "StyleGAN2-ADA auto",
           "lightweight": "lightweight + DiffAugment", "lightweight-noaug": "lightweight, no augmentation",
-          "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)"}
+          "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
+          "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
 
 
@@ -125,6 +127,9 @@ def write_report(work: Path, out: Path) -> None:
              "of 1,000 samples (seed 0) against 1,000 held-out faces that no run trained on, beside the real-vs-real "
              "noise floor (the held-out faces against 1,000 training faces). In brackets: the value over the floor.",
              "", f"Machine: {json.dumps(cpu)}.", ""]
+    notes = work / "notes.md"  # what the runs say, written by whoever ran them, kept beside them
+    if notes.is_file():
+        lines += [notes.read_text().strip(), ""]
     facts = {}
     for tag, runs in settings.items():
         title = f"{tag}: {next(iter(runs.values()))[0]['train_faces']:,} training faces"
