@@ -1,7 +1,7 @@
 """TensorFlow's oneDNN CPU kernels, on by default for programs that import this package first.
 
 TensorFlow turns its oneDNN kernels on by itself only on some Intel CPUs; on AMD CPUs (and Intel ones
-it does not list) its plain kernels train these GANs about 1.4x slower (docs/benchmarks.md). The
+it does not list) its plain kernels train these GANs 1.4-1.8x slower (docs/benchmarks.md). The
 switch, TF_ENABLE_ONEDNN_OPTS, is read once, when TensorFlow loads, so the package sets it to 1 when
 it is imported before TensorFlow and the variable is unset. `TF_ENABLE_ONEDNN_OPTS=0` in the
 environment keeps TensorFlow's plain kernels; nothing else in the caller's process changes.
@@ -60,5 +60,5 @@ def warn_if_off() -> bool:
         return False
     _warned = True
     log.warning("TensorFlow's oneDNN CPU kernels are off because TensorFlow was imported before keras_anime_gan: "
-                "training runs about 1.4x slower on this CPU. To fix it, %s.", FIX)
+                "training runs 1.4-1.8x slower on AMD CPUs. To fix it, %s.", FIX)
     return True
