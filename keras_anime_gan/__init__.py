@@ -23,15 +23,11 @@ _GAN_NAMES = ("GAN", "DCGAN", "LSGAN", "WGAN", "WGANGP", "DynamicGAN", "create_g
 
 
 def quiet_tensorflow_startup() -> None:
-    """What the command line does before TensorFlow loads (a no-op once it has):
-
-    - TF_ENABLE_ONEDNN_OPTS=1 unless set (as importing the package does, see `onednn`);
-    - TensorFlow's C++ start-up lines ("Could not find cuda drivers", oneDNN notices) kept out of
-      stderr unless TF_CPP_MIN_LOG_LEVEL is set (see `_tf_logs`).
-    """
+    """What the command line does before TensorFlow loads (a no-op once it has): TensorFlow's C++
+    start-up lines ("Could not find cuda drivers", oneDNN notices) kept out of stderr unless
+    TF_CPP_MIN_LOG_LEVEL is set (see `_tf_logs`). oneDNN's default is set by importing the package."""
     from . import _tf_logs
 
-    onednn.default_on()
     _tf_logs.install()
 
 

@@ -19,7 +19,7 @@ FIX = (f"put `import keras_anime_gan` before `import tensorflow` (or `import ker
        f"or set {VARIABLE}=1 in the environment")
 
 log = logging.getLogger(__name__)
-_warned = False
+_checked = False  # fit asks on every call; the answer cannot change within a process
 
 
 def default_on() -> bool:
@@ -51,14 +51,16 @@ def warn_if_off() -> bool:
     """Once per process, when training on an x86 CPU with oneDNN off although nobody asked for that
     (TensorFlow was imported before this package): says so with the line that fixes it. Returns
     whether it warned now."""
-    global _warned
-    if _warned or turned_off_by_user() or platform.machine().lower() not in ("x86_64", "amd64"):
+    global _checked
+    if _checked:
+        return False
+    _checked = True
+    if turned_off_by_user() or platform.machine().lower() not in ("x86_64", "amd64"):
         return False
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU") or is_on():
         return False
-    _warned = True
     log.warning("TensorFlow's oneDNN CPU kernels are off because TensorFlow was imported before keras_anime_gan: "
                 "training runs 1.4-1.8x slower on AMD CPUs. To fix it, %s.", FIX)
     return True
