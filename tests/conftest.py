@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 
 import keras_anime_gan  # noqa: E402
 
-keras_anime_gan.quiet_tensorflow_startup()  # before TensorFlow loads: oneDNN kernels on, as the command line has them
+keras_anime_gan.quiet_tensorflow_startup()  # the command line's quiet start-up (the import above set oneDNN's default)
 
 ROOT = Path(__file__).resolve().parents[1]
 # The working folder of every test and of the processes tests start: never the checkout, whose runs/
