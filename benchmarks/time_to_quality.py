@@ -40,6 +40,9 @@ RUNS = {
     "stylegan2-auto": ("stylegan2-ada", {"preset": "auto"}),
     "lightweight": ("lightweight", {}),
     "lightweight-noaug": ("lightweight", {"augment": "none"}),
+    # DiffAugment without its colour transform (lightweight-gan's default policy): brightness and
+    # saturation drawn over wide ranges for every image can leak into what G learns to draw.
+    "lightweight-translation-cutout": ("lightweight", {"augment": "diffaugment:translation,cutout"}),
     "nvidia": ("nvidia", {}),
 }
 EVAL_SEED = 0
