@@ -136,3 +136,65 @@ def test_blocks_shapes_configs_and_activations():
         L.UpBlock(6, 4, activation="relu")
     with pytest.raises(ValueError, match="norm must be"):
         L.DownBlock(6, 4, norm="layer")
+
+
+def _conv_numpy(x, kernel):
+    """'same' 3x3 stride-1 convolution (cross-correlation, zero padding), written out."""
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    height, width = x.shape[1:3]
+    patches = np.stack([padded[:, i:i + height, j:j + width] for i in range(3) for j in range(3)], axis=3)
+    return np.einsum("bhwkc,kcf->bhwf", patches, kernel.reshape(9, x.shape[-1], -1))
+
+
+def test_spectral_conv_divides_by_the_largest_singular_value_and_differentiates_through_it():
+    conv = L._conv(4, 6, 3, "float32", "conv", use_bias=False, spectral=True)
+    assert isinstance(conv, L.SpectralConv2D)
+    x = tf.constant(RNG.normal(size=(2, 5, 5, 4)).astype(np.float32))
+    u = conv.spectral_u.numpy().copy()
+    conv(x)  # outside training: the stored estimate, unchanged
+    np.testing.assert_array_equal(conv.spectral_u.numpy(), u)
+    for _ in range(50):  # power iterations, one a training call
+        conv(x, training=True)
+    assert not np.allclose(conv.spectral_u.numpy(), u)
+    kernel = conv.kernel.numpy()
+    sigma = np.linalg.svd(kernel.reshape(-1, 6), compute_uv=False)[0]
+    np.testing.assert_allclose(conv(x).numpy(), _conv_numpy(x.numpy(), kernel / sigma), rtol=1e-4, atol=1e-5)
+    assert np.linalg.svd(conv.normalized_kernel().numpy().reshape(-1, 6), compute_uv=False)[0] == pytest.approx(1, 1e-4)
+
+    # d/dW sum(conv(x, W / sigma(W))^2), sigma = v^T W u with the converged u, v: central differences
+    # in float64 NumPy along a random direction, against the layer's gradient.
+    weights = kernel.astype(np.float64).reshape(-1, 6)
+    v = np.linalg.svd(weights)[0][:, 0]
+    u_vec = np.linalg.svd(weights)[2][0]
+
+    def loss(w):
+        return np.sum(_conv_numpy(x.numpy().astype(np.float64), (w / (v @ w @ u_vec)).reshape(kernel.shape)) ** 2)
+
+    direction = RNG.normal(size=weights.shape)
+    numeric = (loss(weights + 1e-4 * direction) - loss(weights - 1e-4 * direction)) / 2e-4
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(tf.square(conv(x)))
+    gradient = tape.gradient(value, conv.kernel).numpy().reshape(-1, 6)
+    assert np.sum(gradient * direction) == pytest.approx(numeric, rel=2e-3)
+    # With sigma held constant (keras.layers.SpectralNormalization's semantics) the gradient differs.
+    normalized = tf.Variable(kernel / sigma)
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(tf.square(tf.nn.conv2d(x, normalized, 1, "SAME")))
+    frozen = tape.gradient(value, normalized).numpy().reshape(-1, 6) / sigma
+    assert abs(np.sum(frozen * direction) - numeric) > 10 * abs(np.sum(gradient * direction) - numeric)
+
+
+def test_spectral_conv_saves_its_estimate_and_runs_in_bfloat16(tmp_path):
+    block = L.DownBlock(4, 8, spectral=True, name="down")
+    x = tf.constant(RNG.normal(size=(2, 8, 8, 4)).astype(np.float32))
+    block(x, training=True)
+    model = keras.Sequential([keras.Input((8, 8, 4)), block])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.layers[0].get_config()["spectral"] is True
+    for a, b in zip(model.layers[0].variables, loaded.layers[0].variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(model(x).numpy(), loaded(x).numpy())
+    policy = keras.mixed_precision.Policy("mixed_bfloat16")
+    conv = L._conv(4, 8, 3, policy, "conv", spectral=True)
+    assert conv(x, training=True).dtype == tf.bfloat16 and conv.spectral_u.dtype == "float32"

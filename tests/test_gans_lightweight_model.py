@@ -97,3 +97,32 @@ def test_a_nan_loop_is_caught_by_the_failure_monitor():
     faces = np.random.default_rng(0).uniform(-1, 1, (64, 32, 32, 3)).astype(np.float32)
     history = gan.fit(faces, batch_size=8, epochs=3, verbose=0, callbacks=[monitor])
     assert monitor.failure["kind"] == "non_finite" and len(history.epoch) < 3
+
+
+def test_spectral_norm_option_normalises_the_chosen_networks_and_trains(tmp_path):
+    from keras_anime_gan.gans.lightweight.layers import SpectralConv2D
+    from keras_anime_gan.loading import load_generator
+
+    def convs(network):
+        return [layer for layer in network._flatten_layers() if isinstance(layer, keras.layers.Conv2D)]
+
+    plain = create_gan("lightweight", 32, seed=0, **SMALL)
+    assert not any(isinstance(layer, SpectralConv2D) for layer in convs(plain.generator) + convs(plain.discriminator))
+    d_only = create_gan("lightweight", 32, seed=0, spectral_norm="discriminator", **SMALL)
+    assert all(isinstance(layer, SpectralConv2D) for layer in convs(d_only.discriminator))
+    assert not any(isinstance(layer, SpectralConv2D) for layer in convs(d_only.generator))
+    with pytest.raises(ConfigError, match="spectral_norm: must be one of none, discriminator, both"):
+        create_gan("lightweight", 32, spectral_norm="yes")
+
+    gan = create_gan("lightweight", 32, seed=0, spectral_norm="both", **SMALL)
+    assert all(isinstance(layer, SpectralConv2D) for layer in convs(gan.generator) + convs(gan.discriminator))
+    gan.compile(jit_compile=False)
+    estimates = [layer.spectral_u.numpy().copy() for layer in convs(gan.discriminator)]
+    faces = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 3)).astype(np.float32)
+    logs = gan.fit(faces, batch_size=8, epochs=1, verbose=0).history
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    assert all(not np.allclose(before, layer.spectral_u.numpy())
+               for before, layer in zip(estimates, convs(gan.discriminator)))  # every D conv iterated
+    load_generator(gan).save(tmp_path / "generator.keras")
+    loaded = load_generator(str(tmp_path / "generator.keras"))
+    np.testing.assert_array_equal(loaded(tf.ones([2, 128])).numpy(), load_generator(gan)(tf.ones([2, 128])).numpy())

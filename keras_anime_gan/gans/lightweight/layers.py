@@ -12,6 +12,11 @@ of them compile under XLA:
   `adaptive_pool` the same to a fixed output size.
 - `FusedBatchNormalization`: Keras's BatchNormalization whose training step on one replica is
   TensorFlow's fused kernel (faster on CPUs than Keras's separate moments, in bfloat16 most of all).
+- `SpectralConv2D`: a Conv2D whose kernel is divided by its largest singular value (spectral
+  normalisation, Miyato et al. 2018, as FastGAN's convolutions): the trainable kernel stays as it is
+  and the division is part of the graph, so gradients flow through sigma (PyTorch's
+  `spectral_norm`; `keras.layers.SpectralNormalization` instead overwrites the kernel with its
+  normalised value, so the optimizer never sees sigma's gradient).
 - `quarter(x, crop)`: one of the four quadrants, chosen per batch or per sample by an integer
   (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right).
 
@@ -162,9 +167,49 @@ def _batch_norm(channels, dtype, name):
     return _built(layer, (None, None, None, channels))
 
 
-def _conv(in_channels, filters, kernel, dtype, name, strides=1, padding="same", use_bias=True):
-    layer = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=use_bias, dtype=dtype,
-                                name=name)
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SpectralConv2D(keras.layers.Conv2D):
+    """keras.layers.Conv2D computing with kernel / sigma, sigma the kernel's largest singular value
+    (as a (k * k * in_channels, filters) matrix) by one power iteration per training call from the
+    non-trainable `spectral_u` (filters,); outside training the stored estimate is used as it is.
+    The iteration runs in float32 whatever the policy; u and v carry no gradient, sigma does."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        # "mean": replicas that each updated u agree on their average (its length does not matter).
+        self.spectral_u = self.add_weight(name="spectral_u", shape=(self.filters,), trainable=False,
+                                          initializer=keras.initializers.RandomNormal(), aggregation="mean")
+
+    def normalized_kernel(self, training=False):
+        kernel = tf.cast(self.kernel.value, tf.float32)  # the float32 variable, not an autocast copy
+        matrix = tf.reshape(kernel, [-1, self.filters])
+        u = tf.cast(self.spectral_u.value, tf.float32)[None, :]
+        v = tf.stop_gradient(tf.math.l2_normalize(tf.matmul(u, matrix, transpose_b=True)))
+        if training:
+            u = tf.stop_gradient(tf.math.l2_normalize(tf.matmul(v, matrix)))
+            self.spectral_u.assign(u[0])
+        else:
+            u = tf.math.l2_normalize(u)
+        sigma = tf.reduce_sum(tf.matmul(v, matrix) * u)
+        return tf.cast(kernel / sigma, self.compute_dtype)
+
+    # Conv2D stores its kernel and bias only; u goes with them (a loaded network normalises as it did).
+    def save_own_variables(self, store):
+        keras.layers.Layer.save_own_variables(self, store)
+
+    def load_own_variables(self, store):
+        keras.layers.Layer.load_own_variables(self, store)
+
+    def call(self, inputs, training=False):
+        outputs = self.convolution_op(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            outputs = outputs + tf.cast(self.bias, outputs.dtype)
+        return outputs if self.activation is None else self.activation(outputs)
+
+
+def _conv(in_channels, filters, kernel, dtype, name, strides=1, padding="same", use_bias=True, spectral=False):
+    conv = SpectralConv2D if spectral else keras.layers.Conv2D
+    layer = conv(filters, kernel, strides=strides, padding=padding, use_bias=use_bias, dtype=dtype, name=name)
     return _built(layer, (None, None, None, in_channels))
 
 
@@ -189,20 +234,20 @@ class UpBlock(_Block):
     gated by the sigmoid of the second) or "leaky" (ReLU slope 0.2, half the conv's cost)."""
 
     def __init__(self, in_channels, out_channels, upsample="bilinear", convs=1, norm="batch", activation="glu",
-                 **kwargs):
+                 spectral=False, **kwargs):
         super().__init__(**kwargs)
         self.upsample, self.norm, self.convs = check_upsample(upsample), check_norm(norm), int(convs)
         self.activation = check_activation(activation)
         if self.convs < 1:
             raise ValueError(f"convs must be >= 1, got {convs}")
         self._remember(in_channels=int(in_channels), out_channels=int(out_channels), upsample=self.upsample,
-                       convs=self.convs, norm=self.norm, activation=self.activation)
+                       convs=self.convs, norm=self.norm, activation=self.activation, spectral=bool(spectral))
         filters = activation_factor(self.activation) * int(out_channels)
         self.conv_layers, self.norm_layers = [], []
         channels = int(in_channels)
         for index in range(self.convs):
             self.conv_layers.append(_conv(channels, filters, 3, self.dtype_policy, f"conv{index}",
-                                          use_bias=self.norm is None))
+                                          use_bias=self.norm is None, spectral=spectral))
             if self.norm:
                 self.norm_layers.append(_batch_norm(filters, self.dtype_policy, f"norm{index}"))
             channels = int(out_channels)
@@ -211,7 +256,7 @@ class UpBlock(_Block):
     def call(self, x, training=False):
         x = upsample2x(x, self.upsample)
         for index, conv in enumerate(self.conv_layers):
-            x = conv(x)
+            x = conv(x, training=training)
             if self.norm:
                 x = self.norm_layers[index](x, training=training)
             x = activate(x, self.activation)
@@ -225,19 +270,20 @@ class SkipExcitation(_Block):
     low (B, s, s, low_channels), s a multiple of 4 -> block means to 4x4 -> 4x4 valid conv ->
     leaky ReLU(0.1) -> 1x1 conv -> sigmoid: one (B, 1, 1, high_channels) gate that multiplies high."""
 
-    def __init__(self, low_channels, high_channels, **kwargs):
+    def __init__(self, low_channels, high_channels, spectral=False, **kwargs):
         super().__init__(**kwargs)
-        self._remember(low_channels=int(low_channels), high_channels=int(high_channels))
-        self.squeeze = _conv(low_channels, high_channels, 4, self.dtype_policy, "squeeze", padding="valid")
-        self.excite = _conv(high_channels, high_channels, 1, self.dtype_policy, "excite")
+        self._remember(low_channels=int(low_channels), high_channels=int(high_channels), spectral=bool(spectral))
+        self.squeeze = _conv(low_channels, high_channels, 4, self.dtype_policy, "squeeze", padding="valid",
+                             spectral=spectral)
+        self.excite = _conv(high_channels, high_channels, 1, self.dtype_policy, "excite", spectral=spectral)
         self.built = True
 
-    def gate(self, low):
-        x = tf.nn.leaky_relu(self.squeeze(adaptive_pool(low, 4)), alpha=0.1)
-        return tf.sigmoid(self.excite(x))
+    def gate(self, low, training=False):
+        x = tf.nn.leaky_relu(self.squeeze(adaptive_pool(low, 4), training=training), alpha=0.1)
+        return tf.sigmoid(self.excite(x, training=training))
 
-    def call(self, low, high):
-        return high * tf.cast(self.gate(low), high.dtype)
+    def call(self, low, high, training=False):
+        return high * tf.cast(self.gate(low, training), high.dtype)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -246,14 +292,15 @@ class DownBlock(_Block):
     sqrt(1/2) * (main + skip), main = 4x4 stride-2 conv, leaky, 3x3 conv, leaky; skip = 2x2 mean,
     1x1 conv, leaky (leaky ReLU slope 0.2; batch norm before each leaky when `norm`)."""
 
-    def __init__(self, in_channels, out_channels, norm=None, **kwargs):
+    def __init__(self, in_channels, out_channels, norm=None, spectral=False, **kwargs):
         super().__init__(**kwargs)
         self.norm = check_norm(norm)
-        self._remember(in_channels=int(in_channels), out_channels=int(out_channels), norm=self.norm)
+        self._remember(in_channels=int(in_channels), out_channels=int(out_channels), norm=self.norm,
+                       spectral=bool(spectral))
         policy, bias = self.dtype_policy, self.norm is None
-        self.down = _conv(in_channels, out_channels, 4, policy, "down", strides=2, use_bias=bias)
-        self.conv = _conv(out_channels, out_channels, 3, policy, "conv", use_bias=bias)
-        self.skip = _conv(in_channels, out_channels, 1, policy, "skip", use_bias=bias)
+        self.down = _conv(in_channels, out_channels, 4, policy, "down", strides=2, use_bias=bias, spectral=spectral)
+        self.conv = _conv(out_channels, out_channels, 3, policy, "conv", use_bias=bias, spectral=spectral)
+        self.skip = _conv(in_channels, out_channels, 1, policy, "skip", use_bias=bias, spectral=spectral)
         self.norm_layers = ([_batch_norm(out_channels, policy, f"norm{index}") for index in range(3)]
                             if self.norm else [])
         self.built = True
@@ -264,8 +311,9 @@ class DownBlock(_Block):
         return tf.nn.leaky_relu(x, alpha=0.2)
 
     def call(self, x, training=False):
-        main = self._act(self.conv(self._act(self.down(x), 0, training)), 1, training)
-        skip = self._act(self.skip(downsample(x, 2)), 2, training)
+        main = self._act(self.conv(self._act(self.down(x, training=training), 0, training), training=training), 1,
+                         training)
+        skip = self._act(self.skip(downsample(x, 2), training=training), 2, training)
         return (main + skip) * tf.constant(math.sqrt(0.5), main.dtype)
 
 
@@ -275,22 +323,22 @@ class Decoder(_Block):
     float32 in [-1, 1], k = len(channels): per entry an `UpBlock` (upsample, 3x3 conv, activation,
     no norm), then a 3x3 conv to RGB and tanh."""
 
-    def __init__(self, in_channels, channels, upsample="nearest", activation="glu", **kwargs):
+    def __init__(self, in_channels, channels, upsample="nearest", activation="glu", spectral=False, **kwargs):
         super().__init__(**kwargs)
         channels = [int(c) for c in channels]
         self.upsample, self.activation = check_upsample(upsample), check_activation(activation)
         self._remember(in_channels=int(in_channels), channels=channels, upsample=self.upsample,
-                       activation=self.activation)
+                       activation=self.activation, spectral=bool(spectral))
         self.stages = []
         previous = int(in_channels)
         for index, width in enumerate(channels):
             self.stages.append(UpBlock(previous, width, self.upsample, convs=1, norm=None, activation=self.activation,
-                                       dtype=self.dtype_policy, name=f"up{index}"))
+                                       spectral=spectral, dtype=self.dtype_policy, name=f"up{index}"))
             previous = width
-        self.to_rgb = _conv(previous, 3, 3, self.dtype_policy, "to_rgb")
+        self.to_rgb = _conv(previous, 3, 3, self.dtype_policy, "to_rgb", spectral=spectral)
         self.built = True
 
     def call(self, x, training=False):
         for stage in self.stages:
             x = stage(x, training=training)
-        return tf.tanh(tf.cast(self.to_rgb(x), tf.float32))
+        return tf.tanh(tf.cast(self.to_rgb(x, training=training), tf.float32))

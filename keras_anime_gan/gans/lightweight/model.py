@@ -27,6 +27,8 @@ from ..options import GANOptions, _check_augment, option
 from .layers import UPSAMPLES
 from .networks import LightweightDiscriminator, LightweightGenerator, check_resolution, preset
 
+SPECTRAL_NORMS = ("none", "discriminator", "both")
+
 # Network option -> (section of `preset`, its key there).
 _PRESET_KEYS = {"latent_dim": ("generator", "latent_dim"), "g_channel_base": ("generator", "channel_base"),
                 "g_channel_max": ("generator", "channel_max"), "d_channel_base": ("discriminator", "channel_base"),
@@ -64,6 +66,9 @@ class LightweightOptions(GANOptions):
                                         "quarter, from its own features)", kind="network")
     decoder_resolution: int | None = option(None, "size of the decoders' reconstructions (default: a quarter of the "
                                                   "image, 16 to 128 px)", kind="network", minimum=8)
+    spectral_norm: str = option("none", "spectral normalisation of the convolutions (FastGAN's, in both networks): "
+                                        "none, discriminator, or both", kind="network",
+                                choices=SPECTRAL_NORMS)
     reconstruction_weight: float = option(1.0, "weight of the decoders' mean squared error in the discriminator loss",
                                           minimum=0.0)
 
@@ -126,11 +131,12 @@ class LightweightGAN(GAN):
         generator = LightweightGenerator(resolution=resolution, latent_dim=options.latent_dim,
                                          channel_base=options.g_channel_base, channel_max=options.g_channel_max,
                                          sle=options.sle, upsample=options.upsample, activation=options.activation,
-                                         name="generator")
+                                         spectral_norm=options.spectral_norm == "both", name="generator")
         discriminator = LightweightDiscriminator(resolution=resolution, channel_base=options.d_channel_base,
                                                  channel_max=options.d_channel_max, d_output=options.d_output,
                                                  reconstruction=options.reconstruction,
-                                                 decoder_resolution=options.decoder_resolution, name="discriminator")
+                                                 decoder_resolution=options.decoder_resolution,
+                                                 spectral_norm=options.spectral_norm != "none", name="discriminator")
         return generator, discriminator
 
     @classmethod

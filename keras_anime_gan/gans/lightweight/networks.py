@@ -77,6 +77,7 @@ class LightweightGenerator(keras.Model):
                  block_convs=1,            # 3x3 convolutions per upsampling block
                  norm="batch",             # "batch" or None
                  activation="leaky",       # "leaky" or "glu" (FastGAN's; twice the convolutions' cost)
+                 spectral_norm=False,      # spectral normalisation of every convolution (not the first dense)
                  **kwargs):
         super().__init__(**kwargs)
         self.resolution = check_resolution(resolution)
@@ -87,18 +88,19 @@ class LightweightGenerator(keras.Model):
         self.channel_base, self.channel_max = int(channel_base), int(channel_max)
         self.sle, self.upsample = bool(sle), check_upsample(upsample)
         self.block_convs, self.norm = int(block_convs), check_norm(norm)
-        policy = self.dtype_policy
+        self.spectral_norm = bool(spectral_norm)
+        policy, spectral = self.dtype_policy, self.spectral_norm
         start = activation_factor(self.activation) * self.channels(START)
         self.initial = _built(keras.layers.Dense(START * START * start, use_bias=self.norm is None, dtype=policy,
                                                  name="initial"), (None, self.latent_dim))
         self.initial_norm = _batch_norm(start, policy, "initial_norm") if self.norm else None
         self.blocks = [UpBlock(self.channels(r // 2), self.channels(r), self.upsample, self.block_convs, self.norm,
-                               self.activation, dtype=policy, name=f"up{r}")
+                               self.activation, spectral, dtype=policy, name=f"up{r}")
                        for r in _doublings(2 * START, self.resolution)]
         pairs = sle_pairs(self.resolution) if self.sle else {}
-        self.excitations = [SkipExcitation(self.channels(low), self.channels(high), dtype=policy,
+        self.excitations = [SkipExcitation(self.channels(low), self.channels(high), spectral, dtype=policy,
                                            name=f"sle{low}_{high}") for high, low in pairs.items()]
-        self.to_rgb = _conv(self.channels(self.resolution), 3, 1, policy, "to_rgb")
+        self.to_rgb = _conv(self.channels(self.resolution), 3, 1, policy, "to_rgb", spectral=spectral)
         self.built = True
 
     def channels(self, resolution):
@@ -117,16 +119,16 @@ class LightweightGenerator(keras.Model):
             x = block(x, training=training)
             size = x.shape[1]
             if size in gates:
-                x = gates[size](sources[pairs[size]], x)
+                x = gates[size](sources[pairs[size]], x, training=training)
             if size in pairs.values():
                 sources[size] = x
-        return tf.tanh(tf.cast(self.to_rgb(x), tf.float32))
+        return tf.tanh(tf.cast(self.to_rgb(x, training=training), tf.float32))
 
     def get_config(self):
         return {**super().get_config(), "resolution": self.resolution, "latent_dim": self.latent_dim,
                 "channel_base": self.channel_base, "channel_max": self.channel_max, "sle": self.sle,
                 "upsample": self.upsample, "block_convs": self.block_convs, "norm": self.norm,
-                "activation": self.activation}
+                "activation": self.activation, "spectral_norm": self.spectral_norm}
 
 
 def default_decoder_resolution(resolution):
@@ -154,6 +156,7 @@ class LightweightDiscriminator(keras.Model):
                  decoder_channel_base=None,  # decoder channels at r px; None: channel_base // 2
                  decoder_activation="leaky",  # "leaky" or "glu"
                  norm=None,                # "batch" or None
+                 spectral_norm=False,      # spectral normalisation of every convolution, decoders' included
                  **kwargs):
         super().__init__(**kwargs)
         self.resolution = check_resolution(resolution)
@@ -170,21 +173,23 @@ class LightweightDiscriminator(keras.Model):
         self.decoder_upsample = check_upsample(decoder_upsample)
         self.decoder_channel_base = int(decoder_channel_base or self.channel_base // 2)
         self.decoder_activation = check_activation(decoder_activation)
-        self.norm = check_norm(norm)
-        policy = self.dtype_policy
+        self.norm, self.spectral_norm = check_norm(norm), bool(spectral_norm)
+        policy, spectral = self.dtype_policy, self.spectral_norm
         first = self.resolution // 2
-        self.from_rgb = _conv(3, self.channels(first), 4, policy, "from_rgb", strides=2)
-        self.blocks = [DownBlock(self.channels(r), self.channels(r // 2), self.norm, dtype=policy, name=f"down{r}")
-                       for r in reversed(_doublings(2 * HEAD, first))]
+        self.from_rgb = _conv(3, self.channels(first), 4, policy, "from_rgb", strides=2, spectral=spectral)
+        self.blocks = [DownBlock(self.channels(r), self.channels(r // 2), self.norm, spectral, dtype=policy,
+                                 name=f"down{r}") for r in reversed(_doublings(2 * HEAD, first))]
         head = self.channels(HEAD)
-        self.head = _conv(head, head, 1, policy, "head")
+        self.head = _conv(head, head, 1, policy, "head", spectral=spectral)
         # The last convolution in float32: logits for the losses, whatever the policy.
-        self.logits = _conv(head, 1, HEAD + 1 - self.d_output, "float32", "logits", padding="valid")
+        self.logits = _conv(head, 1, HEAD + 1 - self.d_output, "float32", "logits", padding="valid",
+                            spectral=spectral)
         self.decoders = []
         if self.reconstruction:
             stages = _doublings(2 * HEAD, self.decoder_resolution)
             widths = [channels_at(r, self.decoder_channel_base, self.channel_max) for r in stages]
-            settings = dict(upsample=self.decoder_upsample, activation=self.decoder_activation, dtype=policy)
+            settings = dict(upsample=self.decoder_upsample, activation=self.decoder_activation, spectral=spectral,
+                            dtype=policy)
             self.decoders = [Decoder(self.channels(HEAD), widths, name="whole", **settings),
                              Decoder(self.channels(2 * HEAD), widths, name="part", **settings)]
         self.built = True
@@ -194,7 +199,7 @@ class LightweightDiscriminator(keras.Model):
 
     def features(self, images, training=False):
         """{size: feature map} for every map from resolution / 2 down to 8 px, in the compute dtype."""
-        x = tf.nn.leaky_relu(self.from_rgb(tf.cast(images, self.compute_dtype)), alpha=0.2)
+        x = tf.nn.leaky_relu(self.from_rgb(tf.cast(images, self.compute_dtype), training=training), alpha=0.2)
         features = {x.shape[1]: x}
         for block in self.blocks:
             x = block(x, training=training)
@@ -203,8 +208,8 @@ class LightweightDiscriminator(keras.Model):
 
     def call(self, images, crop=None, training=False):
         features = self.features(images, training=training)
-        x = tf.nn.leaky_relu(self.head(features[HEAD]), alpha=0.2)
-        logits = tf.reshape(self.logits(tf.cast(x, tf.float32)), [-1, self.d_output ** 2])
+        x = tf.nn.leaky_relu(self.head(features[HEAD], training=training), alpha=0.2)
+        logits = tf.reshape(self.logits(tf.cast(x, tf.float32), training=training), [-1, self.d_output ** 2])
         if crop is None:
             return logits
         if not self.reconstruction:
@@ -226,7 +231,7 @@ class LightweightDiscriminator(keras.Model):
                 "channel_max": self.channel_max, "d_output": self.d_output, "reconstruction": self.reconstruction,
                 "decoder_resolution": self.decoder_resolution, "decoder_upsample": self.decoder_upsample,
                 "decoder_channel_base": self.decoder_channel_base, "decoder_activation": self.decoder_activation,
-                "norm": self.norm}
+                "norm": self.norm, "spectral_norm": self.spectral_norm}
 
 
 # ----------------------------------------------------------------------------- presets
@@ -250,11 +255,12 @@ def preset(resolution=64, **overrides):
     g_base, g_max, d_base, d_max, latent_dim = _WIDTHS[min(resolution, RESOLUTIONS[-1])]
     scale = max(resolution // RESOLUTIONS[-1], 1)
     generator = dict(resolution=resolution, latent_dim=latent_dim, channel_base=g_base * scale, channel_max=g_max,
-                     sle=True, upsample="bilinear", block_convs=1, norm="batch", activation="leaky")
+                     sle=True, upsample="bilinear", block_convs=1, norm="batch", activation="leaky",
+                     spectral_norm=False)
     discriminator = dict(resolution=resolution, channel_base=d_base * scale, channel_max=d_max, d_output=5,
                          reconstruction=True, decoder_resolution=default_decoder_resolution(resolution),
                          decoder_upsample="nearest", decoder_channel_base=None, decoder_activation="leaky",
-                         norm=None)
+                         norm=None, spectral_norm=False)
     training = dict(batch_size=32 if resolution <= 64 else 16, learning_rate=2e-4, betas=(0.5, 0.999),
                     reconstruction_weight=1.0, augment_policy="color,translation", ema_beta=0.999)
     sections = {"generator": generator, "discriminator": discriminator, "training": training}
