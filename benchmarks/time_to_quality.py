@@ -43,6 +43,9 @@ RUNS = {
     # DiffAugment without its colour transform (lightweight-gan's default policy): brightness and
     # saturation drawn over wide ranges for every image can leak into what G learns to draw.
     "lightweight-translation-cutout": ("lightweight", {"augment": "diffaugment:translation,cutout"}),
+    "lightweight-sn": ("lightweight", {"spectral_norm": "both"}),  # FastGAN's spectral normalisation
+    "lightweight-sn-translation-cutout": ("lightweight", {"spectral_norm": "both",
+                                                          "augment": "diffaugment:translation,cutout"}),
     "nvidia": ("nvidia", {}),
 }
 EVAL_SEED = 0

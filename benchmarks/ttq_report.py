@@ -11,6 +11,8 @@ from pathlib import Path
 LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-auto": "StyleGAN2-ADA auto",
           "lightweight": "lightweight + DiffAugment", "lightweight-noaug": "lightweight, no augmentation",
           "lightweight-translation-cutout": "lightweight + DiffAugment translation,cutout",
+          "lightweight-sn": "lightweight + DiffAugment + spectral norm",
+          "lightweight-sn-translation-cutout": "lightweight + DiffAugment translation,cutout + spectral norm",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
