@@ -11,6 +11,16 @@ def test_the_advice_names_the_recipe_for_the_budget_and_is_silent_when_followed(
     assert text.startswith("dcgan is the default") and "for 30 minutes at 64 px" in text
     assert "--model lightweight" in text and "docs/time-to-quality.md" in text
     assert recipes.advice("lightweight", 64, minutes=30) is None
+    assert "--spectral-norm both" in recipes.advice("dcgan", 64)  # hours: the normalised networks
+
+
+def test_every_recipe_is_a_model_its_options_build():
+    from keras_anime_gan import create_gan
+
+    for recipe in recipes.RECIPES.values():
+        options = {**recipe.options, **({"preset": "tiny"} if recipe.model == "stylegan2-ada" else {})}  # small and fast
+        assert create_gan(recipe.model, 64, **options).generator is not None
+        assert recipe.flags.startswith(f"--model {recipe.model}")
 
 
 def test_only_a_new_run_without_model_gets_the_advice(tmp_path):
