@@ -46,6 +46,7 @@ RUNS = {
     "lightweight-sn": ("lightweight", {"spectral_norm": "both"}),  # FastGAN's spectral normalisation
     "lightweight-sn-translation-cutout": ("lightweight", {"spectral_norm": "both",
                                                           "augment": "diffaugment:translation,cutout"}),
+    "lightweight-snd-noaug": ("lightweight", {"spectral_norm": "discriminator", "augment": "none"}),
     "nvidia": ("nvidia", {}),
 }
 EVAL_SEED = 0

@@ -13,6 +13,7 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
           "lightweight-translation-cutout": "lightweight + DiffAugment translation,cutout",
           "lightweight-sn": "lightweight + DiffAugment + spectral norm",
           "lightweight-sn-translation-cutout": "lightweight + DiffAugment translation,cutout + spectral norm",
+          "lightweight-snd-noaug": "lightweight, no augmentation, spectral norm in D",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
