@@ -11,7 +11,6 @@ def test_the_advice_names_the_recipe_for_the_budget_and_is_silent_when_followed(
     assert text.startswith("dcgan is the default") and "for 30 minutes at 64 px" in text
     assert "--model lightweight" in text and "docs/time-to-quality.md" in text
     assert recipes.advice("lightweight", 64, minutes=30) is None
-    assert "--spectral-norm both" in recipes.advice("dcgan", 64)  # hours: the normalised networks
 
 
 def test_every_recipe_is_a_model_its_options_build():
