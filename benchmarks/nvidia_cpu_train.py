@@ -18,14 +18,18 @@ the data loader uses one worker (the machine has two cores), and the preview gri
 when it starts holds 8 images instead of up to 1,024 (PNG previews only; training is untouched). Its custom CUDA ops fall back to their reference
 implementations on the CPU by themselves.
 
-The loop writes a network snapshot (`network-snapshot-KKKKKK.pkl`) and a line of `stats.jsonl`
-(`Timing/total_sec`, `Progress/kimg`) every tick, and stops at the first tick end after --minutes
-(NVIDIA's `abort_fn`), with a last snapshot.
+The loop writes a network snapshot and a line of `stats.jsonl` (`Timing/total_sec`, `Progress/kimg`)
+every tick, and stops at the first tick end after --minutes (NVIDIA's `abort_fn`), with a last
+snapshot. It names a snapshot by whole thousands of images (`network-snapshot-000000.pkl` until the
+first 1,000), so at a CPU's pace every tick overwrites the last; each snapshot is therefore also
+written as `tick-NNNNNN.pkl` (the tick's index, the line of `stats.jsonl`), and of those only the last
+one written by each --every minutes and the newest are kept (a 64 px snapshot is about 270 MB).
 """
 
 import argparse
 import json
 import os
+import pickle
 import sys
 import time
 import types
@@ -66,6 +70,28 @@ def _small_grid(found):
     return (4, 2), images[:8], labels[:8]
 
 
+class TickSnapshots:
+    """Stands in for the `pickle` module in NVIDIA's loop module: `dump` also writes the snapshot as
+    tick-NNNNNN.pkl beside the loop's file, and removes the previous tick's copy unless it was the last
+    written before a multiple of `every` minutes (the clock: `started`, as the abort test's)."""
+
+    def __init__(self, every, started):
+        self.every, self.started, self.tick, self.previous = every, started, 0, None
+
+    def __getattr__(self, name):
+        return getattr(pickle, name)
+
+    def dump(self, obj, file, *args, **kwargs):
+        pickle.dump(obj, file, *args, **kwargs)
+        path = os.path.join(os.path.dirname(os.path.abspath(file.name)), f"tick-{self.tick:06d}.pkl")
+        with open(path, "wb") as copy:
+            pickle.dump(obj, copy, *args, **kwargs)
+        mark = int((time.time() - self.started) / 60.0 // self.every)
+        if self.previous is not None and self.previous[1] == mark:  # not the last before a mark
+            os.remove(self.previous[0])
+        self.tick, self.previous = self.tick + 1, (path, mark)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nvidia-dir", required=True, help="a checkout of NVlabs/stylegan2-ada-pytorch")
@@ -76,6 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="default: the configuration's")
     parser.add_argument("--kimg-per-tick", type=float, default=0.1, help="thousands of images between snapshots")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--every", type=float, default=5.0, help="minutes between the tick snapshots kept")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, os.path.abspath(args.nvidia_dir))
@@ -107,6 +134,7 @@ def main(argv=None) -> int:
         json.dump(kwargs, file, indent=2, default=str)
     started = time.time()
     kwargs.abort_fn = lambda: time.time() - started >= 60.0 * args.minutes
+    training_loop.pickle = TickSnapshots(args.every, started)
     from torch_utils import custom_ops, training_stats
 
     custom_ops.verbosity = "none"

@@ -155,7 +155,7 @@ def train_nvidia(args, prepared) -> None:
     out.mkdir(parents=True, exist_ok=True)
     command = [args.torch_python, str(ROOT / "benchmarks" / "nvidia_cpu_train.py"), "--nvidia-dir", args.nvidia_dir,
                "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes),
-               "--kimg-per-tick", str(args.nvidia_kimg_per_tick)]
+               "--kimg-per-tick", str(args.nvidia_kimg_per_tick), "--every", str(args.every)]
     with open(out / "log.txt", "w", encoding="utf-8") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -203,8 +203,14 @@ def snapshots(args, name) -> list[tuple[float, Path]]:
     if not stats.is_file():
         return []
     ticks = [json.loads(line) for line in stats.read_text().splitlines() if line.strip()]
-    pickles = sorted((out / "run").glob("network-snapshot-*.pkl"))  # one a tick, in the same order
-    written = [(tick["Timing/total_sec"]["mean"] / 60.0, pkl) for tick, pkl in zip(ticks, pickles)]
+    minutes = [tick["Timing/total_sec"]["mean"] / 60.0 for tick in ticks]
+    kept = sorted((out / "run").glob("tick-*.pkl"))  # nvidia_cpu_train.py's copies, named by tick index
+    if kept:
+        written = [(minutes[int(pkl.stem[5:])], pkl) for pkl in kept if int(pkl.stem[5:]) < len(ticks)]
+    else:  # NVIDIA's own names only: network-snapshot-K.pkl holds the last tick that ended within kimg K
+        last_tick = {int(tick["Progress/kimg"]["mean"] + 1e-9): index for index, tick in enumerate(ticks)}
+        written = [(minutes[last_tick[int(pkl.stem.rsplit("-", 1)[1])]], pkl)
+                   for pkl in sorted((out / "run").glob("network-snapshot-*.pkl"))]
     found = []
     for mark in range(1, int(args.minutes // args.every) + 1):  # the last snapshot written by each mark
         before = [item for item in written if item[0] <= mark * args.every]
