@@ -150,8 +150,9 @@ def train_ours(args, name, records) -> None:
                     minutes=args.minutes, metrics="none", seed=args.seed, verbose=2, model_options=options,
                     sample_interval=1, keep_checkpoints=1)
     if args.train_faces:
-        # An epoch (and its sample grid and checkpoint) as many images as one over all the training
-        # faces: with 1,000 faces a 31-step epoch spent a third of the run in epoch-end work.
+        # An epoch (its sample grid and checkpoint) as many images as one over all the training faces,
+        # so every tag spends the same share of its minutes on epoch-end work (a 31-step epoch over
+        # 1,000 faces spent a third; the library's budget-run minimum of 10,000 images would differ).
         all_faces = len(os.listdir(Path(args.work) / "split" / "train-src"))
         batch = TrainConfig(**settings).resolved().batch_size
         settings["steps_per_epoch"] = max(1, all_faces // batch)

@@ -160,9 +160,18 @@ def _write_json(path, payload):
 # ----------------------------------------------------------------------------- data
 
 
+# A run stopped by a budget on a few hundred faces would otherwise end an epoch (sample grid,
+# checkpoint, metrics) every few steps: with 1,000 faces (31-step epochs) a third of a 30-minute
+# run went there, and 100 faces make 3-step epochs. (NVIDIA's loop, too, ticks by thousands of
+# images, not by passes.)
+MIN_BUDGET_EPOCH_IMAGES = 10_000
+
+
 def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batches_per_step: int = 1):
     """(endless dataset of global batches, steps per epoch): one pass over the data, each step
-    consuming `batches_per_step` batches (a GAN's `real_batches_per_step`, e.g. WGAN's n_critic).
+    consuming `batches_per_step` batches (a GAN's `real_batches_per_step`, e.g. WGAN's n_critic);
+    a run with no --epochs (stopped by --minutes or --kimg) and no --steps-per-epoch makes each
+    epoch at least MIN_BUDGET_EPOCH_IMAGES images.
 
     Always repeated with an explicit epoch length: with a dataset of unknown length Keras 3.15's
     fit performs one extra optimizer update at the end of every epoch."""
@@ -184,9 +193,15 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
         dataset = load_dataset(config.data, global_batch, resolution=config.resolution, flip=config.flip,
                                shuffle=True, repeat=True, seed=epoch_seed, allow_upscale=config.allow_upscale)
         count = describe_source(config.data)["num_images"]
-    steps = config.steps_per_epoch or count // (global_batch * batches_per_step)
+    images_per_step = global_batch * batches_per_step
+    steps = config.steps_per_epoch or count // images_per_step
     if steps < 1:
         raise ConfigError(f"{count} images make no full batch of {global_batch}: lower --batch-size")
+    if config.steps_per_epoch is None and config.epochs is None and steps * images_per_step < MIN_BUDGET_EPOCH_IMAGES:
+        steps = -(-MIN_BUDGET_EPOCH_IMAGES // images_per_step)
+        print(f"an epoch is {steps} steps ({steps * images_per_step:,} images, {steps * images_per_step / count:.3g} "
+              f"passes over the {count:,}): a run stopped by --minutes or --kimg ticks (samples, checkpoints, "
+              "metrics) at least every 10,000 images; --steps-per-epoch sets it", flush=True)
     return dataset, steps
 
 

@@ -278,6 +278,25 @@ def test_a_budget_stops_with_a_final_checkpoint_and_a_larger_one_resumes(tmp_pat
         train(tiny_config(tmp_path / "endless", epochs=None))
 
 
+def test_a_budget_run_on_few_faces_ends_an_epoch_every_10000_images_not_every_pass(tmp_path, capsys):
+    """64 faces in batches of 8 are an 8-step pass; a run stopped only by a budget gets epochs of
+    10,000 images (1,250 steps, 250 for WGAN's 5 real batches a step) and says so; --epochs and
+    --steps-per-epoch keep theirs. A budget inside that first long epoch stops there."""
+    from keras_anime_gan.training import MIN_BUDGET_EPOCH_IMAGES, build_dataset
+
+    assert MIN_BUDGET_EPOCH_IMAGES == 10_000
+    budgeted = tiny_config(tmp_path / "a", epochs=None, kimg=1.0, steps_per_epoch=None).resolved()
+    assert build_dataset(budgeted, 8, 0)[1] == 1250
+    assert "an epoch is 1250 steps (10,000 images, 156 passes over the 64)" in capsys.readouterr().out
+    assert build_dataset(budgeted, 8, 0, batches_per_step=5)[1] == 250
+    capsys.readouterr()
+    assert build_dataset(tiny_config(tmp_path / "b", steps_per_epoch=None).resolved(), 8, 0)[1] == 8  # --epochs 2
+    assert build_dataset(tiny_config(tmp_path / "c", epochs=None, kimg=1.0).resolved(), 8, 0)[1] == 3
+    assert "an epoch is" not in capsys.readouterr().out
+    summary = train(tiny_config(tmp_path / "run", epochs=None, kimg=0.04, steps_per_epoch=None, metrics="none"))
+    assert summary["g_updates"] == 5 and summary["checkpoint"] == "epoch-0000-budget-b0005"
+
+
 def test_a_full_disk_while_checkpointing_ends_in_one_line_and_a_failed_status(tmp_path, monkeypatch):
     import errno
 
