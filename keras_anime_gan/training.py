@@ -201,7 +201,7 @@ def build_dataset(config: TrainConfig, global_batch: int, epoch_seed: int, batch
         steps = -(-MIN_BUDGET_EPOCH_IMAGES // images_per_step)
         print(f"an epoch is {steps} steps ({steps * images_per_step:,} images, {steps * images_per_step / count:.3g} "
               f"passes over the {count:,}): a run stopped by --minutes or --kimg ticks (samples, checkpoints, "
-              "metrics) at least every 10,000 images; --steps-per-epoch sets it", flush=True)
+              f"metrics) at least every {MIN_BUDGET_EPOCH_IMAGES:,} images; --steps-per-epoch sets it", flush=True)
     return dataset, steps
 
 

@@ -57,8 +57,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                       "one continues (without --epochs: no epoch limit)")
     add("--kimg", type=float, help="a training budget in thousands of real images shown, counted as --minutes is")
     add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
-                                            "(n_critic for wgan) (default: one pass over the data; for a --minutes or --kimg run "
-                                            "without --epochs, at least 10,000 images)")
+                                            "(n_critic for wgan) (default: one pass over the data; at least "
+                                            "10,000 images for a --minutes or --kimg run without --epochs)")
     add("--synthetic-images", type=int, help=f"size of the embedded default dataset (default {defaults.synthetic_images})")
     add("--no-flip", dest="flip", action="store_false", default=None, help="no random horizontal flips")
     add("--seed", type=int, help=f"seed of the weights, the latents and the data order (default {defaults.seed})")
