@@ -74,19 +74,24 @@ def _table(runs, key, digits, floor_key) -> list[str]:
 
 def curves(runs, path: Path, title: str) -> None:
     plt = _plt()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    legend_rows = -(-(len(runs) + 2) // 3)  # the runs and the two floor lines, three to a row
+    height = 4 + 0.22 * legend_rows
+    figure, axes = plt.subplots(1, 2, figsize=(11, height))
+    colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20").colors
     for axis, key, label in ((axes[0], "swd", "SWD x1e3"), (axes[1], "color", "colour distance")):
         floor = next(iter(runs.values()))[0][f"{key}_floor"]
-        for run, points in runs.items():
-            axis.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o", label=LABELS.get(run, run))
+        for index, (run, points) in enumerate(runs.items()):
+            axis.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o",
+                      color=colours[index % len(colours)], label=LABELS.get(run, run))
         axis.axhline(floor, color="grey", linestyle="--", label="real vs real (noise floor)")
         axis.axhline(2 * floor, color="grey", linestyle=":", label="2 x the floor")
         axis.set_xlabel("training minutes (2 CPU cores)")
         axis.set_ylabel(label)
         axis.set_yscale("log")
-    axes[0].legend(fontsize="small")
+    # Below both plots: inside one, a dozen labels hid the curves.
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize="small", frameon=False)
     figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
     figure.savefig(path, dpi=90)
     plt.close(figure)
 
