@@ -153,7 +153,8 @@ def test_pictures_downloads_and_the_command_line_match_the_library(style_engine,
         status, gif = call(url, "/api/download/gif", {"state": plane, "gif": "plane"})
         assert status == 200 and Image.open(io.BytesIO(gif)).n_frames == 32
         status, grid = call(url, "/api/grid", {"seeds": [0, 1, 2], "psi": 1.0})
-        np.testing.assert_array_equal(png(grid["images"][2]), edit.draw(generator, edit.Edit(seed=2)))
+        # Drawn in a batch of the grid rather than alone: oneDNN may round one pixel of 3,072 the other way.
+        assert np.abs(png(grid["images"][2]).astype(int) - edit.draw(generator, edit.Edit(seed=2))).max() <= 1
         status, values = call(url, "/api/directions", {"method": "sefa", "layers": "coarse", "k": 4})
         np.testing.assert_allclose(values["values"], found.values, rtol=1e-6)
 
