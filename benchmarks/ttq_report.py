@@ -15,6 +15,8 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
           "lightweight-sn-translation-cutout": "lightweight + DiffAugment translation,cutout + spectral norm",
           "lightweight-snd-noaug": "lightweight, no augmentation, spectral norm in D",
           "lightweight-snd-noaug-lr5e-4": "lightweight, no augmentation, spectral norm in D, Adam 5e-4",
+          "lightweight-snd-noaug-lr5e-4-g1024": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
+                                                "generator twice as wide at 32-64 px",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
