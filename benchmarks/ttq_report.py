@@ -1,6 +1,7 @@
 """The time-to-quality page from WORK/results.jsonl (benchmarks/time_to_quality.py): per setting, a
 table of SWD and colour distance every few minutes beside the noise floor, the curves, and the
-runs' samples at the end side by side; results and machine in docs/time-to-quality.json. WORK/notes.md,
+runs' samples at the end side by side (each run's row also kept as a PNG in OUT/ttq-samples, so the
+page survives its run folders); results and machine in docs/time-to-quality.json. WORK/notes.md,
 when present, is the page's reading of the runs, placed after its introduction."""
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
           "lightweight-snd-noaug-lr5e-4": "lightweight, no augmentation, spectral norm in D, Adam 5e-4",
           "lightweight-snd-noaug-lr5e-4-g1024": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
                                                 "generator twice as wide at 32-64 px",
+          "lightweight-snd-noaug-lr5e-4-blur": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
+                                               "output blur",
+          "lightweight-snd-noaug-blur": "lightweight, no augmentation, spectral norm in D, output blur",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
@@ -98,26 +102,56 @@ def curves(runs, path: Path, title: str) -> None:
     plt.close(figure)
 
 
-def sample_grid(work: Path, tag: str, runs, path: Path) -> None:
+def _strip_file(strips: Path, tag: str, name: str) -> Path:
+    return strips / f"{tag}--{name}.png"
+
+
+def _end_samples(work: Path, tag: str, run: str, last: dict, strips: Path):
+    """SAMPLES images (seed 1) of a run's last snapshot, side by side in one uint8 array. Rendered when
+    the snapshot is on disk and kept as a PNG strip in `strips` (lossless, beside the page), so the
+    page can be written again when the run's folder is gone (a run made on another machine)."""
+    import numpy as np
+    from PIL import Image
+
+    folder = work / tag / run
+    source = folder / "snapshots" / last["file"] if run != "nvidia" else folder / "run" / last["file"]
+    strip = _strip_file(strips, tag, run)
+    if source.exists():
+        from keras_anime_gan.loading import load_generator
+        from keras_anime_gan.sampling import latent_width, latents_for_seed, render
+
+        generator = load_generator(str(source))
+        row = np.concatenate(list(render(generator, latents_for_seed(SAMPLES, latent_width(generator), 1))), axis=1)
+        strips.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(row).save(strip)
+        return row
+    if strip.is_file():
+        return np.asarray(Image.open(strip).convert("RGB"))
+    print(f"{tag} {run}: no samples on the page (neither {source} nor {strip} exists)", flush=True)
+    return None
+
+
+def sample_grid(work: Path, tag: str, runs, path: Path, strips: Path) -> None:
     """SAMPLES images of each run's last snapshot in a row, under a row of held-out faces."""
     import numpy as np
-
-    from keras_anime_gan.loading import load_generator
-    from keras_anime_gan.sampling import latent_width, latents_for_seed, render
+    from PIL import Image
 
     plt = _plt()
-    rows = [("held-out real faces", np.load(work / tag / "data" / "heldout.npy")[:SAMPLES])]
+    heldout_file, heldout_strip = work / tag / "data" / "heldout.npy", _strip_file(strips, tag, "heldout")
+    if heldout_file.is_file():
+        heldout = np.concatenate(list(np.load(heldout_file)[:SAMPLES]), axis=1)
+        strips.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(heldout).save(heldout_strip)
+    else:
+        heldout = np.asarray(Image.open(heldout_strip).convert("RGB"))
+    rows = [("held-out real faces", heldout)]
     for run, points in runs.items():
-        last = points[-1]
-        folder = work / tag / run
-        source = folder / "snapshots" / last["file"] if run != "nvidia" else folder / "run" / last["file"]
-        if source.exists():
-            generator = load_generator(str(source))
-            rows.append((f"{LABELS.get(run, run)}, {last['minutes']:.0f} min",
-                         render(generator, latents_for_seed(SAMPLES, latent_width(generator), 1))))
+        row = _end_samples(work, tag, run, points[-1], strips)
+        if row is not None:
+            rows.append((f"{LABELS.get(run, run)}, {points[-1]['minutes']:.0f} min", row))
     figure, axes = plt.subplots(len(rows), 1, figsize=(SAMPLES * 1.1, 1.35 * len(rows)), squeeze=False)
     for axis, (label, images) in zip(axes[:, 0], rows):
-        axis.imshow(np.concatenate(list(images), axis=1))
+        axis.imshow(images)
         axis.set_title(label, fontsize=9, loc="left")
         axis.axis("off")
     figure.tight_layout()
@@ -153,7 +187,7 @@ def write_report(work: Path, out: Path) -> None:
             lines.append(f"| {LABELS.get(run, run)} | {data.get('precision')} | {data.get('kimg')} | "
                          f"{data.get('images_per_second')} | {data.get('g_updates') or ''} |")
         curves(runs, out / f"ttq-{tag}.png", title)
-        sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png")
+        sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png", out / "ttq-samples")
         lines += ["", f"![curves](ttq-{tag}.png)", "", f"![samples at the end](ttq-{tag}-samples.png)", ""]
     (out / "time-to-quality.md").write_text("\n".join(lines) + "\n")
     (out / "time-to-quality.json").write_text(json.dumps({"machine": cpu, "settings": settings, "runs": facts},

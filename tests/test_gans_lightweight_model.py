@@ -26,6 +26,7 @@ def test_presets_resolve_once_and_options_are_checked():
     assert objective.diffaugment == ("color", "translation") and objective.d_learning_rate == 2e-4
     assert gan.ema is not None and gan.ema.decay == 0.999 and gan.ema_generator is not gan.generator
     assert create_gan("lightweight", 128, **SMALL).generator.resolution == 128
+    assert not g.output_blur and create_gan("lightweight", 32, output_blur=True, **SMALL).generator.output_blur
     with pytest.raises(ConfigError, match="resolution 48 is not supported by lightweight"):
         create_gan("lightweight", 48)
     with pytest.raises(ConfigError, match="upsample: must be one of nearest, bilinear, antialiased"):

@@ -93,6 +93,23 @@ def test_upsampling_options_build_and_differ_with_the_same_weights():
         N.LightweightGenerator(32, upsample="transpose")
 
 
+def test_output_blur_is_the_binomial_blur_of_the_same_weights_image_before_tanh():
+    sharp = N.LightweightGenerator(32, latent_dim=16)
+    blurred = N.LightweightGenerator(32, latent_dim=16, output_blur=True)
+    blurred.set_weights(sharp.get_weights())  # no weights of its own: the same layers
+    z = _latents(sharp)
+    before_tanh = np.arctanh(sharp(z).numpy().astype(np.float64))
+    padded = np.pad(before_tanh, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="symmetric")
+    taps = np.array([1.0, 2.0, 1.0]) / 4.0
+    rows = sum(t * padded[:, i:i + 32, :, :] for i, t in enumerate(taps))
+    expected = np.tanh(sum(t * rows[:, :, i:i + 32, :] for i, t in enumerate(taps)))
+    got = blurred(z).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    assert np.abs(got - sharp(z).numpy()).max() > 1e-3  # the blur changed the picture
+    assert blurred.get_config()["output_blur"] is True and sharp.get_config()["output_blur"] is False
+    assert N.LightweightGenerator.from_config(blurred.get_config()).output_blur
+
+
 def test_part_reconstruction_decodes_the_chosen_quadrant_of_the_features():
     discriminator = N.LightweightDiscriminator(64)
     images = _images(64, batch=3)

@@ -58,6 +58,8 @@ class LightweightOptions(GANOptions):
     upsample: str = option("bilinear", "the generator's upsampling (no checkerboard artefacts): nearest, bilinear or "
                                        "antialiased (bilinear, then a [1, 2, 1] blur)", kind="network",
                            choices=UPSAMPLES)
+    output_blur: bool = option(False, "a [1, 2, 1] blur on the generator's image before tanh: nothing at the pixel "
+                                      "pitch (the noise a weak discriminator lets through)", kind="network")
     activation: str = option("leaky", "the generator's activation: leaky or glu (FastGAN's; twice the cost)",
                              kind="network", choices=("leaky", "glu"))
     d_output: int = option(5, "discriminator logits per image: d_output x d_output (FastGAN's 5; 1 for one)",
@@ -131,7 +133,8 @@ class LightweightGAN(GAN):
         generator = LightweightGenerator(resolution=resolution, latent_dim=options.latent_dim,
                                          channel_base=options.g_channel_base, channel_max=options.g_channel_max,
                                          sle=options.sle, upsample=options.upsample, activation=options.activation,
-                                         spectral_norm=options.spectral_norm == "both", name="generator")
+                                         spectral_norm=options.spectral_norm == "both",
+                                         output_blur=options.output_blur, name="generator")
         discriminator = LightweightDiscriminator(resolution=resolution, channel_base=options.d_channel_base,
                                                  channel_max=options.d_channel_max, d_output=options.d_output,
                                                  reconstruction=options.reconstruction,

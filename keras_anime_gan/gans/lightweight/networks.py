@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 
 from .layers import (PACKAGE, Decoder, DownBlock, SkipExcitation, UpBlock, _batch_norm, _built, _conv, activate,
-                     activation_factor, check_activation, check_norm, check_upsample, downsample, quarter)
+                     activation_factor, blur121, check_activation, check_norm, check_upsample, downsample, quarter)
 
 MIN_RESOLUTION = 32
 START = 4  # the generator's first map and the smallest SLE source
@@ -78,10 +78,12 @@ class LightweightGenerator(keras.Model):
                  norm="batch",             # "batch" or None
                  activation="leaky",       # "leaky" or "glu" (FastGAN's; twice the convolutions' cost)
                  spectral_norm=False,      # spectral normalisation of every convolution (not the first dense)
+                 output_blur=False,        # the [1, 2, 1] blur on the image before tanh
                  **kwargs):
         super().__init__(**kwargs)
         self.resolution = check_resolution(resolution)
         self.activation = check_activation(activation)
+        self.output_blur = bool(output_blur)
         self.latent_dim = int(latent_dim)
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
@@ -122,13 +124,16 @@ class LightweightGenerator(keras.Model):
                 x = gates[size](sources[pairs[size]], x, training=training)
             if size in pairs.values():
                 sources[size] = x
-        return tf.tanh(tf.cast(self.to_rgb(x, training=training), tf.float32))
+        image = tf.cast(self.to_rgb(x, training=training), tf.float32)
+        if self.output_blur:  # no energy at the pixel pitch: the last 3x3 convolution's noise, which D let through
+            image = blur121(image)
+        return tf.tanh(image)
 
     def get_config(self):
         return {**super().get_config(), "resolution": self.resolution, "latent_dim": self.latent_dim,
                 "channel_base": self.channel_base, "channel_max": self.channel_max, "sle": self.sle,
                 "upsample": self.upsample, "block_convs": self.block_convs, "norm": self.norm,
-                "activation": self.activation, "spectral_norm": self.spectral_norm}
+                "activation": self.activation, "spectral_norm": self.spectral_norm, "output_blur": self.output_blur}
 
 
 def default_decoder_resolution(resolution):
@@ -256,7 +261,7 @@ def preset(resolution=64, **overrides):
     scale = max(resolution // RESOLUTIONS[-1], 1)
     generator = dict(resolution=resolution, latent_dim=latent_dim, channel_base=g_base * scale, channel_max=g_max,
                      sle=True, upsample="bilinear", block_convs=1, norm="batch", activation="leaky",
-                     spectral_norm=False)
+                     spectral_norm=False, output_blur=False)
     discriminator = dict(resolution=resolution, channel_base=d_base * scale, channel_max=d_max, d_output=5,
                          reconstruction=True, decoder_resolution=default_decoder_resolution(resolution),
                          decoder_upsample="nearest", decoder_channel_base=None, decoder_activation="leaky",
