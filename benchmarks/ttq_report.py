@@ -20,7 +20,6 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
                                                 "generator twice as wide at 32-64 px",
           "lightweight-snd-noaug-lr5e-4-blur": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
                                                "output blur",
-          "lightweight-snd-noaug-blur": "lightweight, no augmentation, spectral norm in D, output blur",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
