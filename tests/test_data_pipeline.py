@@ -200,3 +200,22 @@ def test_a_resolution_above_the_datas_is_refused_unless_upscaling_is_allowed(con
                                          "checked) and 64 px were asked for")
     assert next(iter(load_dataset(str(folder), 4))).shape == (4, 48, 48, 3)  # not 64
     assert next(iter(load_dataset(str(folder), 4, resolution=64, allow_upscale=True))).shape == (4, 64, 64, 3)
+
+
+def test_a_folder_and_larger_records_read_as_the_converter_resizes(faces_dir, tmp_path):
+    """The same faces by every route: a folder read directly, and records stored at 64 px read at
+    32, match the converter's own 32 px records (Lanczos) to a fraction of a level. With a different
+    filter the training faces scored 1.4x the real-vs-real SWD against held-out faces read from a folder."""
+    from keras_anime_gan.sampling import to_uint8
+
+    convert_folder(str(faces_dir), str(tmp_path / "r32"), 32, progress=False)
+    convert_folder(str(faces_dir), str(tmp_path / "r64"), 64, progress=False)
+    converted = to_uint8(collect(load_dataset(str(tmp_path / "r32"), 40, shuffle=False, flip=False)))
+    for route in (str(faces_dir), str(tmp_path / "r64")):
+        read = to_uint8(collect(load_dataset(route, 40, resolution=32, shuffle=False, flip=False)))
+        assert read.shape == converted.shape == (40, 32, 32, 3)
+        # Orders differ between routes: pair each face with its nearest converted face.
+        distance = np.abs(read[:, None].astype(np.float32) - converted[None].astype(np.float32)).mean(axis=(2, 3, 4))
+        nearest = distance.min(axis=1)
+        assert len(set(distance.argmin(axis=1))) == 40, route
+        assert nearest.mean() < 0.6, (route, nearest.mean())

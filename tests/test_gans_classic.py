@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras_anime_gan import DCGAN, WGAN, WGANGP, DynamicGAN, create_gan
 from keras_anime_gan import gans
 from keras_anime_gan.data import synthetic_faces
+from keras_anime_gan.gans.ema import batch_norm_layers, own_statistics
 from keras_anime_gan.sampling import latents_for_seed, render
 
 from conftest import mlp
@@ -258,19 +259,58 @@ def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_genera
         on_train_batch_end=lambda batch, logs: trajectory.append([v.numpy().astype(np.float64) for v in gan.generator.variables]))
     gan.fit(_faces_dataset(64), epochs=1, verbose=0, callbacks=[record])  # 8 generator updates
     assert len(trajectory) == 9 and float(gan.ema_updates.numpy()) == 8
-    # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable,
-    # BatchNorm's moving statistics included, decays with min(0.999, (1 + t) / (10 + t)).
+    # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable but
+    # BatchNorm's moving statistics (the average's own, test_ema_batch_norm_statistics_are_the_averages_own)
+    # decays with min(0.999, (1 + t) / (10 + t)).
     expected = trajectory[0]
     for t, weights in enumerate(trajectory[1:]):
         decay = min(0.999, (1 + t) / (10 + t))
         expected = [decay * e + (1 - decay) * w for e, w in zip(expected, weights)]
-    for average, value in zip(gan.ema_generator.variables, expected):
+    statistics = own_statistics(gan.ema_generator)
+    assert len(statistics) == 2 * len(batch_norm_layers(gan.ema_generator)) >= 4
+    averaged = [(a, v) for a, v in zip(gan.ema_generator.variables, expected) if id(a) not in statistics]
+    assert len(averaged) == len(gan.ema_generator.variables) - len(statistics)
+    for average, value in averaged:
         np.testing.assert_allclose(average.numpy(), value, rtol=1e-4, atol=1e-6)
     # Without the ramp, 0.999^8 would leave it 99% the initialisation; with it, it is near the live one.
     latents = latents_for_seed(16, 16, 3)
     live, ema, init = (np.asarray(model(latents, training=False)) for model in (gan.generator, gan.ema_generator, initial_generator))
     assert np.abs(ema - live).mean() < 0.5 * np.abs(init - live).mean()
     np.testing.assert_array_equal(gan.generate(2, seed=7), render(gan.ema_generator, latents_for_seed(2, 16, 7)))
+
+
+def test_ema_batch_norm_statistics_are_the_averages_own():
+    """After each update the average runs once in training mode on fresh latents, so its BatchNorm
+    statistics describe its own activations: in inference mode it draws what it draws with the
+    statistics of a large batch, while the live generator's statistics (what averaging them gave)
+    do not fit it. The training stream is unchanged (its latents come from their own stream)."""
+    gan = create_gan("dcgan", 32, 16, width=8, seed=0, ema=0.999)
+    gan.compile(jit_compile=False)
+    gan.ema_updates.assign(10_000.0)  # decay 0.999: the average stays where it is put
+    for variable in [v for v in gan.ema_generator.variables if id(v) not in own_statistics(gan.ema_generator)]:
+        variable.assign(variable * 1.5 + 0.05)  # an average unlike the live generator
+    for layer in batch_norm_layers(gan.ema_generator):
+        live = next(l for l in batch_norm_layers(gan.generator) if l.name == layer.name)
+        layer.moving_mean.assign(live.moving_mean)
+        layer.moving_variance.assign(live.moving_variance)
+    latents = latents_for_seed(512, 16, 5)
+
+    def mismatch():
+        standing = np.asarray(gan.ema_generator(latents, training=True))  # statistics of 512 latents
+        for layer in batch_norm_layers(gan.ema_generator):  # that call moved the statistics: undo it
+            layer.moving_mean.assign(saved[layer.name][0])
+            layer.moving_variance.assign(saved[layer.name][1])
+        return float(np.abs(np.asarray(gan.ema_generator(latents, training=False)) - standing).mean())
+
+    saved = {l.name: (l.moving_mean.numpy(), l.moving_variance.numpy()) for l in batch_norm_layers(gan.ema_generator)}
+    before = mismatch()
+    stream = gan.rng.state.numpy().copy()
+    for _ in range(40):  # momentum 0.9: forty refreshes leave 1.5% of the start
+        gan._update_ema(32)
+    np.testing.assert_array_equal(gan.rng.state.numpy(), stream)
+    saved = {l.name: (l.moving_mean.numpy(), l.moving_variance.numpy()) for l in batch_norm_layers(gan.ema_generator)}
+    after = mismatch()
+    assert before > 0.05 and after < 0.2 * before, (before, after)
 
 
 def test_generate_is_reproducible_per_seed():

@@ -5,7 +5,12 @@ saved and restored with it; the loop calls `update_average` after every generato
 
 - `RampedDecay(decay)`: min(decay, (1 + t) / (10 + t)) after t updates, as TensorFlow's
   `ExponentialMovingAverage(num_updates=...)`, so a short run does not export mostly its random
-  initialisation; BatchNorm statistics are averaged alongside the weights.
+  initialisation.
+- BatchNorm's moving statistics are the average's own (BigGAN's "standing statistics", kept
+  current): the loop runs the average once in training mode on fresh latents after each update, and
+  the statistics are neither averaged nor copied. The live generator's statistics describe the live
+  weights' activations, not the average's: with them the lightweight model's EMA samples had too
+  little contrast (colour distance 3.65 against 1.83 with its own statistics, at 25 minutes).
 - `HalfLife(kimg, rampup)`: StyleGAN2-ADA's beta = 0.5 ** (batch / ema_nimg), ema_nimg =
   min(kimg * 1000, images seen * rampup) (rampup 0: off); buffers (w_avg) are copied, not averaged.
 """
@@ -40,18 +45,42 @@ class HalfLife:
         return tf.pow(0.5, batch / tf.maximum(ema_nimg, 1e-8))
 
 
+def batch_norm_layers(model) -> list:
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def own_statistics(model) -> set:
+    """ids of the moving statistics of `model`'s BatchNormalization layers."""
+    return {id(variable) for layer in batch_norm_layers(model) for variable in (layer.moving_mean, layer.moving_variance)}
+
+
 def average_of(generator) -> keras.Model:
-    """A frozen clone of `generator` holding its current weights: the start of its average."""
+    """A frozen clone of `generator` holding its current weights: the start of its average. Its
+    BatchNormalization layers stay trainable (the model is not: nothing optimises them), so that a
+    training-mode call updates their statistics (`refresh_statistics`)."""
     average = keras.models.clone_model(generator)
     average.set_weights(generator.get_weights())
     average.trainable = False
+    for layer in batch_norm_layers(average):
+        layer.trainable = True
     return average
+
+
+def refresh_statistics(average, latents) -> None:
+    """One training-mode pass of the average: its BatchNorm moving statistics take a step towards
+    the statistics of its own activations (the layers' momentum). Nothing to do without BatchNorm."""
+    if batch_norm_layers(average):
+        average(latents, training=True)
 
 
 def update_average(average, generator, decay, copies_buffers) -> None:
     """average <- decay * average + (1 - decay) * generator, variable by variable; non-trainable
-    variables copied instead where `copies_buffers`."""
+    variables copied instead where `copies_buffers`; BatchNorm's moving statistics left to
+    `refresh_statistics`."""
+    skipped = own_statistics(average)
     for target, variable in zip(average.variables, generator.variables):
+        if id(target) in skipped:
+            continue
         value = tf.cast(variable, target.dtype)
         if copies_buffers and not variable.trainable:
             target.assign(value)  # e.g. StyleGAN's w_avg: the live value, not an average of it

@@ -31,13 +31,14 @@ from .. import onednn as onednn_switch
 from ..precision import with_loss_scaling
 from ..sampling import latent_width, latents_for_seed, render
 from . import fitting
-from .ema import RampedDecay, average_of, update_average
+from .ema import RampedDecay, average_of, batch_norm_layers, refresh_statistics, update_average
 from .objective import Networks, Objective
 from .optimizers import GANOptimizers
 from .options import GANOptions, MadeFromOptions
 from .passes import Update, passes_for
 
 log = logging.getLogger(__name__)
+STATISTICS_STREAM = 0x5EED  # seed half of the latents that refresh the EMA generator's BatchNorm statistics
 
 
 class GAN(MadeFromOptions, keras.Model):
@@ -275,6 +276,15 @@ class GAN(MadeFromOptions, keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             decay = self.ema(self.ema_updates, batch_size * replicas)
             update_average(self.ema_generator, self.generator, decay, self.ema.copies_buffers)
+            if batch_norm_layers(self.ema_generator):
+                # Latents of a stateless stream (per update and replica), so the training stream is
+                # the same with or without BatchNorm in the generator.
+                replica = tf.distribute.get_replica_context()
+                replica = 0 if replica is None else replica.replica_id_in_sync_group
+                seed = tf.stack([tf.cast(self.ema_updates, tf.int64) * 1024 + tf.cast(replica, tf.int64),
+                                 tf.constant(STATISTICS_STREAM, tf.int64)])
+                refresh_statistics(self.ema_generator,
+                                   tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed))
             self.ema_updates.assign_add(1.0)
 
     # -- using the trained generator ----------------------------------------------------
