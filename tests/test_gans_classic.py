@@ -259,9 +259,9 @@ def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_genera
         on_train_batch_end=lambda batch, logs: trajectory.append([v.numpy().astype(np.float64) for v in gan.generator.variables]))
     gan.fit(_faces_dataset(64), epochs=1, verbose=0, callbacks=[record])  # 8 generator updates
     assert len(trajectory) == 9 and float(gan.ema_updates.numpy()) == 8
-    # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable but
-    # BatchNorm's moving statistics (the average's own, test_ema_batch_norm_statistics_are_the_averages_own)
-    # decays with min(0.999, (1 + t) / (10 + t)).
+    # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable decays
+    # with min(0.999, (1 + t) / (10 + t)); BatchNorm's moving statistics too, but fit's end also
+    # refreshes them (test_ema_batch_norm_statistics_are_the_averages_own), so they are left out here.
     expected = trajectory[0]
     for t, weights in enumerate(trajectory[1:]):
         decay = min(0.999, (1 + t) / (10 + t))
@@ -280,10 +280,10 @@ def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_genera
 
 
 def test_ema_batch_norm_statistics_are_the_averages_own():
-    """After each update the average runs once in training mode on fresh latents, so its BatchNorm
-    statistics describe its own activations: in inference mode it draws what it draws with the
-    statistics of a large batch, while the live generator's statistics (what averaging them gave)
-    do not fit it. The training stream is unchanged (its latents come from their own stream)."""
+    """Refreshed, the average's BatchNorm statistics describe its own activations: in inference mode
+    it draws what it draws with the statistics of a large batch, while the live generator's
+    statistics (what averaging them gave) do not fit it. The training stream is unchanged (the
+    refresh's latents come from their own stream), and `fit` refreshes every tenth step and at its end."""
     gan = create_gan("dcgan", 32, 16, width=8, seed=0, ema=0.999)
     gan.compile(jit_compile=False)
     gan.ema_updates.assign(10_000.0)  # decay 0.999: the average stays where it is put
@@ -305,12 +305,17 @@ def test_ema_batch_norm_statistics_are_the_averages_own():
     saved = {l.name: (l.moving_mean.numpy(), l.moving_variance.numpy()) for l in batch_norm_layers(gan.ema_generator)}
     before = mismatch()
     stream = gan.rng.state.numpy().copy()
-    for _ in range(40):  # momentum 0.9: forty refreshes leave 1.5% of the start
-        gan._update_ema(32)
+    for _ in range(10):  # each refresh halves the distance: ten leave 0.1% of the start
+        gan.refresh_average_statistics()
     np.testing.assert_array_equal(gan.rng.state.numpy(), stream)
     saved = {l.name: (l.moving_mean.numpy(), l.moving_variance.numpy()) for l in batch_norm_layers(gan.ema_generator)}
     after = mismatch()
     assert before > 0.05 and after < 0.2 * before, (before, after)
+
+    refreshes = []
+    gan.refresh_average_statistics = lambda: refreshes.append(int(gan.ema_updates.numpy()))
+    gan.fit(_faces_dataset(200), epochs=1, verbose=0)  # 25 steps
+    assert refreshes == [10_010, 10_020, 10_025]
 
 
 def test_generate_is_reproducible_per_seed():

@@ -6,13 +6,15 @@ saved and restored with it; the loop calls `update_average` after every generato
 - `RampedDecay(decay)`: min(decay, (1 + t) / (10 + t)) after t updates, as TensorFlow's
   `ExponentialMovingAverage(num_updates=...)`, so a short run does not export mostly its random
   initialisation.
-- BatchNorm's moving statistics are the average's own (BigGAN's "standing statistics", kept
-  current): the loop runs the average once in training mode on fresh latents after each update, and
-  the statistics are neither averaged nor copied. The live generator's statistics describe the live
-  weights' activations, not the average's: with them the lightweight model's EMA samples had too
-  little contrast (colour distance 3.65 against 1.83 with its own statistics, at 25 minutes).
-- `HalfLife(kimg, rampup)`: StyleGAN2-ADA's beta = 0.5 ** (batch / ema_nimg), ema_nimg =
-  min(kimg * 1000, images seen * rampup) (rampup 0: off); buffers (w_avg) are copied, not averaged.
+- BatchNorm's moving statistics: averaged alongside the weights, and every `RefreshStatistics.every`
+  steps of `fit` moved halfway to the average's own (BigGAN's "standing statistics", kept current):
+  the average runs once in training mode on latents of their own stream
+  (`GAN.refresh_average_statistics`). The live generator's statistics describe the live weights'
+  activations, not the average's: with them alone the lightweight model's EMA samples had too
+  little contrast (colour distance 3.65 against 1.83 with its own statistics, at 25 minutes). A
+  refresh after every update cost 24% of the lightweight model's step (benchmarks/bench_ema.py);
+  the average moves slowly (decay 0.999), so every tenth step keeps the statistics as current for a
+  tenth of that, and the averaging in between keeps a short run's statistics right from the start.
 """
 
 from __future__ import annotations
@@ -66,21 +68,50 @@ def average_of(generator) -> keras.Model:
     return average
 
 
+class RefreshStatistics(keras.callbacks.Callback):
+    """`gan.refresh_average_statistics()` every `every` batches of `fit` and at its end (the GAN
+    adds this callback itself where its average has BatchNorm)."""
+
+    every = 10
+
+    def __init__(self, gan):
+        super().__init__()
+        self.gan, self.batches = gan, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        if self.batches % self.every == 0:
+            self.gan.refresh_average_statistics()
+
+    def on_train_end(self, logs=None):
+        self.gan.refresh_average_statistics()
+
+
+REFRESH_MOMENTUM = 0.5  # each refresh moves the statistics halfway to those of one batch
+
+
 def refresh_statistics(average, latents) -> None:
-    """One training-mode pass of the average: its BatchNorm moving statistics take a step towards
-    the statistics of its own activations (the layers' momentum). Nothing to do without BatchNorm."""
-    if batch_norm_layers(average):
+    """One training-mode pass of the average: its BatchNorm moving statistics move halfway to the
+    statistics of its own activations on `latents`. The layers' momentum is changed only while the
+    pass runs (and is traced), so their configuration stays the generator's. Nothing to do without
+    BatchNorm."""
+    layers = batch_norm_layers(average)
+    if not layers:
+        return
+    kept = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = REFRESH_MOMENTUM
+    try:
         average(latents, training=True)
+    finally:
+        for layer, momentum in zip(layers, kept):
+            layer.momentum = momentum
 
 
 def update_average(average, generator, decay, copies_buffers) -> None:
     """average <- decay * average + (1 - decay) * generator, variable by variable; non-trainable
-    variables copied instead where `copies_buffers`; BatchNorm's moving statistics left to
-    `refresh_statistics`."""
-    skipped = own_statistics(average)
+    variables copied instead where `copies_buffers`."""
     for target, variable in zip(average.variables, generator.variables):
-        if id(target) in skipped:
-            continue
         value = tf.cast(variable, target.dtype)
         if copies_buffers and not variable.trainable:
             target.assign(value)  # e.g. StyleGAN's w_avg: the live value, not an average of it

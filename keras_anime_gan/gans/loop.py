@@ -31,7 +31,7 @@ from .. import onednn as onednn_switch
 from ..precision import with_loss_scaling
 from ..sampling import latent_width, latents_for_seed, render
 from . import fitting
-from .ema import RampedDecay, average_of, batch_norm_layers, refresh_statistics, update_average
+from .ema import RampedDecay, RefreshStatistics, average_of, batch_norm_layers, refresh_statistics, update_average
 from .objective import Networks, Objective
 from .optimizers import GANOptimizers
 from .options import GANOptions, MadeFromOptions
@@ -39,6 +39,7 @@ from .passes import Update, passes_for
 
 log = logging.getLogger(__name__)
 STATISTICS_STREAM = 0x5EED  # seed half of the latents that refresh the EMA generator's BatchNorm statistics
+STATISTICS_BATCH = 32  # latents per replica in each refresh
 
 
 class GAN(MadeFromOptions, keras.Model):
@@ -137,13 +138,17 @@ class GAN(MadeFromOptions, keras.Model):
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the first batch ([-1, 1] floats or uint8 pixels),
         grouping `real_batches_per_step` batches into each step (`steps_per_epoch` counts steps),
-        adding the objective's `training_callbacks()`, refusing data too small for one step, and
+        adding the objective's `training_callbacks()` (and `ema.RefreshStatistics` where the average
+        has BatchNorm), refusing data too small for one step, and
         turning tf.data's autotuner off where the dataset did not choose (`fitting`)."""
         model_name = type(self).__name__
         onednn_switch.warn_if_off()  # once: TensorFlow was imported first, so it runs its slower kernels
         fitting.check_first_batch(x)
         x, kwargs = fitting.group_real_batches(x, kwargs, self.real_batches_per_step, self.seed, model_name)
-        kwargs = fitting.with_callbacks(self.objective.training_callbacks(), args, kwargs, model_name)
+        own = list(self.objective.training_callbacks())
+        if self.ema is not None and batch_norm_layers(self.ema_generator):
+            own.append(RefreshStatistics(self))
+        kwargs = fitting.with_callbacks(own, args, kwargs, model_name)
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras would warn it ignores shuffle=True
             fitting.check_one_step(x, self.real_batches_per_step, model_name)
@@ -276,16 +281,26 @@ class GAN(MadeFromOptions, keras.Model):
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             decay = self.ema(self.ema_updates, batch_size * replicas)
             update_average(self.ema_generator, self.generator, decay, self.ema.copies_buffers)
-            if batch_norm_layers(self.ema_generator):
-                # Latents of a stateless stream (per update and replica), so the training stream is
-                # the same with or without BatchNorm in the generator.
-                replica = tf.distribute.get_replica_context()
-                replica = 0 if replica is None else replica.replica_id_in_sync_group
+            self.ema_updates.assign_add(1.0)
+
+    def refresh_average_statistics(self, batch_size=STATISTICS_BATCH):
+        """One training-mode pass of `ema_generator` on `batch_size` latents per replica: its BatchNorm
+        statistics step towards those of its own activations (`ema.RefreshStatistics` calls this
+        during `fit`; a loop of your own calls it now and then). The latents come from a stateless
+        stream of their own (per update and replica), so the training stream is untouched. Nothing
+        to do without an average or without BatchNorm."""
+        if self.ema is None or not batch_norm_layers(self.ema_generator):
+            return
+        if getattr(self, "_refresh_function", None) is None:
+            def refresh(size):
+                replica = tf.distribute.get_replica_context().replica_id_in_sync_group
                 seed = tf.stack([tf.cast(self.ema_updates, tf.int64) * 1024 + tf.cast(replica, tf.int64),
                                  tf.constant(STATISTICS_STREAM, tf.int64)])
-                refresh_statistics(self.ema_generator,
-                                   tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed))
-            self.ema_updates.assign_add(1.0)
+                refresh_statistics(self.ema_generator, tf.random.stateless_normal((size, self.latent_dim), seed=seed))
+
+            self._refresh_function = tf.function(lambda size: self.distribute_strategy.run(refresh, args=(size,)),
+                                                 reduce_retracing=True)
+        self._refresh_function(tf.constant(int(batch_size)))
 
     # -- using the trained generator ----------------------------------------------------
 
