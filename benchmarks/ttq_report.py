@@ -20,6 +20,8 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
                                                 "generator twice as wide at 32-64 px",
           "lightweight-snd-noaug-lr5e-4-blur": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
                                                "output blur",
+          "lightweight-snd-noaug-lr5e-4-bnavg": "lightweight, no augmentation, spectral norm in D, Adam 5e-4, "
+                                                "EMA BatchNorm statistics averaged (before the fix)",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
@@ -169,8 +171,9 @@ def write_report(work: Path, out: Path) -> None:
              "Written by `benchmarks/time_to_quality.py` (the runs' folders and logs are kept, so this page can be "
              "written again with `--report`). Each model trained alone for the same minutes on the same faces; its "
              "EMA generator was saved every 5 training minutes and scored afterwards: SWD x1e3 and colour distance "
-             "of 1,000 samples (seed 0) against 1,000 held-out faces that no run trained on, beside the real-vs-real "
-             "noise floor (the held-out faces against 1,000 training faces). In brackets: the value over the floor.",
+             "of 1,000 samples (seed 0) against 1,000 held-out faces that no run trained on, converted as the training "
+             "faces are, beside the real-vs-real noise floor (the held-out faces against 1,000 training faces). In "
+             "brackets: the value over the floor.",
              "", f"Machine: {json.dumps(cpu)}.", ""]
     notes = work / "notes.md"  # what the runs say, written by whoever ran them, kept beside them
     if notes.is_file():

@@ -231,8 +231,9 @@ def _stylegan_batch_decoder(resolution):
 
 def _file_decoder(resolution, min_size):
     """tf.io decoding with the converter's conversions: alpha composited on white, grey -> RGB,
-    16-bit scaled down, centre crop to a square, Lanczos resize (the converter's default filter). Images below min_size become
-    empty (skipped by the caller, never upscaled). A file that does not decode raises."""
+    16-bit scaled down, centre crop to a square, Lanczos resize (the converter's default filter).
+    Images below min_size become empty (skipped by the caller, never upscaled). A file that does
+    not decode raises."""
 
     def decode(path):
         data = tf.io.read_file(path)

@@ -15,6 +15,8 @@ saved and restored with it; the loop calls `update_average` after every generato
   refresh after every update cost 24% of the lightweight model's step (benchmarks/bench_ema.py);
   the average moves slowly (decay 0.999), so every tenth step keeps the statistics as current for a
   tenth of that, and the averaging in between keeps a short run's statistics right from the start.
+- `HalfLife(kimg, rampup)`: StyleGAN2-ADA's beta = 0.5 ** (batch / ema_nimg), ema_nimg =
+  min(kimg * 1000, images seen * rampup) (rampup 0: off); buffers (w_avg) are copied, not averaged.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def batch_norm_layers(model) -> list:
 
 def own_statistics(model) -> set:
     """ids of the moving statistics of `model`'s BatchNormalization layers."""
-    return {id(variable) for layer in batch_norm_layers(model) for variable in (layer.moving_mean, layer.moving_variance)}
+    return {id(variable) for layer in batch_norm_layers(model)
+            for variable in (layer.moving_mean, layer.moving_variance)}
 
 
 def average_of(generator) -> keras.Model:

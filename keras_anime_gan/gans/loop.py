@@ -139,8 +139,8 @@ class GAN(MadeFromOptions, keras.Model):
         """`keras.Model.fit`, after checking the first batch ([-1, 1] floats or uint8 pixels),
         grouping `real_batches_per_step` batches into each step (`steps_per_epoch` counts steps),
         adding the objective's `training_callbacks()` (and `ema.RefreshStatistics` where the average
-        has BatchNorm), refusing data too small for one step, and
-        turning tf.data's autotuner off where the dataset did not choose (`fitting`)."""
+        has BatchNorm), refusing data too small for one step, and turning tf.data's autotuner off
+        where the dataset did not choose (`fitting`)."""
         model_name = type(self).__name__
         onednn_switch.warn_if_off()  # once: TensorFlow was imported first, so it runs its slower kernels
         fitting.check_first_batch(x)
@@ -285,7 +285,7 @@ class GAN(MadeFromOptions, keras.Model):
 
     def refresh_average_statistics(self, batch_size=STATISTICS_BATCH):
         """One training-mode pass of `ema_generator` on `batch_size` latents per replica: its BatchNorm
-        statistics step towards those of its own activations (`ema.RefreshStatistics` calls this
+        statistics move halfway to those of its own activations (`ema.RefreshStatistics` calls this
         during `fit`; a loop of your own calls it now and then). The latents come from a stateless
         stream of their own (per update and replica), so the training stream is untouched. Nothing
         to do without an average or without BatchNorm."""
