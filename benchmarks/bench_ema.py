@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         gan.compile()
         gans[name] = (gan, every)
         ema.RefreshStatistics.every = every
-        gan.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace and warm up (the refresh at its end)
+        gan.fit(data, steps_per_epoch=10, epochs=1, verbose=0)  # trace and warm up (the refresh at step 10)
     seconds = {name: [] for name in gans}
     for _ in range(args.rounds):
         for name, (gan, every) in gans.items():

@@ -20,10 +20,10 @@ class Recipe:
 RECIPES = {
     "cpu-minutes": Recipe("up to an hour on a CPU", "lightweight", {"spectral_norm": "discriminator", "augment": "none"},
                           "--model lightweight --spectral-norm discriminator --augment none",
-                          "at 64 px on 18,985 faces: SWD 25.6 (2.6x the floor) and colour 2.26 (1.45x) at 30 minutes, "
-                          "the closest of all runs to the real faces; on 1,000 faces still ahead of DiffAugment "
-                          "(SWD 24.1, colour 4.09 against 24.4, 7.43); on 100 faces far truer colours at a slightly "
-                          "higher SWD (30.8, 4.51 against 28.9, 11.0)"),
+                          "at 64 px on 18,985 faces: colour distance 1.50 (1.9x the floor) and SWD 22.7 (2.3x) at "
+                          "30 minutes, the truest colours of all runs (at Adam 5e-4 SWD 20.0, but colours that swing); "
+                          "on 1,000 faces ahead of DiffAugment (SWD 24.1, colour 4.09 against 24.4, 7.43, first "
+                          "page); on 100 faces far truer colours at a slightly higher SWD"),
     "cpu-hours": Recipe("a few hours on a CPU", "lightweight", {}, "--model lightweight",
                         "ahead at 30 minutes and still improving; if its colours drift, --spectral-norm both kept "
                         "them true (slower SWD, less formed faces at 30 minutes); not measured past 30 minutes"),

@@ -72,8 +72,9 @@ def average_of(generator) -> keras.Model:
 
 
 class RefreshStatistics(keras.callbacks.Callback):
-    """`gan.refresh_average_statistics()` every `every` batches of `fit` and at its end (the GAN
-    adds this callback itself where its average has BatchNorm)."""
+    """`gan.refresh_average_statistics()` every `every` batches of `fit` (the GAN adds this callback
+    itself where its average has BatchNorm). Not at the end of `fit`: the last checkpoint and the
+    generator saved after it hold the same average."""
 
     every = 10
 
@@ -85,9 +86,6 @@ class RefreshStatistics(keras.callbacks.Callback):
         self.batches += 1
         if self.batches % self.every == 0:
             self.gan.refresh_average_statistics()
-
-    def on_train_end(self, logs=None):
-        self.gan.refresh_average_statistics()
 
 
 REFRESH_MOMENTUM = 0.5  # each refresh moves the statistics halfway to those of one batch
