@@ -48,14 +48,12 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from keras_anime_gan import create_gan
-    from keras_anime_gan.gans import loop
+    from keras_anime_gan.gans import ema, loop
 
     batch = 32
     images = tf.random.stateless_uniform((4 * batch, args.resolution, args.resolution, 3), seed=[0, 1],
                                          minval=-1.0, maxval=1.0)
     data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().cache()
-    from keras_anime_gan.gans import ema
-
     gans = {}
     for name, (every, refresh) in variants().items():
         loop.refresh_statistics = refresh  # read when the refresh is traced, in the first fit below

@@ -100,12 +100,14 @@ def prepare(args) -> dict:
         # read from the source folders, they were resized by tf.image (bilinear) instead of the
         # converter's Lanczos, and the training faces themselves scored SWD 14.2 against them (1.42x
         # the floor, 2.2x at 64 px), a handicap of every generator that learned them well.
+        # On all the training faces their records are that conversion already.
         converted = split / f"{args.resolution}px"
-        for name in ("heldout", "train"):
-            if not (converted / name / "dataset.json").is_file():
-                convert_folder(str(split / f"{name}-src"), str(converted / name), args.resolution, seed=0)
-        heldout = load_real_images(str(converted / "heldout"), args.eval_images, args.resolution)
-        floor = load_real_images(str(converted / "train"), len(heldout), args.resolution, seed=1)
+        sources = {"heldout": converted / "heldout", "train": records if not args.train_faces else converted / "train"}
+        for name, folder in sources.items():
+            if not (folder / "dataset.json").is_file():
+                convert_folder(str(split / f"{name}-src"), str(folder), args.resolution, seed=0)
+        heldout = load_real_images(str(sources["heldout"]), args.eval_images, args.resolution)
+        floor = load_real_images(str(sources["train"]), len(heldout), args.resolution, seed=1)
         np.save(heldout_file, heldout)
         np.save(data / "floor.npy", floor)
     zipped = data / "train-png.zip"

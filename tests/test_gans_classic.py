@@ -260,8 +260,8 @@ def test_ema_follows_the_ramped_decay_exactly_and_stays_close_to_the_live_genera
     gan.fit(_faces_dataset(64), epochs=1, verbose=0, callbacks=[record])  # 8 generator updates
     assert len(trajectory) == 9 and float(gan.ema_updates.numpy()) == 8
     # TensorFlow's ExponentialMovingAverage(num_updates=t) rule, written out: every variable decays
-    # with min(0.999, (1 + t) / (10 + t)); BatchNorm's moving statistics too, but fit's end also
-    # refreshes them (test_ema_batch_norm_statistics_are_the_averages_own), so they are left out here.
+    # with min(0.999, (1 + t) / (10 + t)); BatchNorm's moving statistics too, but fit also refreshes
+    # them every tenth step (test_ema_batch_norm_statistics_are_the_averages_own), so they are left out here.
     expected = trajectory[0]
     for t, weights in enumerate(trajectory[1:]):
         decay = min(0.999, (1 + t) / (10 + t))
