@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
 
-# name -> (model, options); every run: --precision auto, the model's default batch, no metrics in training.
+# name -> (model, options); every run: --precision (auto unless given), the model's default batch, no metrics in training.
 RUNS = {
     "dcgan": ("dcgan", {}),
     "stylegan2-tiny": ("stylegan2-ada", {"preset": "tiny"}),
@@ -170,8 +170,8 @@ def train_ours(args, name, records) -> None:
                                            "g_updates": int(self.model.g_optimizer.iterations.numpy())}) + "\n")
 
     settings = dict(data=records, out=str(out / "run"), model=model, resolution=args.resolution, epochs=None,
-                    minutes=args.minutes, metrics="none", seed=args.seed, verbose=2, model_options=options,
-                    sample_interval=1, keep_checkpoints=1)
+                    minutes=args.minutes, metrics="none", seed=args.seed, precision=args.precision, verbose=2,
+                    model_options=options, sample_interval=1, keep_checkpoints=1)
     if args.train_faces:
         # An epoch (its sample grid and checkpoint) as many images as one over all the training faces,
         # so every tag spends the same share of its minutes on epoch-end work (a 31-step epoch over
@@ -213,7 +213,7 @@ def run(args, name, prepared) -> None:
 
 def child_flags(args) -> list[str]:
     flags = ["--work", args.work, "--resolution", str(args.resolution), "--minutes", str(args.minutes),
-             "--every", str(args.every), "--seed", str(args.seed)]
+             "--every", str(args.every), "--seed", str(args.seed), "--precision", args.precision]
     if args.tag:
         flags += ["--tag", args.tag]
     if args.train_faces:
@@ -305,6 +305,7 @@ def main(argv=None) -> int:
     parser.add_argument("--train-faces", type=int, default=None, help="train on the first N training faces only")
     parser.add_argument("--tag", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision", default="auto", help="the runs' --precision (ours; NVIDIA's trains in float32)")
     parser.add_argument("--torch-python", default=None, help="a Python with PyTorch for the nvidia run")
     parser.add_argument("--nvidia-dir", default=None, help="a checkout of NVlabs/stylegan2-ada-pytorch")
     parser.add_argument("--nvidia-kimg-per-tick", type=float, default=0.032,
