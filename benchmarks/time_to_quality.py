@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
+from ttq_report import machine  # noqa: E402
 
 # name -> (model, options); every run: --precision (auto unless given), the model's default batch, no metrics in training.
 RUNS = {
@@ -181,7 +182,7 @@ def train_ours(args, name, records) -> None:
         settings["steps_per_epoch"] = max(1, all_faces // batch)
     config = TrainConfig(**settings)
     summary = train(config, callbacks=[Snapshots()])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / "summary.json").write_text(json.dumps({**summary, "machine": machine()}, indent=2))
 
 
 def train_nvidia(args, prepared) -> None:
@@ -190,6 +191,7 @@ def train_nvidia(args, prepared) -> None:
     command = [args.torch_python, str(ROOT / "benchmarks" / "nvidia_cpu_train.py"), "--nvidia-dir", args.nvidia_dir,
                "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes),
                "--kimg-per-tick", str(args.nvidia_kimg_per_tick), "--every", str(args.every)]
+    (out / "machine.json").write_text(json.dumps(machine()))
     with open(out / "log.txt", "w", encoding="utf-8") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -45,19 +45,22 @@ def _settings(rows) -> dict:
 
 
 def _run_facts(work: Path, tag: str, run: str) -> dict:
-    """images seen, images/s, G updates and precision of a run, from its summary (ours) or log (NVIDIA's)."""
+    """images seen, images/s, G updates, precision and machine of a run, from its summary (ours) or log
+    (NVIDIA's; its machine from WORK/TAG/nvidia/machine.json when there is one)."""
     folder = work / tag / run
     summary = folder / "summary.json"
     if summary.is_file():
         data = json.loads(summary.read_text())
         return {"kimg": data.get("kimg"), "images_per_second": data.get("images_per_second"),
-                "g_updates": data.get("g_updates"), "precision": data.get("precision")}
+                "g_updates": data.get("g_updates"), "precision": data.get("precision"), "machine": data.get("machine")}
     stats = folder / "run" / "stats.jsonl"
     if stats.is_file():
         last = json.loads(stats.read_text().splitlines()[-1])
         kimg, seconds = last["Progress/kimg"]["mean"], last["Timing/total_sec"]["mean"]
+        machine = folder / "machine.json"
         return {"kimg": round(kimg, 3), "images_per_second": round(1000 * kimg / max(seconds, 1e-9), 1),
-                "g_updates": None, "precision": "float32"}
+                "g_updates": None, "precision": "float32",
+                "machine": json.loads(machine.read_text()) if machine.is_file() else None}
     return {}
 
 
@@ -160,30 +163,38 @@ def sample_grid(work: Path, tag: str, runs, path: Path, strips: Path) -> None:
     plt.close(figure)
 
 
-def write_report(work: Path, out: Path) -> None:
+def machine() -> dict:
+    """This CPU as the page names it: model, cores and the flags that decide its speed."""
     from keras_anime_gan.precision import cpu_flags, describe_cpu
+
+    return {**describe_cpu(), "flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})}
+
+
+def write_report(work: Path, out: Path) -> None:
     from time_to_quality import read_results
 
     out.mkdir(parents=True, exist_ok=True)
     settings = _settings(read_results(work / "results.jsonl"))
-    cpu = {**describe_cpu(), "flags": sorted(cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})}
     lines = ["# Time to quality: the best faces per CPU-minute", "",
              "Written by `benchmarks/time_to_quality.py` (the runs' folders and logs are kept, so this page can be "
              "written again with `--report`). Each model trained alone for the same minutes on the same faces; its "
              "EMA generator was saved every 5 training minutes and scored afterwards: SWD x1e3 and colour distance "
              "of 1,000 samples (seed 0) against 1,000 held-out faces that no run trained on, converted as the training "
              "faces are, beside the real-vs-real noise floor (the held-out faces against 1,000 training faces). In "
-             "brackets: the value over the floor.",
-             "", f"Machine: {json.dumps(cpu)}.", ""]
+             "brackets: the value over the floor. Minutes are comparable within a setting, whose runs trained on one "
+             "kind of machine (named under its title).", ""]
     notes = work / "notes.md"  # what the runs say, written by whoever ran them, kept beside them
     if notes.is_file():
         lines += [notes.read_text().strip(), ""]
     facts = {}
     for tag, runs in settings.items():
         title = f"{tag}: {next(iter(runs.values()))[0]['train_faces']:,} training faces"
-        lines += [f"## {title}", "", "SWD x1e3 (lower is better):", "", *_table(runs, "swd", 1, "swd_floor"), "",
-                  "Colour distance:", "", *_table(runs, "color", 2, "color_floor"), ""]
         facts[tag] = {run: _run_facts(work, tag, run) for run in runs}
+        machines = list({json.dumps(data.get("machine"), sort_keys=True): data.get("machine")
+                         for data in facts[tag].values()}.values())
+        lines += [f"## {title}", "", "Machine: " + "; ".join(json.dumps(m) if m else "not recorded" for m in machines)
+                  + ".", "", "SWD x1e3 (lower is better):", "", *_table(runs, "swd", 1, "swd_floor"), "",
+                  "Colour distance:", "", *_table(runs, "color", 2, "color_floor"), ""]
         lines += ["| model | precision | images seen (k) | images/s | G updates |", "| --- | --- | --- | --- | --- |"]
         for run, data in facts[tag].items():
             lines.append(f"| {LABELS.get(run, run)} | {data.get('precision')} | {data.get('kimg')} | "
@@ -192,5 +203,4 @@ def write_report(work: Path, out: Path) -> None:
         sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png", out / "ttq-samples")
         lines += ["", f"![curves](ttq-{tag}.png)", "", f"![samples at the end](ttq-{tag}-samples.png)", ""]
     (out / "time-to-quality.md").write_text("\n".join(lines) + "\n")
-    (out / "time-to-quality.json").write_text(json.dumps({"machine": cpu, "settings": settings, "runs": facts},
-                                                         indent=1))
+    (out / "time-to-quality.json").write_text(json.dumps({"settings": settings, "runs": facts}, indent=1))

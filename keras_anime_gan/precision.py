@@ -2,8 +2,9 @@
 
 `choose_precision("auto")` picks from the hardware: bfloat16 on a GPU of compute capability 8.0 or
 higher (Ampere and newer) and on a CPU with native bfloat16 instructions (the `avx512_bf16` or
-`amx_bf16` flags), float16 with loss scaling on GPUs of compute capability 7.x (Volta, Turing),
-float32 everywhere else. An explicit choice is kept, with a warning in the reason where it runs
+`amx_bf16` flags) unless the model trains faster in float32 there (its `float32_on_cpu_reason`:
+the lightweight model's small convolutions), float16 with loss scaling on GPUs of compute capability
+7.x (Volta, Turing), float32 everywhere else. An explicit choice is kept, with a warning in the reason where it runs
 slowly (bfloat16 or float16 emulated on a CPU without them).
 
 Whatever the precision, the variables (weights, EMA weights, BatchNorm statistics, optimizer
@@ -70,11 +71,12 @@ def check_precision(name: str) -> str:
     return name
 
 
-def choose_precision(requested: str = "auto", *, gpus: list | None = None,
-                     flags: set[str] | None = None) -> tuple[str, str]:
+def choose_precision(requested: str = "auto", *, gpus: list | None = None, flags: set[str] | None = None,
+                     float32_on_cpu: str | None = None) -> tuple[str, str]:
     """(precision, reason): the precision to train in ("float32", "bfloat16" or "float16") and a
     sentence saying why. `gpus` (compute capabilities, as `gpu_compute_capabilities` returns) and
-    `flags` (as `cpu_flags`) default to this machine's."""
+    `flags` (as `cpu_flags`) default to this machine's. `float32_on_cpu`: the model's reason to
+    train in float32 on a CPU even where it computes bfloat16 natively (`float32_on_cpu_reason`)."""
     check_precision(requested)
     gpus = gpu_compute_capabilities() if gpus is None else list(gpus)
     if gpus:
@@ -94,10 +96,14 @@ def choose_precision(requested: str = "auto", *, gpus: list | None = None,
         return "float32", f"auto: {device} < 7.0 has neither fast float16 nor bfloat16"
     native = cpu_bf16_flags(flags)
     if requested == "auto":
+        if native and float32_on_cpu:
+            return "float32", f"auto: no GPU; this CPU computes bfloat16 natively ({', '.join(native)}), but {float32_on_cpu}"
         if native:
             return "bfloat16", f"auto: no GPU, and this CPU computes bfloat16 natively ({', '.join(native)})"
         return "float32", (f"auto: no GPU, and this CPU has no native bfloat16 ({' or '.join(BF16_CPU_FLAGS)} "
                            "not in its flags)")
+    if requested == "bfloat16" and native and float32_on_cpu:
+        return requested, f"requested; {float32_on_cpu}"
     if requested == "bfloat16" and not native:
         return requested, (f"requested; this CPU has no native bfloat16 ({' or '.join(BF16_CPU_FLAGS)}): it is "
                            "emulated and runs much slower than float32, with the same results")

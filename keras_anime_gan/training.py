@@ -318,9 +318,11 @@ def _start(config, strategy, out, initial_epoch, checkpoint) -> tuple[str, str]:
     import keras
     import tensorflow as tf
 
+    from .gans.registry import model_class
     from .precision import apply_precision, choose_precision
 
-    precision, precision_reason = choose_precision(config.precision)
+    float32_on_cpu = model_class(config.model).float32_on_cpu_reason(config.resolution, config.options())
+    precision, precision_reason = choose_precision(config.precision, float32_on_cpu=float32_on_cpu)
     policy = apply_precision(precision)
     print(f"precision {precision} (Keras policy {policy}): {precision_reason}", flush=True)
     keras.utils.set_random_seed(config.seed)

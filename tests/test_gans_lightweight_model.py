@@ -12,6 +12,7 @@ from conftest import global_policy, run_cli, tiny_config
 from keras_anime_gan import create_gan
 from keras_anime_gan.errors import ConfigError
 from keras_anime_gan.gans import diffaugment
+from keras_anime_gan.gans.registry import model_class
 from keras_anime_gan.training import train
 
 SMALL = {"g_channel_max": 16, "d_channel_max": 16}
@@ -56,11 +57,19 @@ def test_the_decoders_reconstruct_the_reals_as_the_discriminator_saw_them():
     assert not np.allclose(seen, real)  # the draw did augment
 
 
-def test_a_run_trains_resumes_and_exports(tmp_path):
+def test_a_run_trains_resumes_and_exports(tmp_path, monkeypatch):
+    from keras_anime_gan import precision
+
+    # On a CPU with native bfloat16, `auto` keeps this model in float32 (its small convolutions ran
+    # slower in bfloat16) and says why; DCGAN's networks take bfloat16 there.
+    monkeypatch.setattr(precision, "cpu_flags", lambda path=precision.CPUINFO: {"avx2", "avx512_bf16", "amx_bf16"})
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [])
     out = tmp_path / "run"
     summary = train(tiny_config(out, model="lightweight", epochs=1, metrics="none", width=None, latent_dim=None,
                                 **SMALL))
     assert summary["state"] == "complete" and summary["g_updates"] == 3
+    assert summary["precision"] == "float32" and "lightweight" in summary["precision_reason"]
+    assert model_class("dcgan").float32_on_cpu_reason(32, None) is None
     config = json.loads((out / "config.json").read_text())["model_options"]
     assert config["g_channel_base"] == 512 and config["augment"] == "diffaugment:color,translation"
     history = (out / "history.csv").read_text().splitlines()

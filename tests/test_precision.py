@@ -80,6 +80,17 @@ def test_auto_picks_from_the_hardware_and_says_why(gpus, flags, expected, words)
     assert precision == expected and reason.startswith("auto") and words in reason
 
 
+def test_auto_keeps_float32_on_a_bf16_cpu_for_a_model_that_trains_faster_in_it():
+    why = "the lightweight model's networks train faster in float32 on a CPU"
+    precision, reason = choose_precision("auto", gpus=[], flags={"avx2", "amx_bf16"}, float32_on_cpu=why)
+    assert precision == "float32" and reason.startswith("auto") and "amx_bf16" in reason and why in reason
+    assert choose_precision("auto", gpus=[], flags={"avx2"}, float32_on_cpu=why)[0] == "float32"
+    assert why not in choose_precision("auto", gpus=[], flags={"avx2"}, float32_on_cpu=why)[1]
+    assert choose_precision("auto", gpus=[(8, 0)], flags={"amx_bf16"}, float32_on_cpu=why)[0] == "bfloat16"  # a GPU
+    assert choose_precision("bfloat16", gpus=[], flags={"amx_bf16"}, float32_on_cpu=why) == ("bfloat16",
+                                                                                            f"requested; {why}")
+
+
 def test_an_explicit_precision_is_kept_with_a_warning_where_it_is_slow():
     assert choose_precision("float32", gpus=[], flags={"avx512_bf16"}) == ("float32", "requested")
     precision, reason = choose_precision("bfloat16", gpus=[], flags={"avx2"})

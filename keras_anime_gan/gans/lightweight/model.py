@@ -147,3 +147,9 @@ class LightweightGAN(GAN):
     def default_batch_size(cls, resolution, options):
         """The preset's batch: 32 up to 64 px, 16 above."""
         return preset(resolution)["training"]["batch_size"]
+
+    @classmethod
+    def float32_on_cpu_reason(cls, resolution, options):
+        # Its convolutions are narrow (8 to 128 channels): oneDNN's bfloat16 kernels, AMX's included,
+        # lose more to conversions than they gain (benchmarks/bench_lightweight.py, docs/benchmarks.md).
+        return "the lightweight model's narrow convolutions train faster in float32 on a CPU"
