@@ -69,8 +69,14 @@ RUNS = {
     # only): a longer average of the weights. Its decay still ramps as (1 + u) / (10 + u).
     "lightweight-snd-noaug-ema9998": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
                                                       "ema": 0.9998}),
+    # The 30-minute runs' colours swung from mark to mark with the live generator's (colour distance
+    # 10.7 for the live generator where its EMA had 1.63): both rates decayed linearly to zero over
+    # the second half of the budget (pix2pix's policy), so the last minutes settle.
+    "lightweight-snd-noaug-decay": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
+                                                    "lr_decay": 0.5}),
     "nvidia": ("nvidia", {}),
 }
+RUN_SETTINGS = ("lr_decay",)  # keys of a run's options that are the run's settings, not the model's
 EVAL_SEED = 0
 
 
@@ -159,6 +165,8 @@ def train_ours(args, name, records) -> None:
 
     out = tag_dir(args) / name
     model, options = RUNS[name]
+    run_settings = {key: options[key] for key in RUN_SETTINGS if key in options}
+    options = {key: value for key, value in options.items() if key not in RUN_SETTINGS}
 
     class Snapshots(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -177,7 +185,7 @@ def train_ours(args, name, records) -> None:
 
     settings = dict(data=records, out=str(out / "run"), model=model, resolution=args.resolution, epochs=None,
                     minutes=args.minutes, metrics="none", seed=args.seed, precision=args.precision, verbose=2,
-                    model_options=options, sample_interval=1, keep_checkpoints=1)
+                    model_options=options, sample_interval=1, keep_checkpoints=1, **run_settings)
     if args.train_faces:
         # An epoch (its sample grid and checkpoint) as many images as one over all the training faces,
         # so every tag spends the same share of its minutes on epoch-end work (a 31-step epoch over

@@ -43,6 +43,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     minutes: float | None = None  # a training budget in minutes, counting what a resumed run had done
     kimg: float | None = None  # a budget of real images shown, in thousands
+    lr_decay: float | None = None  # decay both learning rates linearly to zero over this last share of the run
     synthetic_images: int = DEFAULT_SYNTHETIC_IMAGES
     flip: bool = True
     allow_upscale: bool = False
@@ -87,6 +88,10 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be a positive number, got {value!r}")
         if self.epochs is None and self.minutes is None and self.kimg is None:
             raise ConfigError("a run needs --epochs, --minutes or --kimg to know when to stop")
+        if self.lr_decay is not None and (isinstance(self.lr_decay, bool) or not isinstance(self.lr_decay, (int, float))
+                                          or not 0.0 < self.lr_decay <= 1.0):
+            raise ConfigError(f"--lr-decay must be a share of the run in (0, 1], e.g. 0.5 for its second half, "
+                              f"got {self.lr_decay!r}")
         if isinstance(self.keep_checkpoints, bool) or not isinstance(self.keep_checkpoints, int) or self.keep_checkpoints < 0:
             raise ConfigError(f"keep_checkpoints must be an integer >= 0 (0: keep all), got {self.keep_checkpoints!r}")
         for name in ("flip", "allow_upscale", "stop_on_failure"):

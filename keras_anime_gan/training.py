@@ -305,9 +305,11 @@ def _run(config, strategy, out, initial_epoch, checkpoint, callbacks) -> dict:
     run = Run(initial_epoch, history=_history_so_far(config, out, restored, checkpoint, initial_epoch),
               **restored.get("progress", {}))
     budget = cb.TrainingBudget(config.batch_size * gan.real_batches_per_step, config.minutes, config.kimg, run)
+    decay = [cb.LearningRateDecay(config.lr_decay, budget)] if config.lr_decay else []
     started = time.time()
     gan.fit(dataset, epochs=config.epochs or UNTIL_BUDGET, initial_epoch=initial_epoch, steps_per_epoch=steps,
-            callbacks=[budget, *(callbacks or []), *_run_callbacks(config, out, run, next(iter(dataset)).numpy())],
+            callbacks=[budget, *decay, *(callbacks or []),
+                       *_run_callbacks(config, out, run, next(iter(dataset)).numpy())],
             verbose=config.verbose)
     return _finish(config, gan, out, run, time.time() - started,
                    {"precision": precision, "precision_reason": precision_reason})
@@ -380,7 +382,8 @@ def _print_settings(config, gan, precision) -> None:
         print(f"note: {recommended}", flush=True)
     derived = ", ".join(f"{key} {value:.6g}" if isinstance(value, float) else f"{key} {value}"
                         for key, value in gan.training_settings().items())
-    print(f"training with {derived}", flush=True)
+    decay = f", decayed linearly to zero over the last {config.lr_decay:g} of the run" if config.lr_decay else ""
+    print(f"training with {derived}{decay}", flush=True)
 
 
 def _history_so_far(config, out, restored, checkpoint, initial_epoch) -> list[dict]:

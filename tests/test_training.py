@@ -278,6 +278,36 @@ def test_a_budget_stops_with_a_final_checkpoint_and_a_larger_one_resumes(tmp_pat
         train(tiny_config(tmp_path / "endless", epochs=None))
 
 
+def test_lr_decay_takes_both_rates_linearly_to_zero_over_the_last_share_and_resumes_from_the_configured(tmp_path):
+    """--kimg 0.08 --lr-decay 0.5: 10 steps of 8 images; step k begins with k/10 of the budget used,
+    so the rates hold for steps 0-5 and fall by 0.2 a step after. A resume with twice the budget
+    starts again from the configured rates, not the checkpoint's decayed ones."""
+
+    class Rates(keras.callbacks.Callback):  # after LearningRateDecay in train()'s list: sees what the step uses
+        def on_train_begin(self, logs=None):
+            self.seen = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.seen.append(self.model.optimizer.learning_rates())
+
+    out, rates = tmp_path / "run", Rates()
+    train(tiny_config(out, epochs=None, kimg=0.08, lr_decay=0.5, metrics="none"), callbacks=[rates])
+    factors = [1, 1, 1, 1, 1, 1, 0.8, 0.6, 0.4, 0.2]
+    np.testing.assert_allclose([r["d_learning_rate"] for r in rates.seen], [2e-4 * f for f in factors], rtol=1e-5)
+    np.testing.assert_allclose([r["g_learning_rate"] for r in rates.seen], [2e-4 * f for f in factors], rtol=1e-5)
+    more = Rates()
+    train(tiny_config(out, epochs=None, kimg=0.16, lr_decay=0.5, metrics="none"), resume=True, callbacks=[more])
+    assert len(more.seen) == 10 and more.seen[0]["d_learning_rate"] == pytest.approx(2e-4)  # 80 of 160: half
+    assert more.seen[-1]["g_learning_rate"] == pytest.approx(2e-4 * 0.1, rel=1e-5)  # 152 of 160 used
+    by_epochs = Rates()  # no budget: --epochs 2 of 3 steps count
+    train(tiny_config(tmp_path / "epochs", lr_decay=1.0, metrics="none"), callbacks=[by_epochs])
+    np.testing.assert_allclose([r["d_learning_rate"] for r in by_epochs.seen],
+                               [2e-4 * (1 - k / 6) for k in range(6)], rtol=1e-5)
+    for bad in (0, 1.5, True, "half"):
+        with pytest.raises(UserError, match="--lr-decay must be a share of the run in \\(0, 1\\]"):
+            tiny_config(tmp_path / "bad", lr_decay=bad).validate()
+
+
 def test_a_budget_run_on_few_faces_ends_an_epoch_every_10000_images_not_every_pass(tmp_path, capsys):
     """64 faces in batches of 8 are an 8-step pass; a run stopped only by a budget gets epochs of
     10,000 images (1,250 steps, 250 for WGAN's 5 real batches a step) and says so; --epochs and

@@ -10,10 +10,11 @@
 - `plotting`: `LossPlot` / `plot_history` (history.csv), `plot_metrics` (metrics.jsonl);
 - `status`: `RunStatus`, status.json's epoch kept current while a run trains;
 - `run`: `Run`, the state of one run, which the other callbacks of `training.train` share;
-- `budget`: `TrainingBudget`, the run's images and minutes, and the budget that stops it.
+- `budget`: `TrainingBudget`, the run's images and minutes, and the budget that stops it;
+  `LearningRateDecay`, both learning rates decayed to zero over the last part of a run.
 """
 
-from .budget import TrainingBudget
+from .budget import LearningRateDecay, TrainingBudget
 from .history import HistoryLog, history_columns, history_rows
 from .metric import MetricCallback
 from .monitor import TrainingMonitor, sample_diversity
@@ -24,6 +25,6 @@ from .run_checkpoint import RunCheckpoint
 from .status import RunStatus
 
 __all__ = [
-    "HistoryLog", "LossPlot", "MetricCallback", "Run", "RunCheckpoint", "TrainingBudget", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
+    "HistoryLog", "LearningRateDecay", "LossPlot", "MetricCallback", "Run", "RunCheckpoint", "TrainingBudget", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
     "history_columns", "history_rows", "make_timelapse", "plot_history", "plot_metrics", "sample_diversity",
 ]

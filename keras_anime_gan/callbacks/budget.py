@@ -43,6 +43,14 @@ class TrainingBudget(keras.callbacks.Callback):
         self.run.train_seconds += now - self._last
         self._last = now
 
+    def used(self) -> float | None:
+        """The share of the budget spent (the larger of minutes and kimg, at most 1), or None without
+        a budget."""
+        shares = [self.run.train_seconds / (60.0 * self.minutes)] if self.minutes is not None else []
+        if self.kimg is not None:
+            shares.append(self.run.images_seen / (1000.0 * self.kimg))
+        return min(max(shares), 1.0) if shares else None
+
     def reached(self) -> str | None:
         """Which budget the run has reached ("minutes", "kimg"), or None."""
         if self.minutes is not None and self.run.train_seconds >= 60.0 * self.minutes:
@@ -50,3 +58,44 @@ class TrainingBudget(keras.callbacks.Callback):
         if self.kimg is not None and self.run.images_seen >= 1000.0 * self.kimg:
             return "kimg"
         return None
+
+
+class LearningRateDecay(keras.callbacks.Callback):
+    """Both learning rates held for the first part of a run, then decayed linearly to zero over its
+    last `fraction` (pix2pix and CycleGAN's `linear` policy, there over their last epochs): the
+    rates' oscillation shrinks as the budget ends, so the last generator is the settled one. Progress
+    is `budget.used()` (minutes or kimg, counting a resumed run's) or, without a budget, epochs and
+    batches of `fit`'s own count. Each batch sets `rate x min(1, (1 - progress) / fraction)` from
+    the rates the optimizers had when `fit` began (a resumed run: its configured ones)."""
+
+    def __init__(self, fraction: float, budget: TrainingBudget | None = None):
+        super().__init__()
+        if not 0.0 < float(fraction) <= 1.0:
+            raise ValueError(f"the decay's fraction must be in (0, 1], got {fraction!r}")
+        self.fraction, self.budget = float(fraction), budget
+        self.rates, self._epoch = {}, 0
+
+    def on_train_begin(self, logs=None):
+        self.rates = self.model.optimizer.learning_rates()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def progress(self, batch: int) -> float:
+        used = self.budget.used() if self.budget is not None else None
+        if used is not None:
+            return used
+        epochs, steps = self.params.get("epochs"), self.params.get("steps")
+        return (self._epoch + batch / steps) / epochs if epochs and steps else 0.0
+
+    def factor(self, batch: int) -> float:
+        return max(0.0, min(1.0, (1.0 - self.progress(batch)) / self.fraction))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        factor = self.factor(batch)
+        self.model.optimizer.set_learning_rates({name: None if rate is None else rate * factor
+                                                 for name, rate in self.rates.items()})
+
+    def on_train_end(self, logs=None):
+        # What a resumed or continued `fit` starts from: the rates as configured, not the decayed ones.
+        self.model.optimizer.set_learning_rates(self.rates)

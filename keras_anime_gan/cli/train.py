@@ -56,6 +56,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                       "what a resumed run had done, with a final checkpoint; --resume with a larger "
                                       "one continues (without --epochs: no epoch limit)")
     add("--kimg", type=float, help="a training budget in thousands of real images shown, counted as --minutes is")
+    add("--lr-decay", type=float, metavar="SHARE",
+        help="decay both learning rates linearly to zero over the last SHARE of the run (its --minutes, --kimg or "
+             "--epochs; 0.5: the second half, as pix2pix and CycleGAN do); default: constant rates")
     add("--steps-per-epoch", type=int, help="training steps per epoch; a step uses one real batch per D update "
                                             "(n_critic for wgan) (default: one pass over the data; at least "
                                             "10,000 images for a --minutes or --kimg run without --epochs)")
@@ -67,7 +70,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-jit", dest="jit", action="store_false", help="XLA off (graph mode)")
     add("--precision", choices=PRECISIONS,
         help="auto (the default): bfloat16 on GPUs of compute capability >= 8.0 and on CPUs with avx512_bf16 or "
-             "amx_bf16, float16 with loss scaling on GPUs of compute capability 7.x, float32 elsewhere")
+             "amx_bf16 (where the model's networks gain from it there), float16 with loss scaling on GPUs of compute "
+             "capability 7.x, float32 elsewhere")
     add("--strategy", choices=STRATEGIES,
         help="auto (the default): multi-worker when TF_CONFIG is set, mirrored with several GPUs, else default "
              "(one device); multi-worker needs TF_CONFIG in every worker's environment")
