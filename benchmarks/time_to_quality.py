@@ -9,7 +9,8 @@ real-vs-real noise floor. NVIDIA's stylegan2-ada-pytorch trains as the peer on t
     python benchmarks/time_to_quality.py --work ../ttq --report --out docs      # tables and curves only
 
 --train-faces N trains on the first N training faces only (the small-data regime); --resolution
-128 at 128 px; --tag names the setting (its runs live in WORK/TAG/). Every run keeps its run folder
+128 at 128 px; --tag names the setting (its runs live in WORK/TAG/); --precision sets our runs'
+(auto by default). Each run's summary records the machine it trained on, and the page names it. Every run keeps its run folder
 (WORK/TAG/RUN/run), its snapshots and its log under WORK/TAG/RUN, and every score is a line of WORK/results.jsonl, so the page
 (docs/time-to-quality.md, its curves and sample grids) can be written again without training.
 
