@@ -25,6 +25,8 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
           "lightweight-snd-noaug-ema9998": "lightweight, no augmentation, spectral norm in D, EMA decay 0.9998",
           "lightweight-snd-noaug-decay": "lightweight, no augmentation, spectral norm in D, rates decayed to zero "
                                          "over the second half",
+          "lightweight-snd-noaug-lr5e-4-decay": "lightweight, no augmentation, spectral norm in D, Adam 5e-4 decayed "
+                                                "to zero over the second half",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
