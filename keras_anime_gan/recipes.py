@@ -15,15 +15,21 @@ class Recipe:
     options: dict
     flags: str  # the command-line flags that give it
     why: str
+    settings: dict = dataclasses.field(default_factory=dict)  # run settings (TrainConfig fields) beside the options
 
 
 RECIPES = {
-    "cpu-minutes": Recipe("up to an hour on a CPU", "lightweight", {"spectral_norm": "discriminator", "augment": "none"},
-                          "--model lightweight --spectral-norm discriminator --augment none",
-                          "at 64 px on 18,985 faces: colour distance 1.50 (1.9x the floor) and SWD 22.7 (2.3x) at "
-                          "30 minutes, the truest colours of all runs (at Adam 5e-4 SWD 20.0, but colours that swing); "
-                          "on 1,000 faces ahead of DiffAugment (SWD 24.1, colour 4.09 against 24.4, 7.43, first "
-                          "page); on 100 faces far truer colours at a slightly higher SWD"),
+    "cpu-minutes": Recipe("up to an hour on a CPU", "lightweight",
+                          {"spectral_norm": "discriminator", "augment": "none", "d_learning_rate": 5e-4,
+                           "g_learning_rate": 5e-4},
+                          "--model lightweight --spectral-norm discriminator --augment none --d-lr 5e-4 --g-lr 5e-4 "
+                          "--lr-decay 0.5",
+                          "at 64 px on 18,985 faces on a 2-core Xeon: SWD 18.2 (1.9x the floor) and colour distance "
+                          "1.47 (1.9x) at 20 minutes, SWD 15.8 (1.6x) at 30, the lowest SWD of all runs, though its "
+                          "colours still swing (1.5-4.5 from 15 minutes on; one run); at a constant Adam 2e-4 the "
+                          "truest colours on a slower AMD machine (1.50 at 30 minutes, SWD 22.7); on 1,000 faces "
+                          "spectral norm in D without augmentation was ahead of DiffAugment (first page)",
+                          {"lr_decay": 0.5}),
     "cpu-hours": Recipe("a few hours on a CPU", "lightweight", {}, "--model lightweight",
                         "ahead at 30 minutes and still improving; if its colours drift, --spectral-norm both kept "
                         "them true (slower SWD, less formed faces at 30 minutes); not measured past 30 minutes"),
