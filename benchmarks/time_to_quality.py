@@ -9,10 +9,11 @@ real-vs-real noise floor. NVIDIA's stylegan2-ada-pytorch trains as the peer on t
     python benchmarks/time_to_quality.py --work ../ttq --report --out docs      # tables and curves only
 
 --train-faces N trains on the first N training faces only (the small-data regime); --resolution
-128 at 128 px; --tag names the setting (its runs live in WORK/TAG/); --precision sets our runs'
-(auto by default). Each run's summary records the machine it trained on, and the page names it. Every run keeps its run folder
-(WORK/TAG/RUN/run), its snapshots and its log under WORK/TAG/RUN, and every score is a line of WORK/results.jsonl, so the page
-(docs/time-to-quality.md, its curves and sample grids) can be written again without training.
+128 at 128 px; --tag names the setting (its runs live in WORK/TAG/); --precision sets our
+runs' (auto by default). Each run's summary records the machine it trained on; the page names it.
+Every run keeps its run folder (WORK/TAG/RUN/run), its snapshots and its log under WORK/TAG/RUN,
+and every score is a line of WORK/results.jsonl, so the page (docs/time-to-quality.md, its curves
+and sample grids) can be written again without training.
 
 The held-out split: the last --heldout distinct files in name order (byte-identical files kept
 once, as benchmarks/showcase.py splits), converted as the training faces are (WORK/split/RESpx/).
@@ -35,7 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
 from ttq_report import machine  # noqa: E402
 
-# name -> (model, options); every run: --precision (auto unless given), the model's default batch, no metrics in training.
+# name -> (model, options); every run: --precision (auto unless given), the model's default batch,
+# no metrics in training.
 RUNS = {
     "dcgan": ("dcgan", {}),
     "stylegan2-tiny": ("stylegan2-ada", {"preset": "tiny"}),

@@ -3,9 +3,9 @@
 `choose_precision("auto")` picks from the hardware: bfloat16 on a GPU of compute capability 8.0 or
 higher (Ampere and newer) and on a CPU with native bfloat16 instructions (the `avx512_bf16` or
 `amx_bf16` flags) unless the model trains faster in float32 there (its `float32_on_cpu_reason`:
-the lightweight model's small convolutions), float16 with loss scaling on GPUs of compute capability
-7.x (Volta, Turing), float32 everywhere else. An explicit choice is kept, with a warning in the reason where it runs
-slowly (bfloat16 or float16 emulated on a CPU without them).
+the lightweight model at 64 px), float16 with loss scaling on GPUs of compute capability 7.x
+(Volta, Turing), float32 everywhere else. An explicit choice is kept, with a warning in the reason
+where it runs slowly (bfloat16 or float16 emulated on a CPU without them).
 
 Whatever the precision, the variables (weights, EMA weights, BatchNorm statistics, optimizer
 states) stay float32 and so do the discriminator's logits, the losses, the gradient penalty's norm
@@ -97,7 +97,8 @@ def choose_precision(requested: str = "auto", *, gpus: list | None = None, flags
     native = cpu_bf16_flags(flags)
     if requested == "auto":
         if native and float32_on_cpu:
-            return "float32", f"auto: no GPU; this CPU computes bfloat16 natively ({', '.join(native)}), but {float32_on_cpu}"
+            return "float32", (f"auto: no GPU; this CPU computes bfloat16 natively ({', '.join(native)}), "
+                               f"but {float32_on_cpu}")
         if native:
             return "bfloat16", f"auto: no GPU, and this CPU computes bfloat16 natively ({', '.join(native)})"
         return "float32", (f"auto: no GPU, and this CPU has no native bfloat16 ({' or '.join(BF16_CPU_FLAGS)} "

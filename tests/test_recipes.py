@@ -27,7 +27,8 @@ def test_every_recipe_is_a_model_its_options_build_and_its_flags_give(tmp_path):
         assert create_gan(recipe.model, 64, **options).generator is not None
         assert recipe.flags.startswith(f"--model {recipe.model}")
         parsed = config_from_args(parser.parse_args([*recipe.flags.split(), "--out", str(tmp_path / "x")]))
-        assert parsed.model == recipe.model and {key: getattr(parsed, key) for key in recipe.settings} == recipe.settings
+        assert parsed.model == recipe.model
+        assert {key: getattr(parsed, key) for key in recipe.settings} == recipe.settings
         assert {key: parsed.model_options[key] for key in recipe.options} == recipe.options  # the flags give it
 
 
