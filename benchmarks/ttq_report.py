@@ -1,8 +1,10 @@
 """The time-to-quality page from WORK/results.jsonl (benchmarks/time_to_quality.py): per setting, a
 table of SWD and colour distance every few minutes beside the noise floor, the curves, and the
 runs' samples at the end side by side (each run's row also kept as a PNG in OUT/ttq-samples, so the
-page survives its run folders); results and machine in docs/time-to-quality.json. WORK/notes.md,
-when present, is the page's reading of the runs, placed after its introduction."""
+page survives its run folders); results, each run's machine and the notes in docs/time-to-quality.json.
+WORK/notes.md, when present, is the page's reading of the runs, placed after its introduction. Runs,
+facts and notes that WORK lacks (made on another machine) are kept from that JSON, so a new
+session's WORK adds to the page instead of replacing it."""
 
 from __future__ import annotations
 
@@ -179,7 +181,14 @@ def write_report(work: Path, out: Path) -> None:
     from time_to_quality import read_results
 
     out.mkdir(parents=True, exist_ok=True)
-    settings = _settings(read_results(work / "results.jsonl"))
+    rows = read_results(work / "results.jsonl")
+    # The page's own record keeps runs made on other machines: their scores and facts come from it
+    # where WORK does not have them (results.jsonl's rows win, and so do summaries on disk).
+    kept = json.loads((out / "time-to-quality.json").read_text()) if (out / "time-to-quality.json").is_file() else {}
+    scored = {(row["tag"], row["run"], row["file"]) for row in rows}
+    rows += [row for runs in kept.get("settings", {}).values() for points in runs.values() for row in points
+             if (row["tag"], row["run"], row["file"]) not in scored]
+    settings = _settings(rows)
     lines = ["# Time to quality: the best faces per CPU-minute", "",
              "Written by `benchmarks/time_to_quality.py` (the runs' folders and logs are kept, so this page can be "
              "written again with `--report`). Each model trained alone for the same minutes on the same faces; its "
@@ -189,12 +198,14 @@ def write_report(work: Path, out: Path) -> None:
              "brackets: the value over the floor. Minutes are comparable within a setting, whose runs trained on one "
              "kind of machine (named under its title).", ""]
     notes = work / "notes.md"  # what the runs say, written by whoever ran them, kept beside them
-    if notes.is_file():
-        lines += [notes.read_text().strip(), ""]
+    notes = notes.read_text().strip() if notes.is_file() else kept.get("notes", "")
+    if notes:
+        lines += [notes, ""]
     facts = {}
     for tag, runs in settings.items():
         title = f"{tag}: {next(iter(runs.values()))[0]['train_faces']:,} training faces"
-        facts[tag] = {run: _run_facts(work, tag, run) for run in runs}
+        facts[tag] = {run: _run_facts(work, tag, run) or kept.get("runs", {}).get(tag, {}).get(run, {})
+                      for run in runs}
         machines = list({json.dumps(data.get("machine"), sort_keys=True): data.get("machine")
                          for data in facts[tag].values()}.values())
         lines += [f"## {title}", "", "Machine: " + "; ".join(json.dumps(m) if m else "not recorded" for m in machines)
@@ -208,4 +219,5 @@ def write_report(work: Path, out: Path) -> None:
         sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png", out / "ttq-samples")
         lines += ["", f"![curves](ttq-{tag}.png)", "", f"![samples at the end](ttq-{tag}-samples.png)", ""]
     (out / "time-to-quality.md").write_text("\n".join(lines) + "\n")
-    (out / "time-to-quality.json").write_text(json.dumps({"settings": settings, "runs": facts}, indent=1))
+    (out / "time-to-quality.json").write_text(json.dumps({"settings": settings, "runs": facts, "notes": notes},
+                                                         indent=1))
