@@ -91,9 +91,10 @@ def _table(runs, key, digits, floor_key) -> list[str]:
 
 def curves(runs, path: Path, title: str) -> None:
     plt = _plt()
-    legend_rows = -(-(len(runs) + 2) // 3)  # the runs and the two floor lines, three to a row
+    columns = 2 if max(len(LABELS.get(run, run)) for run in runs) > 50 else 3  # long labels: two to a row
+    legend_rows = -(-(len(runs) + 2) // columns)  # the runs and the two floor lines
     height = 4 + 0.22 * legend_rows
-    figure, axes = plt.subplots(1, 2, figsize=(11, height))
+    figure, axes = plt.subplots(1, 2, figsize=(11 if columns == 3 else 14, height))
     colours = plt.get_cmap("tab10" if len(runs) <= 10 else "tab20").colors
     for axis, key, label in ((axes[0], "swd", "SWD x1e3"), (axes[1], "color", "colour distance")):
         floor = next(iter(runs.values()))[0][f"{key}_floor"]
@@ -106,7 +107,8 @@ def curves(runs, path: Path, title: str) -> None:
         axis.set_ylabel(label)
         axis.set_yscale("log")
     # Below both plots: inside one, a dozen labels hid the curves.
-    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize="small", frameon=False)
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=columns, fontsize="small",
+                  frameon=False)
     figure.suptitle(title)
     figure.tight_layout(rect=(0, (0.22 * legend_rows + 0.1) / height, 1, 1))
     figure.savefig(path, dpi=90)
