@@ -10,17 +10,14 @@ steps per round on the same cached batches, so a busy machine slows them alike, 
 round counts. Results are appended to benchmarks/results/bench_ema.jsonl.
 """
 
-import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
+import fit_rounds  # noqa: E402
 from bench_train import cpu_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_ema.jsonl"
@@ -39,49 +36,36 @@ def variants():
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=40)
-    args = parser.parse_args(argv)
-
-    import tensorflow as tf
+    args = fit_rounds.parser(__doc__).parse_args(argv)
 
     from keras_anime_gan import create_gan
     from keras_anime_gan.gans import ema, loop
 
     batch = 32
-    images = tf.random.stateless_uniform((4 * batch, args.resolution, args.resolution, 3), seed=[0, 1],
-                                         minval=-1.0, maxval=1.0)
-    data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().cache()
-    gans = {}
+    data = fit_rounds.cached_batches(args.resolution, batch)
+    runs = {}
     for name, (every, refresh) in variants().items():
         loop.refresh_statistics = refresh  # read when the refresh is traced, in the first fit below
         gan = create_gan("lightweight", args.resolution, seed=0, ema=0.999, spectral_norm="discriminator",
                          augment="none")
         gan.compile()
-        gans[name] = (gan, every)
         ema.RefreshStatistics.every = every
         gan.fit(data, steps_per_epoch=10, epochs=1, verbose=0)  # trace and warm up (the refresh at step 10)
-    seconds = {name: [] for name in gans}
-    for _ in range(args.rounds):
-        for name, (gan, every) in gans.items():
+
+        def train_steps(steps, gan=gan, every=every):
             ema.RefreshStatistics.every = every
-            started = time.perf_counter()
-            gan.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
-            seconds[name].append((time.perf_counter() - started) / args.steps)
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+            gan.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+
+        runs[name] = train_steps
+    median = fit_rounds.median_seconds_per_step(runs, args.rounds, args.steps)
     record = {"resolution": args.resolution, "batch": batch, "steps": args.steps, "rounds": args.rounds,
               "cpu": cpu_info(), "seconds_per_step": median,
               "ratio_to_none": {name: median[name] / median["none"] for name in median}}
     for name in median:
         print(f"refresh {name:22s}: {1000 * median[name]:6.1f} ms/step, {record['ratio_to_none'][name]:.3f}x "
               "the step without a refresh", flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a", encoding="utf-8") as file:
-        file.write(json.dumps(record) + "\n")
+    fit_rounds.append_result(RESULTS, record)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,50 +9,36 @@ cached batches, so a busy machine slows them alike, and the median round counts.
 appended to benchmarks/results/bench_lr_decay.jsonl.
 """
 
-import argparse
-import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
+import fit_rounds  # noqa: E402
 from bench_train import cpu_info  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_lr_decay.jsonl"
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=40)
-    args = parser.parse_args(argv)
-
-    import tensorflow as tf
+    args = fit_rounds.parser(__doc__).parse_args(argv)
 
     from keras_anime_gan import create_gan
     from keras_anime_gan.callbacks import LearningRateDecay
 
     batch = 32
-    images = tf.random.stateless_uniform((4 * batch, args.resolution, args.resolution, 3), seed=[0, 1],
-                                         minval=-1.0, maxval=1.0)
-    data = tf.data.Dataset.from_tensor_slices(images).batch(batch, drop_remainder=True).repeat().cache()
+    data = fit_rounds.cached_batches(args.resolution, batch)
     gan = create_gan("lightweight", args.resolution, seed=0, spectral_norm="discriminator", augment="none")
     gan.compile()
     gan.fit(data, steps_per_epoch=10, epochs=1, verbose=0)  # trace and warm up
     # Over its last half of each round's steps: from the second half of a round on, every batch a new rate.
     variants = {"constant rates": lambda: [], "LearningRateDecay(0.5)": lambda: [LearningRateDecay(0.5)]}
-    seconds = {name: [] for name in variants}
-    for _ in range(args.rounds):
-        for name, callbacks in variants.items():
-            started = time.perf_counter()
-            gan.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=callbacks())
-            seconds[name].append((time.perf_counter() - started) / args.steps)
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    median = fit_rounds.median_seconds_per_step(
+        {name: lambda steps, callbacks=callbacks: gan.fit(data, steps_per_epoch=steps, epochs=1, verbose=0,
+                                                          callbacks=callbacks())
+         for name, callbacks in variants.items()}, args.rounds, args.steps)
     base = median["constant rates"]
     record = {"resolution": args.resolution, "batch": batch, "steps": args.steps, "rounds": args.rounds,
               "cpu": cpu_info(), "seconds_per_step": median,
@@ -60,11 +46,8 @@ def main(argv=None) -> int:
     for name in median:
         print(f"{name:24s}: {1000 * median[name]:6.1f} ms/step, {median[name] / base:.3f}x the constant rates' step",
               flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS, "a", encoding="utf-8") as file:
-        file.write(json.dumps(record) + "\n")
+    fit_rounds.append_result(RESULTS, record)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -73,10 +73,10 @@ class LearningRateDecay(keras.callbacks.Callback):
         if not 0.0 < float(fraction) <= 1.0:
             raise ValueError(f"the decay's fraction must be in (0, 1], got {fraction!r}")
         self.fraction, self.budget = float(fraction), budget
-        self.rates, self._epoch = {}, 0
+        self.rates, self._epoch, self._factor = {}, 0, None
 
     def on_train_begin(self, logs=None):
-        self.rates = self.model.optimizer.learning_rates()
+        self.rates, self._factor = self.model.optimizer.learning_rates(), None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -93,6 +93,9 @@ class LearningRateDecay(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         factor = self.factor(batch)
+        if factor == self._factor:  # held: nothing to assign
+            return
+        self._factor = factor
         self.model.optimizer.set_learning_rates({name: None if rate is None else rate * factor
                                                  for name, rate in self.rates.items()})
 
