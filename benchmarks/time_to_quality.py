@@ -10,7 +10,8 @@ real-vs-real noise floor. NVIDIA's stylegan2-ada-pytorch trains as the peer on t
 
 --train-faces N trains on the first N training faces only (the small-data regime); --resolution
 128 at 128 px; --tag names the setting (its runs live in WORK/TAG/); --precision sets our
-runs' (auto by default). Each run's summary records the machine it trained on; the page names it.
+runs' (auto by default); --seed N > 0 trains the runs with seed N as RUN-seedN, beside seed 0's in
+their setting's table, curves and grid. Each run's summary records the machine it trained on; the page names it.
 Every run keeps its run folder (WORK/TAG/RUN/run), its snapshots and its log under WORK/TAG/RUN,
 and every score is a line of WORK/results.jsonl, so the page (docs/time-to-quality.md, its curves
 and sample grids) can be written again without training.
@@ -86,6 +87,18 @@ RUNS = {
 }
 RUN_SETTINGS = ("lr_decay",)  # keys of a run's options that are the run's settings, not the model's
 EVAL_SEED = 0
+
+
+def seeded(name: str, seed: int) -> str:
+    """The folder and results name of run `name` trained with `seed`: the name itself for seed 0, so a
+    second seed sits beside the first in one setting's table and curves."""
+    return name if not seed else f"{name}-seed{seed}"
+
+
+def unseeded(key: str) -> tuple[str, int]:
+    """(run name, seed) of a folder and results name (`seeded`'s inverse)."""
+    name, _, seed = key.rpartition("-seed")
+    return (name, int(seed)) if name in RUNS and seed.isdigit() else (key, 0)
 
 
 def prepare(args) -> dict:
@@ -172,7 +185,7 @@ def train_ours(args, name, records) -> None:
     from keras_anime_gan.training import train
 
     out = tag_dir(args) / name
-    model, options = RUNS[name]
+    model, options = RUNS[unseeded(name)[0]]
     run_settings = {key: options[key] for key in RUN_SETTINGS if key in options}
     options = {key: value for key, value in options.items() if key not in RUN_SETTINGS}
 
@@ -206,12 +219,12 @@ def train_ours(args, name, records) -> None:
     (out / "summary.json").write_text(json.dumps({**summary, "machine": machine()}, indent=2))
 
 
-def train_nvidia(args, prepared) -> None:
-    out = tag_dir(args) / "nvidia"
+def train_nvidia(args, name, prepared) -> None:
+    out = tag_dir(args) / name
     out.mkdir(parents=True, exist_ok=True)
     command = [args.torch_python, str(ROOT / "benchmarks" / "nvidia_cpu_train.py"), "--nvidia-dir", args.nvidia_dir,
                "--data", prepared["zip"], "--outdir", str(out / "run"), "--minutes", str(args.minutes),
-               "--kimg-per-tick", str(args.nvidia_kimg_per_tick), "--every", str(args.every)]
+               "--kimg-per-tick", str(args.nvidia_kimg_per_tick), "--every", str(args.every), "--seed", str(args.seed)]
     (out / "machine.json").write_text(json.dumps(machine()))
     with open(out / "log.txt", "w", encoding="utf-8") as log:
         subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=True,
@@ -220,12 +233,13 @@ def train_nvidia(args, prepared) -> None:
 
 def run(args, name, prepared) -> None:
     out = tag_dir(args) / name
-    if (out / "summary.json").is_file() or (out / "run" / "stats.jsonl").is_file() and name == "nvidia":
+    nvidia = unseeded(name)[0] == "nvidia"
+    if (out / "summary.json").is_file() or (out / "run" / "stats.jsonl").is_file() and nvidia:
         print(f"{name}: trained already ({out})", flush=True)
         return
     started = time.time()
-    if name == "nvidia":
-        train_nvidia(args, prepared)
+    if nvidia:
+        train_nvidia(args, name, prepared)
     else:
         out.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, __file__, "--child", name, "--records", prepared["records"], *child_flags(args)]
@@ -250,7 +264,7 @@ def child_flags(args) -> list[str]:
 def snapshots(args, name) -> list[tuple[float, Path]]:
     """(training minutes, generator file) of a run, one per --every minutes."""
     out = tag_dir(args) / name
-    if name != "nvidia":
+    if unseeded(name)[0] != "nvidia":
         times = out / "snapshots" / "times.jsonl"
         if not times.is_file():
             return []
@@ -327,7 +341,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-images", type=int, default=1000)
     parser.add_argument("--train-faces", type=int, default=None, help="train on the first N training faces only")
     parser.add_argument("--tag", default=None)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the runs' training seed; a run trained with seed N > 0 is named RUN-seedN in its setting")
     parser.add_argument("--precision", default="auto", help="the runs' --precision (ours; NVIDIA's trains in float32)")
     parser.add_argument("--torch-python", default=None, help="a Python with PyTorch for the nvidia run")
     parser.add_argument("--nvidia-dir", default=None, help="a checkout of NVlabs/stylegan2-ada-pytorch")
@@ -351,7 +366,7 @@ def main(argv=None) -> int:
             print(f"no faces at {args.data}: nothing to measure (give --data)", flush=True)
             return 0
         prepared = prepare(args)
-        for name in args.runs:
+        for name in (seeded(name, args.seed) for name in args.runs):
             run(args, name, prepared)
             score(args, prepared, name)
     if args.out:

@@ -34,6 +34,17 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
 SAMPLES = 8
 
 
+def _label(run: str, runs=()) -> str:
+    """A run's name on the page; a run trained with another seed (time_to_quality's RUN-seedN) is its
+    run's name and the seed, and so is seed 0's once another seed of it is in `runs`."""
+    from time_to_quality import unseeded
+
+    name, seed = unseeded(run)
+    label = LABELS.get(name, name)
+    seeds = {unseeded(other)[1] for other in runs if unseeded(other)[0] == name}
+    return f"{label}, seed {seed}" if seed or seeds - {0} else label
+
+
 def _plt():
     import matplotlib
 
@@ -47,7 +58,15 @@ def _settings(rows) -> dict:
     tags = {}
     for row in rows:
         tags.setdefault(row["tag"], {}).setdefault(row["run"], []).append(row)
-    return {tag: {run: sorted(points, key=lambda p: p["minutes"]) for run, points in runs.items()}
+    from time_to_quality import unseeded
+
+    def in_order(runs):  # in order of first appearance, a run's seeds together and in order
+        first = {}
+        for run in runs:
+            first.setdefault(unseeded(run)[0], len(first))
+        return sorted(runs, key=lambda run: (first[unseeded(run)[0]], unseeded(run)[1]))
+
+    return {tag: {run: sorted(runs[run], key=lambda p: p["minutes"]) for run in in_order(runs)}
             for tag, runs in tags.items()}
 
 
@@ -85,13 +104,13 @@ def _table(runs, key, digits, floor_key) -> list[str]:
     for run, points in runs.items():
         by_mark = {_mark(p["minutes"]): p[key] for p in points}
         cells = [f"{by_mark[m]:.{digits}f} ({by_mark[m] / floor:.1f}x)" if m in by_mark else "" for m in marks]
-        lines.append(f"| {LABELS.get(run, run)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(run, runs)} | " + " | ".join(cells) + " |")
     return lines
 
 
 def curves(runs, path: Path, title: str) -> None:
     plt = _plt()
-    columns = 2 if max(len(LABELS.get(run, run)) for run in runs) > 50 else 3  # long labels: two to a row
+    columns = 2 if max(len(_label(run, runs)) for run in runs) > 50 else 3  # long labels: two to a row
     legend_rows = -(-(len(runs) + 2) // columns)  # the runs and the two floor lines
     height = 4 + 0.22 * legend_rows
     figure, axes = plt.subplots(1, 2, figsize=(11 if columns == 3 else 14, height))
@@ -100,7 +119,7 @@ def curves(runs, path: Path, title: str) -> None:
         floor = next(iter(runs.values()))[0][f"{key}_floor"]
         for index, (run, points) in enumerate(runs.items()):
             axis.plot([p["minutes"] for p in points], [p[key] for p in points], marker="o",
-                      color=colours[index % len(colours)], label=LABELS.get(run, run))
+                      color=colours[index % len(colours)], label=_label(run, runs))
         axis.axhline(floor, color="grey", linestyle="--", label="real vs real (noise floor)")
         axis.axhline(2 * floor, color="grey", linestyle=":", label="2 x the floor")
         axis.set_xlabel("training minutes (2 CPU cores)")
@@ -127,7 +146,10 @@ def _end_samples(work: Path, tag: str, run: str, last: dict, strips: Path):
     from PIL import Image
 
     folder = work / tag / run
-    source = folder / "snapshots" / last["file"] if run != "nvidia" else folder / "run" / last["file"]
+    from time_to_quality import unseeded
+
+    nvidia = unseeded(run)[0] == "nvidia"
+    source = folder / "run" / last["file"] if nvidia else folder / "snapshots" / last["file"]
     strip = _strip_file(strips, tag, run)
     if source.exists():
         from keras_anime_gan.loading import load_generator
@@ -161,7 +183,7 @@ def sample_grid(work: Path, tag: str, runs, path: Path, strips: Path) -> None:
     for run, points in runs.items():
         row = _end_samples(work, tag, run, points[-1], strips)
         if row is not None:
-            rows.append((f"{LABELS.get(run, run)}, {points[-1]['minutes']:.0f} min", row))
+            rows.append((f"{_label(run, runs)}, {points[-1]['minutes']:.0f} min", row))
     figure, axes = plt.subplots(len(rows), 1, figsize=(SAMPLES * 1.1, 1.35 * len(rows)), squeeze=False)
     for axis, (label, images) in zip(axes[:, 0], rows):
         axis.imshow(images)
@@ -215,7 +237,7 @@ def write_report(work: Path, out: Path) -> None:
                   "Colour distance:", "", *_table(runs, "color", 2, "color_floor"), ""]
         lines += ["| model | precision | images seen (k) | images/s | G updates |", "| --- | --- | --- | --- | --- |"]
         for run, data in facts[tag].items():
-            lines.append(f"| {LABELS.get(run, run)} | {data.get('precision')} | {data.get('kimg')} | "
+            lines.append(f"| {_label(run, runs)} | {data.get('precision')} | {data.get('kimg')} | "
                          f"{data.get('images_per_second')} | {data.get('g_updates') or ''} |")
         curves(runs, out / f"ttq-{tag}.png", title)
         sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png", out / "ttq-samples")
