@@ -83,9 +83,15 @@ RUNS = {
     "lightweight-snd-noaug-lr5e-4-decay": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
                                                            "d_learning_rate": 5e-4, "g_learning_rate": 5e-4,
                                                            "lr_decay": 0.5}),
+    # The same with the training-time metrics on (the command line's default, SWD and colour of 512
+    # samples against training faces every epoch, counted in its minutes): its best_generator.keras,
+    # the epoch with the lowest worst ratio to the floor, is scored beside its snapshots.
+    "lightweight-snd-noaug-lr5e-4-decay-best": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
+                                                                "d_learning_rate": 5e-4, "g_learning_rate": 5e-4,
+                                                                "lr_decay": 0.5, "metrics": "swd,color"}),
     "nvidia": ("nvidia", {}),
 }
-RUN_SETTINGS = ("lr_decay",)  # keys of a run's options that are the run's settings, not the model's
+RUN_SETTINGS = ("lr_decay", "metrics")  # keys of a run's options that are the run's settings, not the model's
 EVAL_SEED = 0
 
 
@@ -204,9 +210,9 @@ def train_ours(args, name, records) -> None:
                     file.write(json.dumps({"file": path.name, "minutes": minutes,
                                            "g_updates": int(self.model.g_optimizer.iterations.numpy())}) + "\n")
 
-    settings = dict(data=records, out=str(out / "run"), model=model, resolution=args.resolution, epochs=None,
-                    minutes=args.minutes, metrics="none", seed=args.seed, precision=args.precision, verbose=2,
-                    model_options=options, sample_interval=1, keep_checkpoints=1, **run_settings)
+    settings = {**dict(data=records, out=str(out / "run"), model=model, resolution=args.resolution, epochs=None,
+                       minutes=args.minutes, metrics="none", seed=args.seed, precision=args.precision, verbose=2,
+                       model_options=options, sample_interval=1, keep_checkpoints=1), **run_settings}
     if args.train_faces:
         # An epoch (its sample grid and checkpoint) as many images as one over all the training faces,
         # so every tag spends the same share of its minutes on epoch-end work (a 31-step epoch over
@@ -262,14 +268,22 @@ def child_flags(args) -> list[str]:
 
 
 def snapshots(args, name) -> list[tuple[float, Path]]:
-    """(training minutes, generator file) of a run, one per --every minutes."""
+    """(training minutes, generator file) of a run, one per --every minutes, and its kept best
+    generator when it trained with metrics."""
+    from keras_anime_gan.callbacks.best import read_best
+    from keras_anime_gan.loading import BEST_GENERATOR_FILE
+
     out = tag_dir(args) / name
     if unseeded(name)[0] != "nvidia":
         times = out / "snapshots" / "times.jsonl"
         if not times.is_file():
             return []
         rows = [json.loads(line) for line in times.read_text().splitlines() if line.strip()]
-        return [(row["minutes"], out / "snapshots" / row["file"]) for row in rows]
+        found = [(row["minutes"], out / "snapshots" / row["file"]) for row in rows]
+        best = out / "run" / BEST_GENERATOR_FILE  # the run's kept best generator, at the minute its epoch ended
+        if best.is_file():
+            found.append((read_best(best)["train_minutes"], best))
+        return found
     stats = out / "run" / "stats.jsonl"
     if not stats.is_file():
         return []

@@ -29,6 +29,8 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
                                          "over the second half",
           "lightweight-snd-noaug-lr5e-4-decay": "lightweight, no augmentation, spectral norm in D, Adam 5e-4 decayed "
                                                 "to zero over the second half",
+          "lightweight-snd-noaug-lr5e-4-decay-best": "lightweight, no augmentation, spectral norm in D, Adam 5e-4 "
+                                                     "decayed to zero over the second half, metrics during training",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8
@@ -106,6 +108,20 @@ def _table(runs, key, digits, floor_key) -> list[str]:
         cells = [f"{by_mark[m]:.{digits}f} ({by_mark[m] / floor:.1f}x)" if m in by_mark else "" for m in marks]
         lines.append(f"| {_label(run, runs)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _best_table(rows, runs) -> list[str]:
+    """The runs' kept best generators (training's best_generator.keras) against the held-out faces."""
+    if not rows:
+        return []
+    lines = ["The generator each run kept as its best (`best_generator.keras`: the epoch whose training-time "
+             "metrics, 512 samples against training faces, had the lowest worst ratio to their floor), against "
+             "the held-out faces:", "", "| model | at minute | SWD | colour |", "| --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(f"| {_label(row['run'], runs)} | {row['minutes']:.1f} | {row['swd']:.1f} "
+                     f"({row['swd'] / row['swd_floor']:.2f}x) | {row['color']:.2f} "
+                     f"({row['color'] / row['color_floor']:.2f}x) |")
+    return lines + [""]
 
 
 def curves(runs, path: Path, title: str) -> None:
@@ -204,6 +220,8 @@ def machine() -> dict:
 def write_report(work: Path, out: Path) -> None:
     from time_to_quality import read_results
 
+    from keras_anime_gan.loading import BEST_GENERATOR_FILE
+
     out.mkdir(parents=True, exist_ok=True)
     rows = read_results(work / "results.jsonl")
     # The page's own record keeps runs made on other machines: their scores and facts come from it
@@ -212,7 +230,9 @@ def write_report(work: Path, out: Path) -> None:
     scored = {(row["tag"], row["run"], row["file"]) for row in rows}
     rows += [row for runs in kept.get("settings", {}).values() for points in runs.values() for row in points
              if (row["tag"], row["run"], row["file"]) not in scored]
-    settings = _settings(rows)
+    rows += [row for row in kept.get("best", []) if (row["tag"], row["run"], row["file"]) not in scored]
+    best = [row for row in rows if row["file"] == BEST_GENERATOR_FILE]  # not a mark: a table of its own
+    settings = _settings([row for row in rows if row["file"] != BEST_GENERATOR_FILE])
     lines = ["# Time to quality: the best faces per CPU-minute", "",
              "Written by `benchmarks/time_to_quality.py` (the runs' folders and logs are kept, so this page can be "
              "written again with `--report`). Each model trained alone for the same minutes on the same faces; its "
@@ -235,6 +255,7 @@ def write_report(work: Path, out: Path) -> None:
         lines += [f"## {title}", "", "Machine: " + "; ".join(json.dumps(m) if m else "not recorded" for m in machines)
                   + ".", "", "SWD x1e3 (lower is better):", "", *_table(runs, "swd", 1, "swd_floor"), "",
                   "Colour distance:", "", *_table(runs, "color", 2, "color_floor"), ""]
+        lines += _best_table([row for row in best if row["tag"] == tag], runs)
         lines += ["| model | precision | images seen (k) | images/s | G updates |", "| --- | --- | --- | --- | --- |"]
         for run, data in facts[tag].items():
             lines.append(f"| {_label(run, runs)} | {data.get('precision')} | {data.get('kimg')} | "
@@ -243,5 +264,5 @@ def write_report(work: Path, out: Path) -> None:
         sample_grid(work, tag, runs, out / f"ttq-{tag}-samples.png", out / "ttq-samples")
         lines += ["", f"![curves](ttq-{tag}.png)", "", f"![samples at the end](ttq-{tag}-samples.png)", ""]
     (out / "time-to-quality.md").write_text("\n".join(lines) + "\n")
-    (out / "time-to-quality.json").write_text(json.dumps({"settings": settings, "runs": facts, "notes": notes},
-                                                         indent=1))
+    (out / "time-to-quality.json").write_text(json.dumps({"settings": settings, "best": best, "runs": facts,
+                                                          "notes": notes}, indent=1))

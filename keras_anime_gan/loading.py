@@ -18,6 +18,7 @@ from .errors import UserError
 from .precision import float32_model
 
 GENERATOR_FILE = "generator.keras"
+BEST_GENERATOR_FILE = "best_generator.keras"  # the epoch with the best metric (callbacks.BestGenerator)
 
 
 def load_generator(source):

@@ -411,7 +411,7 @@ def _run_callbacks(config, out, run, real_batch) -> list:
     return [
         cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
                            check_every=config.metric_interval, run=run),
-        *_metric_callbacks(config, out),
+        *_metric_callbacks(config, out, run),
         cb.HistoryLog(history_csv, run=run),
         cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
                          keep=config.keep_checkpoints, run=run),
@@ -462,7 +462,8 @@ def _finish(config, gan, out, run, elapsed, extra) -> dict:
         "failure": failure and failure["kind"], "reason": failure and failure["message"],
         "checkpoint": found and os.path.basename(found[0]), "checkpoint_epoch": found and found[1],
         "generator": generator_from, "kimg": round(run.images_seen / 1000, 3),
-        "train_minutes": round(run.train_seconds / 60, 3), "budget_reached": run.budget_reached, **extra}
+        "train_minutes": round(run.train_seconds / 60, 3), "budget_reached": run.budget_reached,
+        "best_generator": _best_generator(out), **extra}
     _write_json(os.path.join(out, "status.json"), summary)
     if failure is not None:
         print(f"training failed ({failure['kind']}, see status.json); last good checkpoint: "
@@ -470,16 +471,28 @@ def _finish(config, gan, out, run, elapsed, extra) -> dict:
     return summary
 
 
+def _best_generator(out) -> dict | None:
+    """best_generator.keras's epoch, monitor, value and minutes (from its JSON), or None."""
+    from .callbacks.best import read_best
+    from .loading import BEST_GENERATOR_FILE
+
+    record = read_best(os.path.join(out, BEST_GENERATOR_FILE))
+    return record and {key: record.get(key) for key in ("epoch", "monitor", "value", "train_minutes", "kimg")}
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
-def _metric_callbacks(config: TrainConfig, out: str) -> list:
+def _metric_callbacks(config: TrainConfig, out: str, run=None) -> list:
     """The MetricCallback of a run: `metric_images` fixed real images against as many samples, and a
-    second, disjoint set of as many real images for the noise floor (when the data has that many)."""
+    second, disjoint set of as many real images for the noise floor (when the data has that many);
+    and the BestGenerator that keeps best_generator.keras by their worst ratio to the floor."""
     if not config.metric_list:
         return []
-    from .callbacks import MetricCallback
+    from .callbacks import BestGenerator, MetricCallback
+    from .callbacks.metric import FLOOR_RATIO_METRICS
     from .data import synthetic_faces
+    from .loading import BEST_GENERATOR_FILE
     from .data.pipeline import load_real_images
 
     count = config.metric_images
@@ -493,6 +506,11 @@ def _metric_callbacks(config: TrainConfig, out: str) -> list:
         print(f"note: {len(real)} real images are too few for a noise floor at {len(reference)} metric images "
               "(it needs twice as many); metrics are reported without it", flush=True)
         floor = None
+    # Without a floor, the first metric alone chooses the best epoch (its ratio needs the floor).
+    monitor = "floor_ratio" if floor is not None and set(config.metric_list) & set(FLOOR_RATIO_METRICS) \
+        else config.metric_list[0]
     return [MetricCallback(reference, config.metric_list, every=config.metric_interval, num_images=len(reference),
                            inception_weights=config.inception_weights, jsonl_path=os.path.join(out, "metrics.jsonl"),
-                           plot_path=os.path.join(out, "metrics.png"), floor_images=floor)]
+                           plot_path=os.path.join(out, "metrics.png"), floor_images=floor),
+            BestGenerator(os.path.join(out, BEST_GENERATOR_FILE), monitor=monitor, run=run,
+                          resume=run is not None and run.trained_epochs > 0)]

@@ -48,6 +48,12 @@ def test_cli_run_leaves_every_artifact(tmp_path):
     generator = keras.models.load_model(out / "generator.keras")
     assert generator(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
     assert latest_checkpoint(str(out / "checkpoints"))[1] == 3
+    # Metrics by default: the epoch with the lowest floor_ratio keeps its generator.
+    ratios = [float(row["floor_ratio"]) for row in rows]
+    best = summary["best_generator"]
+    assert best["epoch"] == int(np.argmin(ratios)) + 1 and best["value"] == pytest.approx(min(ratios), rel=1e-6)
+    assert best["monitor"] == "floor_ratio" and best["train_minutes"] > 0
+    assert keras.models.load_model(out / "best_generator.keras")(np.zeros((2, 16), np.float32)).shape == (2, 32, 32, 3)
 
 
 @pytest.mark.parametrize("kind, model", [("folder", "dynamic"), ("converted", "wgan-gp"), ("stylegan", "lsgan")])
@@ -470,6 +476,19 @@ def test_a_kill_between_checkpoint_and_history_row_loses_no_epoch(tmp_path):
         assert (row["swd"] != "") == measured and (row["diversity"] != "") == measured, row
         assert np.isfinite(float(row["d_loss"]))
     assert cb.plot_history(str(out / "history.csv"), str(tmp_path / "losses.png"))
+
+
+def test_the_best_generator_is_the_best_epoch_of_the_whole_resumed_run(tmp_path):
+    out = tmp_path / "run"
+    first = train(tiny_config(out, epochs=2, steps_per_epoch=2))
+    summary = train(tiny_config(out, epochs=5, steps_per_epoch=2), resume=True)
+    ratios = [float(row["floor_ratio"]) for row in _history(out)]
+    assert len(ratios) == 5 and first["best_generator"]["epoch"] <= 2
+    assert summary["best_generator"]["epoch"] == int(np.argmin(ratios)) + 1
+    assert summary["best_generator"]["value"] == pytest.approx(min(ratios), rel=1e-6)
+    assert json.loads((out / "status.json").read_text())["best_generator"] == summary["best_generator"]
+    none = train(tiny_config(tmp_path / "unmeasured", epochs=1, steps_per_epoch=1, metrics="none"))
+    assert none["best_generator"] is None and not (tmp_path / "unmeasured" / "best_generator.keras").exists()
 
 
 def test_a_run_folder_without_a_checkpoint_is_never_restarted_silently(tmp_path, capsys):

@@ -7,6 +7,7 @@
   `sample_diversity`;
 - `run_checkpoint`: `RunCheckpoint`, when to checkpoint (`keras_anime_gan.checkpoints` is how);
 - `metric`: `MetricCallback`, sample-quality metrics during training;
+- `best`: `BestGenerator`, the generator of the epoch with the best metric;
 - `plotting`: `LossPlot` / `plot_history` (history.csv), `plot_metrics` (metrics.jsonl);
 - `status`: `RunStatus`, status.json's epoch kept current while a run trains;
 - `run`: `Run`, the state of one run, which the other callbacks of `training.train` share;
@@ -14,6 +15,7 @@
   `LearningRateDecay`, both learning rates decayed to zero over the last part of a run.
 """
 
+from .best import BestGenerator
 from .budget import LearningRateDecay, TrainingBudget
 from .history import HistoryLog, history_columns, history_rows
 from .metric import MetricCallback
@@ -25,6 +27,6 @@ from .run_checkpoint import RunCheckpoint
 from .status import RunStatus
 
 __all__ = [
-    "HistoryLog", "LearningRateDecay", "LossPlot", "MetricCallback", "Run", "RunCheckpoint", "TrainingBudget", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
+    "BestGenerator", "HistoryLog", "LearningRateDecay", "LossPlot", "MetricCallback", "Run", "RunCheckpoint", "TrainingBudget", "RunStatus", "SampleGrid", "Timelapse", "TrainingMonitor",
     "history_columns", "history_rows", "make_timelapse", "plot_history", "plot_metrics", "sample_diversity",
 ]

@@ -9,6 +9,9 @@ from ..sampling import as_uint8_images
 from .plotting import plot_metrics
 
 
+FLOOR_RATIO_METRICS = ("swd", "color", "fid")
+
+
 class MetricCallback(keras.callbacks.Callback):
     """Every `every` epochs: generate `num_images` from fixed seeds, compute `metrics` ("swd",
     "color", "kid", "fid") against a fixed set of real images (uint8 pixels or [-1, 1] floats), add
@@ -18,7 +21,10 @@ class MetricCallback(keras.callbacks.Callback):
 
     floor_images: a second set of real images, disjoint from `real_images`; the metrics between the
     two at the same n (the noise floor: what a perfect generator would score) are computed once and
-    reported beside every value (`swd_floor`, ... in the records, dashed in the plot)."""
+    reported beside every value (`swd_floor`, ... in the records, dashed in the plot), and the logs
+    gain `floor_ratio`: the largest of SWD's, colour's and FID's ratios to their floors (1: as close
+    to the real images as other real images are), the one number `BestGenerator` keeps the best
+    epoch by. KID is left out of it: its unbiased floor is about zero, so its ratio measures nothing."""
 
     def __init__(self, real_images, metrics=("swd", "color"), every=1, num_images=None, extractor=None,
                  inception_weights=None, jsonl_path=None, plot_path=None, seed=0, floor_images=None):
@@ -49,11 +55,15 @@ class MetricCallback(keras.callbacks.Callback):
         gan = self.model
         fake = gan.generate(self.num_images, seed=self.seed)
         results = compute_metrics(self.real[: self.num_images], fake, self.metrics, self.extractor, self.inception_weights)
+        floor = self._noise_floor()
+        ratios = [results[name] / floor[f"{name}_floor"] for name in FLOOR_RATIO_METRICS
+                  if name in results and floor.get(f"{name}_floor", 0) > 0]
+        if ratios:
+            results["floor_ratio"] = max(ratios)
         if logs is not None:
             logs.update(results)
         record = {"epoch": epoch + 1, "num_images": self.num_images, "results": results,
                   "metrics": [metric_name(m, self.num_images) for m in self.metrics]}
-        floor = self._noise_floor()
         if floor:
             record["noise_floor"] = floor
         self.records.append(record)
