@@ -24,9 +24,9 @@ RECIPES = {
                            "g_learning_rate": 5e-4},
                           "--model lightweight --spectral-norm discriminator --augment none --d-lr 5e-4 --g-lr 5e-4 "
                           "--lr-decay 0.5",
-                          "at 64 px on 18,985 faces on a 2-core Xeon: SWD 18.2 (1.9x the floor) and colour distance "
-                          "1.47 (1.9x) at 20 minutes, SWD 15.8 (1.6x) at 30, the lowest SWD of all runs, though its "
-                          "colours still swing (1.5-4.5 from 15 minutes on; one run); at a constant Adam 2e-4 the "
+                          "at 64 px on 18,985 faces, 2 CPU cores: SWD within 2x its floor at 30 minutes in all 5 "
+                          "runs (1.6-1.9x) and colour too at one mark in 3 of 5 (1.7-1.9x at 10, 20 or 25 minutes), "
+                          "though its colours swing (2.3-3.3x at 30 minutes); at a constant Adam 2e-4 the "
                           "truest colours on a slower AMD machine (1.50 at 30 minutes, SWD 22.7); on 1,000 faces "
                           "spectral norm in D without augmentation was ahead of DiffAugment (first page)",
                           {"lr_decay": 0.5}),

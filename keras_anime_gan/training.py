@@ -407,14 +407,16 @@ def _run_callbacks(config, out, run, real_batch) -> list:
 
     history_csv = os.path.join(out, "history.csv")
     samples = os.path.join(out, "samples")
+    metrics = _metric_callbacks(config, out)
     tensorboard_dir = os.path.join(out, "tensorboard")
     return [
         cb.TrainingMonitor(real_images=real_batch[:64], stop_on_failure=config.stop_on_failure,
                            check_every=config.metric_interval, run=run),
-        *_metric_callbacks(config, out, run),
+        *metrics,
         cb.HistoryLog(history_csv, run=run),
         cb.RunCheckpoint(os.path.join(out, "checkpoints"), every=config.checkpoint_interval,
                          keep=config.keep_checkpoints, run=run),
+        *_best_generator_callbacks(config, out, run, metrics),  # after the checkpoint, which resuming needs more
         cb.RunStatus(os.path.join(out, "status.json"), run),
         cb.LossPlot(history_csv, os.path.join(out, "losses.png")),
         cb.SampleGrid(samples, every=config.sample_interval, seed=config.seed, tensorboard_dir=tensorboard_dir),
@@ -483,16 +485,13 @@ def _best_generator(out) -> dict | None:
 # ----------------------------------------------------------------------------- metrics
 
 
-def _metric_callbacks(config: TrainConfig, out: str, run=None) -> list:
+def _metric_callbacks(config: TrainConfig, out: str) -> list:
     """The MetricCallback of a run: `metric_images` fixed real images against as many samples, and a
-    second, disjoint set of as many real images for the noise floor (when the data has that many);
-    and the BestGenerator that keeps best_generator.keras by their worst ratio to the floor."""
+    second, disjoint set of as many real images for the noise floor (when the data has that many)."""
     if not config.metric_list:
         return []
-    from .callbacks import BestGenerator, MetricCallback
-    from .callbacks.metric import FLOOR_RATIO_METRICS
+    from .callbacks import MetricCallback
     from .data import synthetic_faces
-    from .loading import BEST_GENERATOR_FILE
     from .data.pipeline import load_real_images
 
     count = config.metric_images
@@ -506,11 +505,20 @@ def _metric_callbacks(config: TrainConfig, out: str, run=None) -> list:
         print(f"note: {len(real)} real images are too few for a noise floor at {len(reference)} metric images "
               "(it needs twice as many); metrics are reported without it", flush=True)
         floor = None
-    # Without a floor, the first metric alone chooses the best epoch (its ratio needs the floor).
-    monitor = "floor_ratio" if floor is not None and set(config.metric_list) & set(FLOOR_RATIO_METRICS) \
-        else config.metric_list[0]
     return [MetricCallback(reference, config.metric_list, every=config.metric_interval, num_images=len(reference),
                            inception_weights=config.inception_weights, jsonl_path=os.path.join(out, "metrics.jsonl"),
-                           plot_path=os.path.join(out, "metrics.png"), floor_images=floor),
-            BestGenerator(os.path.join(out, BEST_GENERATOR_FILE), monitor=monitor, run=run,
-                          resume=run is not None and run.trained_epochs > 0)]
+                           plot_path=os.path.join(out, "metrics.png"), floor_images=floor)]
+
+
+def _best_generator_callbacks(config: TrainConfig, out: str, run, metrics) -> list:
+    """The BestGenerator that keeps best_generator.keras by the metrics' worst ratio to their floor
+    (without a floor: by the first metric alone); none without metrics."""
+    from .callbacks import BestGenerator
+    from .callbacks.metric import FLOOR_RATIO_METRICS
+    from .loading import BEST_GENERATOR_FILE
+
+    if not metrics:
+        return []
+    ratio = metrics[0].floor_images is not None and set(config.metric_list) & set(FLOOR_RATIO_METRICS)
+    return [BestGenerator(os.path.join(out, BEST_GENERATOR_FILE), monitor="floor_ratio" if ratio
+                          else config.metric_list[0], run=run, resume=run.trained_epochs > 0)]

@@ -58,12 +58,12 @@ class BestGenerator(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from ..checkpoints import save_generator
-        from ..loading import load_generator
+        from ..precision import float32_model
 
         value = _scalar((logs or {}).get(self.monitor))
         if value is None or not self._better(value):
             return
-        save_generator(load_generator(self.model), self.path)  # the EMA generator, in float32
+        save_generator(float32_model(self.model.ema_generator), self.path)
         numbers = {key: _scalar(item) for key, item in (logs or {}).items()}
         self.best = {"epoch": int(epoch) + 1, "monitor": self.monitor, "value": value,
                      "logs": {key: number for key, number in numbers.items()
