@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import keras_anime_gan  # noqa: E402,F401,I001  (before TensorFlow: oneDNN's kernels on, as the command line has them)
-from ttq_report import machine  # noqa: E402
+from ttq_report import machine, seeded, unseeded  # noqa: E402
 
 # name -> (model, options); every run: --precision (auto unless given), the model's default batch,
 # no metrics in training.
@@ -93,18 +93,6 @@ RUNS = {
 }
 RUN_SETTINGS = ("lr_decay", "metrics")  # keys of a run's options that are the run's settings, not the model's
 EVAL_SEED = 0
-
-
-def seeded(name: str, seed: int) -> str:
-    """The folder and results name of run `name` trained with `seed`: the name itself for seed 0, so a
-    second seed sits beside the first in one setting's table and curves."""
-    return name if not seed else f"{name}-seed{seed}"
-
-
-def unseeded(key: str) -> tuple[str, int]:
-    """(run name, seed) of a folder and results name (`seeded`'s inverse)."""
-    name, _, seed = key.rpartition("-seed")
-    return (name, int(seed)) if name in RUNS and seed.isdigit() else (key, 0)
 
 
 def prepare(args) -> dict:

@@ -9,6 +9,7 @@ session's WORK adds to the page instead of replacing it."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-auto": "StyleGAN2-ADA auto",
@@ -36,11 +37,21 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
 SAMPLES = 8
 
 
-def _label(run: str, runs=()) -> str:
-    """A run's name on the page; a run trained with another seed (time_to_quality's RUN-seedN) is its
-    run's name and the seed, and so is seed 0's once another seed of it is in `runs`."""
-    from time_to_quality import unseeded
+def seeded(name: str, seed: int) -> str:
+    """The folder and results name of run `name` trained with `seed`: the name itself for seed 0, so a
+    second seed sits beside the first in one setting's table and curves."""
+    return name if not seed else f"{name}-seed{seed}"
 
+
+def unseeded(key: str) -> tuple[str, int]:
+    """(run name, seed) of a folder and results name (`seeded`'s inverse)."""
+    match = re.fullmatch(r"(.+)-seed(\d+)", key)
+    return (match[1], int(match[2])) if match else (key, 0)
+
+
+def _label(run: str, runs=()) -> str:
+    """A run's name on the page; a run trained with another seed (RUN-seedN) is its run's name and
+    the seed, and so is seed 0's once another seed of it is in `runs`."""
     name, seed = unseeded(run)
     label = LABELS.get(name, name)
     seeds = {unseeded(other)[1] for other in runs if unseeded(other)[0] == name}
@@ -60,8 +71,6 @@ def _settings(rows) -> dict:
     tags = {}
     for row in rows:
         tags.setdefault(row["tag"], {}).setdefault(row["run"], []).append(row)
-    from time_to_quality import unseeded
-
     def in_order(runs):  # in order of first appearance, a run's seeds together and in order
         first = {}
         for run in runs:
@@ -162,8 +171,6 @@ def _end_samples(work: Path, tag: str, run: str, last: dict, strips: Path):
     from PIL import Image
 
     folder = work / tag / run
-    from time_to_quality import unseeded
-
     nvidia = unseeded(run)[0] == "nvidia"
     source = folder / "run" / last["file"] if nvidia else folder / "snapshots" / last["file"]
     strip = _strip_file(strips, tag, run)
