@@ -32,6 +32,8 @@ LABELS = {"dcgan": "DCGAN", "stylegan2-tiny": "StyleGAN2-ADA tiny", "stylegan2-a
                                                 "to zero over the second half",
           "lightweight-snd-noaug-lr5e-4-decay-best": "lightweight, no augmentation, spectral norm in D, Adam 5e-4 "
                                                      "decayed to zero over the second half, metrics during training",
+          "lightweight-snd-noaug-lr5e-4-decay-mbstd4": "lightweight, no augmentation, spectral norm in D, Adam 5e-4 "
+                                                       "decayed to zero over the second half, minibatch std in D",
           "nvidia": "NVIDIA stylegan2-ada-pytorch (auto)",
           "lightweight-lr1e-3": "lightweight + DiffAugment, Adam 1e-3 (the earlier preset)"}
 SAMPLES = 8

@@ -65,6 +65,30 @@ def _copy_shared_weights(source, target):
         layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
+def test_minibatch_std_lets_each_image_see_only_its_group_and_round_trips(tmp_path):
+    """mbstd_group=4 on a batch of 8: sample n shares its statistic with n + 2, n + 4, n + 6 (StyleGAN's
+    grouping), so changing sample 1 moves the logits of samples 3, 5, 7 and no others; without it no
+    image's logits depend on another's. The head takes one more input channel; config round-trips."""
+    plain = N.LightweightDiscriminator(32, reconstruction=False)
+    grouped = N.LightweightDiscriminator(32, reconstruction=False, mbstd_group=4)
+    assert grouped.head.kernel.shape[-2] == plain.head.kernel.shape[-2] + 1 and plain.mbstd is None
+    images = _images(32, batch=8).numpy()
+    changed = images.copy()
+    changed[1] = _images(32, batch=1, seed=5).numpy()[0]
+    for discriminator, moved in ((plain, {1}), (grouped, {1, 3, 5, 7})):
+        before, after = discriminator(tf.constant(images)).numpy(), discriminator(tf.constant(changed)).numpy()
+        differs = {n for n in range(8) if not np.allclose(before[n], after[n], rtol=0, atol=1e-6)}
+        assert differs == moved
+    grouped.save(tmp_path / "discriminator.keras")
+    loaded = keras.models.load_model(tmp_path / "discriminator.keras")
+    assert loaded.mbstd_group == 4 and loaded.get_config() == grouped.get_config()
+    np.testing.assert_array_equal(loaded(tf.constant(images)).numpy(), grouped(tf.constant(images)).numpy())
+    with pytest.raises(ValueError, match="does not split into groups of 4"):
+        grouped(_images(32, batch=6))
+    with pytest.raises(ValueError, match="mbstd_group must be an int >= 0"):
+        N.LightweightDiscriminator(32, mbstd_group=-1)
+
+
 def test_skip_layer_excitation_changes_the_output_and_an_open_gate_is_the_network_without_it():
     on = N.LightweightGenerator(64, sle=True)
     off = N.LightweightGenerator(64, sle=False)

@@ -20,6 +20,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from ...errors import ConfigError
 from .. import losses
 from ..loop import GAN
 from ..objective import Objective
@@ -72,6 +73,9 @@ class LightweightOptions(GANOptions):
     spectral_norm: str = option("none", "spectral normalisation of the convolutions (FastGAN's, in both networks): "
                                         "none, discriminator, or both", kind="network",
                                 choices=SPECTRAL_NORMS)
+    mbstd_group: int = option(0, "minibatch standard deviation in the discriminator's head, StyleGAN's: images in "
+                                 "groups of this many (4 in StyleGAN; the batch per device must divide by it); "
+                                 "0: off, FastGAN's", kind="network", minimum=0)
     reconstruction_weight: float = option(1.0, "weight of the decoders' mean squared error in the discriminator loss",
                                           minimum=0.0)
 
@@ -119,8 +123,13 @@ class LightweightGAN(GAN):
     @classmethod
     def resolve_options(cls, resolution, options, batch_size=None):
         """`options` with the preset's widths at `resolution` and its learning rates and betas filled in
-        (values given stay as they are)."""
+        (values given stay as they are). A ConfigError when the global `batch_size` does not split
+        into the minibatch standard deviation's groups."""
         settings = preset(resolution)
+        batch = batch_size or settings["training"]["batch_size"]
+        if options.mbstd_group and batch % options.mbstd_group:
+            raise ConfigError(f"lightweight option mbstd_group={options.mbstd_group}: the batch of {batch} does not "
+                              f"split into groups of {options.mbstd_group}; use a batch (per device) divisible by it")
         filled = {name: settings[section][key] for name, (section, key) in _PRESET_KEYS.items()
                   if getattr(options, name) is None}
         training = settings["training"]
@@ -140,7 +149,8 @@ class LightweightGAN(GAN):
                                                  channel_max=options.d_channel_max, d_output=options.d_output,
                                                  reconstruction=options.reconstruction,
                                                  decoder_resolution=options.decoder_resolution,
-                                                 spectral_norm=options.spectral_norm != "none", name="discriminator")
+                                                 spectral_norm=options.spectral_norm != "none",
+                                                 mbstd_group=options.mbstd_group, name="discriminator")
         return generator, discriminator
 
     @classmethod

@@ -10,7 +10,10 @@ A 1x1 convolution and tanh give float32 images in [-1, 1].
 
 Discriminator: a 4x4 stride-2 convolution from RGB, residual `DownBlock`s down to 8x8, and a
 head of a 1x1 convolution and a (9 - d_output)-square valid convolution: d_output x d_output
-logits per image (FastGAN's 5x5; 1 for one logit), flattened, float32. Self-supervision: called
+logits per image (FastGAN's 5x5; 1 for one logit), flattened, float32. Optionally (`mbstd_group`,
+not FastGAN's) StyleGAN's minibatch standard deviation enters the head as one more feature map:
+each image's logits then see how much the images of its group differ, the statistic a
+discriminator of single images cannot judge. Self-supervision: called
 with `crop`, it also returns two reconstructions by small decoders, the whole image from the 8x8
 features and the quadrant `crop` of the image from that quadrant of the 16x16 features, both at
 `decoder_resolution` (a quarter of the image size, 16 to 128 px, by default), to be compared with
@@ -26,6 +29,7 @@ import math
 import keras
 import tensorflow as tf
 
+from ..stylegan2.layers import MinibatchStd
 from .layers import (PACKAGE, Decoder, DownBlock, SkipExcitation, UpBlock, _batch_norm, _built, _conv, activate,
                      activation_factor, blur121, check_activation, check_norm, check_upsample, downsample, quarter)
 
@@ -162,6 +166,7 @@ class LightweightDiscriminator(keras.Model):
                  decoder_activation="leaky",  # "leaky" or "glu"
                  norm=None,                # "batch" or None
                  spectral_norm=False,      # spectral normalisation of every convolution, decoders' included
+                 mbstd_group=0,            # minibatch std group size before the head (StyleGAN's 4); 0: off
                  **kwargs):
         super().__init__(**kwargs)
         self.resolution = check_resolution(resolution)
@@ -179,13 +184,18 @@ class LightweightDiscriminator(keras.Model):
         self.decoder_channel_base = int(decoder_channel_base or self.channel_base // 2)
         self.decoder_activation = check_activation(decoder_activation)
         self.norm, self.spectral_norm = check_norm(norm), bool(spectral_norm)
+        if isinstance(mbstd_group, bool) or not isinstance(mbstd_group, int) or mbstd_group < 0:
+            raise ValueError(f"mbstd_group must be an int >= 0 (0: no minibatch standard deviation), got "
+                             f"{mbstd_group!r}")
+        self.mbstd_group = mbstd_group
         policy, spectral = self.dtype_policy, self.spectral_norm
         first = self.resolution // 2
         self.from_rgb = _conv(3, self.channels(first), 4, policy, "from_rgb", strides=2, spectral=spectral)
         self.blocks = [DownBlock(self.channels(r), self.channels(r // 2), self.norm, spectral, dtype=policy,
                                  name=f"down{r}") for r in reversed(_doublings(2 * HEAD, first))]
         head = self.channels(HEAD)
-        self.head = _conv(head, head, 1, policy, "head", spectral=spectral)
+        self.mbstd = MinibatchStd(self.mbstd_group, 1, dtype=policy, name="mbstd") if self.mbstd_group else None
+        self.head = _conv(head + (1 if self.mbstd else 0), head, 1, policy, "head", spectral=spectral)
         # The last convolution in float32: logits for the losses, whatever the policy.
         self.logits = _conv(head, 1, HEAD + 1 - self.d_output, "float32", "logits", padding="valid",
                             spectral=spectral)
@@ -213,7 +223,8 @@ class LightweightDiscriminator(keras.Model):
 
     def call(self, images, crop=None, training=False):
         features = self.features(images, training=training)
-        x = tf.nn.leaky_relu(self.head(features[HEAD], training=training), alpha=0.2)
+        x = features[HEAD] if self.mbstd is None else self.mbstd(features[HEAD])
+        x = tf.nn.leaky_relu(self.head(x, training=training), alpha=0.2)
         logits = tf.reshape(self.logits(tf.cast(x, tf.float32), training=training), [-1, self.d_output ** 2])
         if crop is None:
             return logits
@@ -236,7 +247,7 @@ class LightweightDiscriminator(keras.Model):
                 "channel_max": self.channel_max, "d_output": self.d_output, "reconstruction": self.reconstruction,
                 "decoder_resolution": self.decoder_resolution, "decoder_upsample": self.decoder_upsample,
                 "decoder_channel_base": self.decoder_channel_base, "decoder_activation": self.decoder_activation,
-                "norm": self.norm, "spectral_norm": self.spectral_norm}
+                "norm": self.norm, "spectral_norm": self.spectral_norm, "mbstd_group": self.mbstd_group}
 
 
 # ----------------------------------------------------------------------------- presets
@@ -265,7 +276,7 @@ def preset(resolution=64, **overrides):
     discriminator = dict(resolution=resolution, channel_base=d_base * scale, channel_max=d_max, d_output=5,
                          reconstruction=True, decoder_resolution=default_decoder_resolution(resolution),
                          decoder_upsample="nearest", decoder_channel_base=None, decoder_activation="leaky",
-                         norm=None, spectral_norm=False)
+                         norm=None, spectral_norm=False, mbstd_group=0)
     training = dict(batch_size=32 if resolution <= 64 else 16, learning_rate=2e-4, betas=(0.5, 0.999),
                     reconstruction_weight=1.0, augment_policy="color,translation", ema_beta=0.999)
     sections = {"generator": generator, "discriminator": discriminator, "training": training}

@@ -91,7 +91,8 @@ class StyleGAN2Options(GANOptions):
                                       kind="network", minimum=1)
     channel_max: int | None = option(None, "most channels of any layer (default: the preset's, 512)",
                                      kind="network", minimum=1)
-    mbstd_group: int | None = option(None, "minibatch standard deviation group size (default 4)", kind="network",
+    mbstd_group: int | None = option(None, "minibatch standard deviation group size in the discriminator "
+                                           "(stylegan2-ada: None is 4; lightweight: 0 is off)", kind="network",
                                      minimum=1)
     mbstd_channels: int | None = option(None, "minibatch standard deviation statistics appended (default 1)",
                                         kind="network", minimum=1)
