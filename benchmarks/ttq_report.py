@@ -137,7 +137,8 @@ def _best_table(rows, runs) -> list[str]:
 
 def curves(runs, path: Path, title: str) -> None:
     plt = _plt()
-    columns = 2 if max(len(_label(run, runs)) for run in runs) > 50 else 3  # long labels: two to a row
+    longest = max(len(_label(run, runs)) for run in runs)
+    columns = 1 if longest > 90 else 2 if longest > 50 else 3  # long labels: fewer to a row, none cut off
     legend_rows = -(-(len(runs) + 2) // columns)  # the runs and the two floor lines
     height = 4 + 0.22 * legend_rows
     figure, axes = plt.subplots(1, 2, figsize=(11 if columns == 3 else 14, height))
