@@ -89,9 +89,10 @@ RUNS = {
     "lightweight-snd-noaug-lr5e-4-decay-best": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
                                                                 "d_learning_rate": 5e-4, "g_learning_rate": 5e-4,
                                                                 "lr_decay": 0.5, "metrics": "swd,color"}),
-    # The recipe's colours still swung by 2-4x between marks in 5 runs, and what missed was a spread
-    # of brightness from face to face and of contrast within faces that single-image judgements
-    # cannot see: StyleGAN's minibatch standard deviation in D's head, groups of 4.
+    # The recipe's colours still swung by 2-4x between marks in 5 runs, and its sample sets varied
+    # more in brightness from face to face than the held-out faces, a property of the set that a
+    # discriminator of single images cannot see: StyleGAN's minibatch standard deviation in D's head,
+    # groups of 4.
     "lightweight-snd-noaug-lr5e-4-decay-mbstd4": ("lightweight", {"spectral_norm": "discriminator", "augment": "none",
                                                                   "d_learning_rate": 5e-4, "g_learning_rate": 5e-4,
                                                                   "lr_decay": 0.5, "mbstd_group": 4}),
