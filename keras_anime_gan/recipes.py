@@ -26,7 +26,7 @@ RECIPES = {
                           "--lr-decay 0.5",
                           "at 64 px on 18,985 faces, 2 CPU cores: SWD within 2x its floor at 30 minutes in all 5 "
                           "runs (1.6-1.9x) and colour too at one mark in 3 of 5 (1.7-1.9x at 10, 20 or 25 minutes), "
-                          "though its colours swing (2.3-3.3x at 30 minutes); ahead of DCGAN, StyleGAN2-ADA tiny "
+                          "though its colours swing (2.3-3.3x at 30 minutes); SWD ahead of DCGAN, StyleGAN2-ADA tiny "
                           "and NVIDIA's own stylegan2-ada-pytorch at every 5-minute mark; at a constant Adam 2e-4 the "
                           "truest colours on a slower AMD machine (1.50 at 30 minutes, SWD 22.7); on 1,000 faces "
                           "spectral norm in D without augmentation was ahead of DiffAugment (first page)",
